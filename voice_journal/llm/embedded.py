@@ -1,0 +1,133 @@
+"""The companion's model in-process: llama.cpp through xllamacpp.
+
+llama.cpp's own server runs inside this process (no HTTP); a chat request
+with ``"stream": True`` calls back once per chunk from a worker thread, and
+the callback returning True stops the generation, which is how
+:meth:`ReplyStream.cancel` reaches it. The server keeps the KV cache of its
+one slot between requests, so a conversation whose message list only grows
+is evaluated only for its new turn.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import LLMError, ModelError
+from .base import GenerationOptions, Message, ReplyStream, Usage
+
+log = logging.getLogger(__name__)
+
+_DONE = object()
+
+
+class EmbeddedLLM:
+    """A GGUF chat model loaded with llama.cpp."""
+
+    backend = "embedded"
+
+    def __init__(self, model_path: str | Path, *, n_ctx: int = 4096, threads: int | None = None):
+        import xllamacpp as xlc
+
+        path = Path(model_path)
+        if not path.is_file():
+            raise ModelError(f"no GGUF model at {path}")
+        params = xlc.CommonParams()
+        params.model.path = str(path)
+        params.n_ctx = n_ctx
+        params.n_parallel = 1  # one conversation: one slot whose cache we keep
+        params.cpuparams.n_threads = threads or min(4, os.cpu_count() or 2)
+        params.cpuparams_batch.n_threads = params.cpuparams.n_threads
+        params.verbosity = -1  # llama.cpp logs to stderr otherwise
+        params.warmup = False
+        t = time.perf_counter()
+        try:
+            self._server = xlc.Server(params)
+        except Exception as e:
+            raise ModelError(f"cannot load {path.name} with llama.cpp: {e}") from None
+        self.model = path.stem
+        self._lock = threading.Lock()  # one request at a time keeps the slot's cache ours
+        log.info("loaded %s in-process in %.1f s", path.name, time.perf_counter() - t)
+
+    def stream(self, messages: Sequence[Message], options: GenerationOptions = GenerationOptions()) -> ReplyStream:
+        q: queue.Queue = queue.Queue()
+        final: dict = {}
+        reply = None
+
+        request = {
+            "messages": [m.as_dict() for m in messages],
+            "stream": True,
+            "max_tokens": options.max_tokens,
+            "temperature": options.temperature,
+            "top_p": options.top_p,
+            "repeat_penalty": options.repeat_penalty,
+            "cache_prompt": True,
+        }
+
+        def on_chunk(chunk: dict) -> bool:
+            if "error" in chunk:
+                q.put(LLMError(f"llama.cpp: {chunk['error'].get('message', chunk['error'])}"))
+                return True
+            for choice in chunk.get("choices", ()):
+                content = (choice.get("delta") or {}).get("content")
+                if content:
+                    q.put(content)
+                if choice.get("finish_reason"):
+                    final["stopped"] = choice["finish_reason"]
+            if "timings" in chunk:
+                final["timings"] = chunk["timings"]
+            return reply is not None and reply.cancelled.is_set()
+
+        def run() -> None:
+            with self._lock:
+                try:
+                    result = self._server.handle_chat_completions(request, on_chunk)
+                    if isinstance(result, dict) and "error" in result:
+                        q.put(LLMError(f"llama.cpp: {result['error']}"))
+                except Exception as e:  # surface it in the consumer's thread
+                    q.put(LLMError(f"llama.cpp failed: {e}"))
+                finally:
+                    q.put(_DONE)
+
+        worker = threading.Thread(target=run, name="llm-embedded", daemon=True)
+
+        def deltas():
+            worker.start()
+            while True:
+                item = q.get()
+                if item is _DONE:
+                    return
+                if isinstance(item, Exception):
+                    raise item
+                yield item
+
+        def finish(cancelled: bool, first: float, total: float) -> Usage:
+            if worker.is_alive():
+                worker.join()  # cancellation takes effect at the next token
+            t = final.get("timings", {})
+            return Usage(
+                prompt_tokens=int(t.get("prompt_n", 0)) + int(t.get("cache_n", 0)),
+                cached_tokens=int(t.get("cache_n", 0)),
+                completion_tokens=int(t.get("predicted_n", 0)),
+                first_token_s=first,
+                total_s=total,
+                stopped="cancelled" if cancelled else final.get("stopped", ""),
+            )
+
+        reply = ReplyStream(deltas(), finish)
+        return reply
+
+    def warm(self, messages: Sequence[Message]) -> None:
+        """Fill the KV cache with ``messages`` (one token of output, thrown away)."""
+        with self._lock:
+            self._server.handle_chat_completions(
+                {"messages": [m.as_dict() for m in messages], "max_tokens": 1, "cache_prompt": True}
+            )
+
+    def close(self) -> None:
+        self._server = None

@@ -1,0 +1,1 @@
+"""Speech to text (faster-whisper) and text to speech (Piper)."""

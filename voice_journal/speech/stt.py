@@ -1,0 +1,129 @@
+"""Speech to text with faster-whisper, guarded against invented words.
+
+Whisper, given silence or noise, writes plausible text ("Thanks for
+watching."). Three gates stand in the way: a clip with no energy is never
+decoded; ``condition_on_previous_text=False`` stops one invention from
+seeding the next; and a segment that Whisper itself thinks is no speech, or
+that it decoded with very low confidence, is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..audio.pcm import RATE, Clip
+from ..errors import ModelError
+
+log = logging.getLogger(__name__)
+
+# What Whisper tends to write over silence, from its subtitle-heavy training.
+_HALLUCINATIONS = re.compile(
+    r"^\s*(thanks? (you )?(so much )?for watching|thank you\.?|subtitles? by|please subscribe|you)\W*$",
+    re.IGNORECASE,
+)
+_SILENCE_DBFS = -50.0
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: float  # seconds within the clip
+    end: float
+    text: str
+    confidence: float  # exp(average log-probability of its tokens), 0..1
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    language: str
+    language_probability: float
+    segments: tuple[Segment, ...]
+    duration: float  # seconds of audio heard
+    stt_s: float  # wall time spent
+
+    @property
+    def confidence(self) -> float:
+        """Duration-weighted confidence of the kept segments (0 when none)."""
+        total = sum(s.end - s.start for s in self.segments)
+        if total <= 0:
+            return 0.0
+        return sum(s.confidence * (s.end - s.start) for s in self.segments) / total
+
+
+@dataclass(frozen=True)
+class SttConfig:
+    beam_size: int = 1  # beam 5 cost twice as much here for no better transcripts
+    language: str | None = None  # None: detect per clip
+    no_speech_threshold: float = 0.6
+    log_prob_threshold: float = -1.0
+    drop_no_speech_above: float = 0.8  # drop a segment this sure to be non-speech, whatever its logprob
+    threads: int = 2
+
+
+class Transcriber:
+    """A loaded Whisper model (CTranslate2 int8 on the CPU)."""
+
+    def __init__(self, model_path: str | Path, config: SttConfig | None = None):
+        from faster_whisper import WhisperModel
+
+        self.config = config or SttConfig()
+        model_path = Path(model_path)
+        t = time.perf_counter()
+        try:
+            self._model = WhisperModel(
+                str(model_path), device="cpu", compute_type="int8", cpu_threads=self.config.threads,
+                local_files_only=True,
+            )
+        except Exception as e:  # ctranslate2 raises RuntimeError for anything
+            raise ModelError(f"cannot load Whisper model from {model_path}: {e}") from None
+        self.name = model_path.name
+        self.english_only = not self._model.model.is_multilingual
+        log.info("loaded Whisper %s in %.1f s", self.name, time.perf_counter() - t)
+
+    def transcribe(self, clip: Clip) -> Transcript:
+        """The words in ``clip`` (16 kHz mono), or an empty transcript for no speech."""
+        if clip.rate != RATE:
+            raise ValueError("Transcriber takes 16 kHz clips; resample with audio.pcm first")
+        t = time.perf_counter()
+        audio = clip.float32()
+        if len(audio) == 0 or _dbfs(audio) < _SILENCE_DBFS:
+            return Transcript("", self.config.language or "", 0.0, (), clip.duration, 0.0)
+        c = self.config
+        segments, info = self._model.transcribe(
+            audio,
+            language="en" if self.english_only else c.language,
+            beam_size=c.beam_size,
+            condition_on_previous_text=False,
+            no_speech_threshold=c.no_speech_threshold,
+            log_prob_threshold=c.log_prob_threshold,
+            vad_filter=False,  # the segmenter already cut this clip at speech
+        )
+        kept = []
+        for s in segments:  # a generator: decoding happens here
+            text = s.text.strip()
+            if not text or s.no_speech_prob > c.drop_no_speech_above:
+                continue
+            if _HALLUCINATIONS.match(text) and (s.no_speech_prob > 0.3 or s.avg_logprob < -0.7):
+                log.debug("dropped a likely hallucination: %r", text)
+                continue
+            kept.append(Segment(round(s.start, 3), round(s.end, 3), text, math.exp(s.avg_logprob)))
+        return Transcript(
+            " ".join(s.text for s in kept).strip(),
+            info.language,
+            float(info.language_probability),
+            tuple(kept),
+            clip.duration,
+            time.perf_counter() - t,
+        )
+
+
+def _dbfs(audio: np.ndarray) -> float:
+    rms = float(np.sqrt(np.mean(audio.astype(np.float64) ** 2)))
+    return 20 * math.log10(rms) if rms > 0 else -math.inf

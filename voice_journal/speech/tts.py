@@ -1,0 +1,70 @@
+"""Text to speech with Piper, a sentence at a time.
+
+:class:`Voice` loads a Piper ONNX voice once (about 4.5 s on this class of
+machine: do it before the first reply is needed) and turns a sentence into
+int16 audio at the voice's own rate (22,050 Hz for en_US-joe-medium).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..errors import ModelError
+from .sentences import SentenceSplitter, speakable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SpokenSentence:
+    """One sentence and its audio, as the voice produced it."""
+
+    text: str
+    samples: np.ndarray  # int16 mono
+    rate: int
+    synth_s: float  # wall time spent synthesising it
+
+
+class Voice:
+    """A loaded Piper voice."""
+
+    def __init__(self, model_path: str | Path, *, length_scale: float | None = None):
+        from piper import PiperVoice, SynthesisConfig
+
+        model_path = Path(model_path)
+        config = model_path.with_name(model_path.name + ".json")
+        if not config.exists():
+            raise ModelError(f"Piper voice {model_path} has no config beside it ({config.name})")
+        t = time.perf_counter()
+        try:
+            self._voice = PiperVoice.load(model_path, config_path=config)
+        except Exception as e:  # onnxruntime raises its own types for a bad file
+            raise ModelError(f"cannot load Piper voice {model_path}: {e}") from None
+        log.info("loaded voice %s in %.1f s", model_path.name, time.perf_counter() - t)
+        self.name = model_path.stem
+        self.rate = int(self._voice.config.sample_rate)
+        self._syn = SynthesisConfig(length_scale=length_scale)
+        self._lock = threading.Lock()  # one ONNX session: one sentence at a time
+
+    def sentence(self, text: str) -> SpokenSentence:
+        """Synthesise one sentence (already split and cleaned)."""
+        t = time.perf_counter()
+        with self._lock:
+            chunks = [c.audio_int16_array for c in self._voice.synthesize(text, syn_config=self._syn)]
+        samples = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+        return SpokenSentence(text, samples.astype(np.int16, copy=False), self.rate, time.perf_counter() - t)
+
+    def speak(self, text: str, cancel: threading.Event | None = None) -> Iterator[SpokenSentence]:
+        """Split ``text`` into sentences and yield each one's audio as it is ready."""
+        splitter = SentenceSplitter()
+        for s in splitter.feed(speakable(text) + " ") + splitter.flush():
+            if cancel is not None and cancel.is_set():
+                return
+            yield self.sentence(s)

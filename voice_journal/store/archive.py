@@ -1,0 +1,336 @@
+"""The journal archive: sessions and turns in one DuckDB file.
+
+Every turn is its own transaction, committed the moment the turn is over,
+so that Ctrl-C, a crash or ``kill -9`` never loses what was already said
+(DuckDB replays its WAL on the next open). Audio is kept as FLAC bytes
+inside the database: one file to back up, encrypt or delete.
+
+The file is created user-only (0600 in a 0700 folder): journals are private.
+
+>>> with Archive.open("/tmp/j.duckdb") as a:         # doctest: +SKIP
+...     sid = a.begin_session(mode="free", source="file:talk.wav", models={})
+...     a.add_turn(TurnRecord(sid, 0, "user", "Today was long."))
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import duckdb
+
+from ..errors import InputError, StoreError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+# Migrations in order; MIGRATIONS[n] takes a journal from version n to n + 1.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL);
+    CREATE SEQUENCE IF NOT EXISTS session_ids START 1;
+    CREATE TABLE IF NOT EXISTS sessions (
+        id BIGINT PRIMARY KEY DEFAULT nextval('session_ids'),
+        started_at TIMESTAMP NOT NULL,       -- UTC
+        ended_at TIMESTAMP,                  -- NULL while open or after a crash
+        status VARCHAR NOT NULL DEFAULT 'open',  -- open, complete, interrupted
+        mode VARCHAR NOT NULL DEFAULT 'free',
+        source VARCHAR,                      -- 'microphone' or 'file:NAME'
+        models JSON,                         -- which stt, llm, tts answered
+        language VARCHAR
+    );
+    CREATE TABLE IF NOT EXISTS turns (
+        session_id BIGINT NOT NULL,
+        idx INTEGER NOT NULL,                -- 0, 1, 2 ... within the session
+        role VARCHAR NOT NULL CHECK (role IN ('user', 'assistant')),
+        recorded_at TIMESTAMP NOT NULL,      -- UTC, when the turn was committed
+        text VARCHAR NOT NULL,
+        audio BLOB,                          -- FLAC bytes
+        sample_rate INTEGER,
+        start_s DOUBLE,                      -- offset in the session's audio
+        end_s DOUBLE,
+        duration_s DOUBLE,
+        language VARCHAR,
+        confidence DOUBLE,
+        timings JSON,                        -- per stage, seconds
+        model VARCHAR,
+        partial BOOLEAN NOT NULL DEFAULT false,  -- cut short (Ctrl-C, barge-in)
+        PRIMARY KEY (session_id, idx)
+    );
+    """,
+]
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class TurnRecord:
+    """One turn as archived."""
+
+    session_id: int
+    idx: int
+    role: str
+    text: str
+    audio_flac: bytes | None = None
+    sample_rate: int | None = None
+    start_s: float | None = None
+    end_s: float | None = None
+    duration_s: float | None = None
+    language: str | None = None
+    confidence: float | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    model: str | None = None
+    partial: bool = False
+    at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    id: int
+    started_at: dt.datetime
+    ended_at: dt.datetime | None
+    status: str
+    mode: str
+    source: str | None
+    models: dict[str, Any]
+    language: str | None
+    user_turns: int = 0
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    session_id: int
+    idx: int
+    at: dt.datetime
+    role: str
+    text: str
+
+
+def _secure_dir(folder: Path) -> None:
+    if not folder.exists():
+        folder.mkdir(parents=True, mode=0o700)
+        os.chmod(folder, 0o700)  # mkdir's mode is filtered by the umask
+
+
+def _secure_file(path: Path) -> None:
+    try:
+        if stat.S_IMODE(path.stat().st_mode) != 0o600:
+            os.chmod(path, 0o600)
+    except FileNotFoundError:
+        pass
+
+
+class Archive:
+    """An open journal. Use :meth:`open`; close it, or use it as a context manager."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, read_only: bool):
+        self._con = con
+        self.path = path
+        self.read_only = read_only
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, *, read_only: bool = False) -> "Archive":
+        path = Path(path).expanduser()
+        if path.is_dir():
+            raise StoreError(f"{path} is a directory; give a journal file such as {path / 'journal.duckdb'}")
+        if read_only and not path.exists():
+            raise StoreError(f"no journal at {path} yet: record a session first")
+        if not read_only:
+            try:
+                _secure_dir(path.parent)
+            except OSError as e:
+                raise StoreError(f"cannot create the journal folder {path.parent}: {e.strerror}") from None
+        old_umask = os.umask(0o077)  # DuckDB creates the file (and its WAL) itself
+        try:
+            con = duckdb.connect(
+                str(path),
+                read_only=read_only,
+                config={"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"},
+            )
+        except duckdb.IOException as e:
+            raise StoreError(_io_message(path, e)) from None
+        except duckdb.Error as e:
+            raise StoreError(f"cannot open the journal {path}: {_first_line(e)}") from None
+        finally:
+            os.umask(old_umask)
+        archive = cls(con, path, read_only)
+        try:
+            if not read_only:
+                _secure_file(path)
+                archive._migrate()
+            else:
+                archive._check_version()
+        except BaseException:
+            con.close()
+            raise
+        return archive
+
+    def __enter__(self) -> "Archive":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._con is not None:
+            try:
+                self._con.close()
+            finally:
+                self._con = None
+                if not self.read_only:
+                    _secure_file(self.path)
+
+    # -- schema ---------------------------------------------------------
+
+    def version(self) -> int:
+        has = self._con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+        ).fetchone()[0]
+        if not has:
+            return 0
+        return self._con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+
+    def _check_version(self) -> None:
+        v = self.version()
+        if v > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} was written by a newer voice-journal (schema {v}); upgrade voice-journal")
+
+    def _migrate(self) -> None:
+        self._check_version()
+        v = self.version()
+        for target in range(v + 1, SCHEMA_VERSION + 1):
+            with self._transaction():
+                self._con.execute(MIGRATIONS[target - 1])
+                self._con.execute("INSERT INTO schema_version VALUES (?, ?)", [target, _now()])
+            log.info("journal %s upgraded to schema %d", self.path, target)
+
+    def _transaction(self):
+        archive = self
+
+        class _Tx:
+            def __enter__(self):
+                archive._con.begin()
+
+            def __exit__(self, exc_type, exc, tb):
+                if exc_type is None:
+                    try:
+                        archive._con.commit()
+                    except duckdb.Error as e:
+                        archive._con.rollback()
+                        raise StoreError(f"could not save to {archive.path}: {_first_line(e)}") from None
+                    _secure_file(archive.path.with_name(archive.path.name + ".wal"))
+                else:
+                    archive._con.rollback()
+                    if isinstance(exc, duckdb.Error):
+                        raise StoreError(f"could not save to {archive.path}: {_first_line(exc)}") from None
+                return False
+
+        return _Tx()
+
+    # -- writing --------------------------------------------------------
+
+    def begin_session(self, *, mode: str = "free", source: str | None = None, models: dict | None = None,
+                      started_at: dt.datetime | None = None) -> int:
+        with self._transaction():
+            row = self._con.execute(
+                "INSERT INTO sessions (started_at, mode, source, models) VALUES (?, ?, ?, ?) RETURNING id",
+                [started_at or _now(), mode, source, json.dumps(models or {})],
+            ).fetchone()
+        return int(row[0])
+
+    def add_turn(self, turn: TurnRecord) -> None:
+        """Archive one turn in its own transaction: once this returns, it is on disk."""
+        if turn.role not in ("user", "assistant"):
+            raise ValueError(f"role must be user or assistant, not {turn.role!r}")
+        with self._transaction():
+            self._con.execute(
+                """INSERT INTO turns (session_id, idx, role, recorded_at, text, audio, sample_rate, start_s, end_s,
+                   duration_s, language, confidence, timings, model, partial)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                [turn.session_id, turn.idx, turn.role, turn.at or _now(), turn.text, turn.audio_flac,
+                 turn.sample_rate, turn.start_s, turn.end_s, turn.duration_s, turn.language, turn.confidence,
+                 json.dumps({k: round(v, 4) for k, v in turn.timings.items()}), turn.model, turn.partial],
+            )
+
+    def end_session(self, session_id: int, *, status: str = "complete", language: str | None = None) -> None:
+        with self._transaction():
+            self._con.execute(
+                "UPDATE sessions SET ended_at = ?, status = ?, language = coalesce(?, language) WHERE id = ?",
+                [_now(), status, language, session_id],
+            )
+
+    # -- reading --------------------------------------------------------
+
+    def sessions(self, limit: int | None = None) -> list[SessionRow]:
+        rows = self._con.execute(
+            """SELECT s.id, s.started_at, s.ended_at, s.status, s.mode, s.source, s.models, s.language,
+                      count(t.idx) FILTER (WHERE t.role = 'user')
+               FROM sessions s LEFT JOIN turns t ON t.session_id = s.id
+               GROUP BY ALL ORDER BY s.started_at DESC, s.id DESC """ + ("LIMIT ?" if limit else ""),
+            [limit] if limit else [],
+        ).fetchall()
+        return [SessionRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6] or "{}"), r[7], r[8]) for r in rows]
+
+    def session(self, session_id: int) -> SessionRow:
+        for s in self.sessions():
+            if s.id == session_id:
+                return s
+        raise InputError(f"no session {session_id} in {self.path}; `voice-journal list` shows them")
+
+    def turns(self, session_id: int, *, with_audio: bool = False) -> list[TurnRecord]:
+        cols = "audio" if with_audio else "NULL"
+        rows = self._con.execute(
+            f"""SELECT session_id, idx, role, text, {cols}, sample_rate, start_s, end_s, duration_s, language,
+                       confidence, timings, model, partial, recorded_at
+                FROM turns WHERE session_id = ? ORDER BY idx""",
+            [session_id],
+        ).fetchall()
+        return [
+            TurnRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
+                       json.loads(r[11] or "{}"), r[12], r[13], r[14])
+            for r in rows
+        ]
+
+    def search(self, query: str, *, limit: int = 20) -> list[SearchHit]:
+        """Turns whose text contains ``query`` (case-insensitive), newest first.
+
+        The query is bound as a parameter and its LIKE wildcards escaped, so
+        quotes, ``%``, FTS operators or SQL in it are just text to look for.
+        """
+        q = query.strip()
+        if not q:
+            raise InputError("the search text is empty")
+        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self._con.execute(
+            """SELECT session_id, idx, recorded_at, role, text FROM turns
+               WHERE text ILIKE ? ESCAPE '\\' ORDER BY recorded_at DESC, session_id DESC, idx LIMIT ?""",
+            [pattern, limit],
+        ).fetchall()
+        return [SearchHit(*r) for r in rows]
+
+    def execute(self, sql: str, params: list | None = None) -> duckdb.DuckDBPyConnection:
+        """Run raw SQL (for tests and later migrations); prefer the methods above."""
+        return self._con.execute(sql, params or [])
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def _io_message(path: Path, e: duckdb.Error) -> str:
+    text = str(e)
+    if "lock" in text.lower():
+        return f"the journal {path} is in use by another voice-journal process; try again when it ends"
+    if "permission" in text.lower() or "read-only" in text.lower():
+        return f"cannot write the journal {path}: permission denied"
+    return f"cannot open the journal {path}: {_first_line(e)}"
