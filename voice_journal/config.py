@@ -1,0 +1,98 @@
+"""Settings: defaults, then a TOML file, then environment, then CLI flags.
+
+The config file lives at ``~/.config/voice-journal/config.toml`` (XDG; the
+``VOICE_JOURNAL_CONFIG`` variable names another). Every field can also be set
+as ``VOICE_JOURNAL_<FIELD>`` (``VOICE_JOURNAL_DB=/tmp/j.duckdb``). Model
+fields take a registry name (``voice-journal models``) or a path to your own
+model; ``ollama_model`` takes any name your Ollama server knows.
+
+``profile = "fast"`` swaps the defaults for the small models the tests use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+from .errors import InputError
+
+PROFILES = {
+    "quality": {"stt_model": "whisper-base", "llm_model": "qwen2.5-1.5b", "tts_voice": "joe-medium"},
+    "fast": {"stt_model": "whisper-tiny.en", "llm_model": "smollm2-135m", "tts_voice": "joe-medium"},
+}
+
+
+def default_db() -> Path:
+    return Path(platformdirs.user_data_dir("voice-journal")) / "journal.duckdb"
+
+
+def config_path() -> Path:
+    env = os.environ.get("VOICE_JOURNAL_CONFIG")
+    return Path(env) if env else Path(platformdirs.user_config_dir("voice-journal")) / "config.toml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    profile: str = "quality"
+    db: Path = dataclasses.field(default_factory=default_db)
+    backend: str = "auto"  # auto, ollama or embedded
+    ollama_host: str = "http://127.0.0.1:11434"
+    ollama_model: str = "qwen2.5:1.5b"
+    llm_model: str = PROFILES["quality"]["llm_model"]
+    stt_model: str = PROFILES["quality"]["stt_model"]
+    tts_voice: str = PROFILES["quality"]["tts_voice"]
+    language: str = ""  # "" detects; "en", "de", ... forces
+    end_silence_ms: int = 1000
+    max_turn_s: float = 90.0
+    threads: int = 0  # 0: as many as the machine has, up to 4
+
+    def with_(self, **changes) -> "Settings":
+        clean = {k: v for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, **clean)
+
+
+def _coerce(name: str, value):
+    field_type = {f.name: f.type for f in dataclasses.fields(Settings)}[name]
+    try:
+        if field_type in ("int", int):
+            return int(value)
+        if field_type in ("float", float):
+            return float(value)
+        if field_type in ("Path", Path):
+            return Path(str(value)).expanduser()
+        return str(value)
+    except ValueError:
+        raise InputError(f"setting {name} must be a {field_type}, not {value!r}") from None
+
+
+def load(**overrides) -> Settings:
+    """The settings in force: defaults < config file < environment < ``overrides``."""
+    fields = {f.name for f in dataclasses.fields(Settings)}
+    values: dict = {}
+    path = config_path()
+    if path.exists():
+        try:
+            raw = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as e:
+            raise InputError(f"cannot read the config file {path}: {e}") from None
+        unknown = set(raw) - fields
+        if unknown:
+            raise InputError(f"{path}: unknown settings {', '.join(sorted(unknown))}")
+        values.update(raw)
+    if "OLLAMA_HOST" in os.environ:
+        values["ollama_host"] = os.environ["OLLAMA_HOST"]
+    for name in fields:
+        env = os.environ.get(f"VOICE_JOURNAL_{name.upper()}")
+        if env is not None:
+            values[name] = env
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    profile = str(values.get("profile", "quality"))
+    if profile not in PROFILES:
+        raise InputError(f"unknown profile {profile!r}; choose {' or '.join(PROFILES)}")
+    merged = {**PROFILES[profile], **values}
+    return Settings(**{k: _coerce(k, v) for k, v in merged.items()})

@@ -1,0 +1,120 @@
+"""Checks behind ``voice-journal doctor``: each one a line a person can act on."""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from dataclasses import dataclass
+from typing import Iterator
+
+from . import models
+from .config import Settings
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    level: str  # ok, warn, fail
+    message: str
+
+
+def run_checks(settings: Settings) -> Iterator[Check]:
+    v = sys.version_info
+    yield Check("python", "ok" if (v.major, v.minor) == (3, 11) else "warn",
+                f"{v.major}.{v.minor}.{v.micro}" + ("" if (v.major, v.minor) == (3, 11) else " (tested on 3.11)"))
+    yield from _audio()
+    yield from _models(settings)
+    yield from _ollama(settings)
+    yield from _journal(settings)
+
+
+def _audio() -> Iterator[Check]:
+    try:
+        import sounddevice as sd
+    except OSError:
+        yield Check("portaudio", "warn", "not installed: `sudo apt-get install libportaudio2` for the microphone "
+                    "and speaker; --input FILE and --reply-audio FILE work without it")
+        return
+    yield Check("portaudio", "ok", sd.get_portaudio_version()[1])
+    try:
+        devices = sd.query_devices()
+    except Exception as e:  # PortAudioError
+        yield Check("audio devices", "warn", f"cannot list devices ({e})")
+        return
+    ins = [d["name"] for d in devices if d["max_input_channels"] > 0]
+    outs = [d["name"] for d in devices if d["max_output_channels"] > 0]
+    if not ins:
+        yield Check("microphone", "warn", "no input device found: connect one, or use --input FILE")
+    else:
+        yield Check("microphone", "ok", f"{len(ins)} input(s), e.g. {ins[0]}")
+    if not outs:
+        yield Check("speaker", "warn", "no output device found: use --reply-audio FILE to hear replies later")
+    else:
+        yield Check("speaker", "ok", f"{len(outs)} output(s), e.g. {outs[0]}")
+
+
+def _models(settings: Settings) -> Iterator[Check]:
+    for kind, name in (("stt", settings.stt_model), ("llm", settings.llm_model), ("tts", settings.tts_voice)):
+        label = {"stt": "speech model", "llm": "embedded LLM", "tts": "voice"}[kind]
+        if name not in models.registry():
+            ok = os.path.exists(os.path.expanduser(name))
+            yield Check(label, "ok" if ok else "fail", f"{name} ({'your own file' if ok else 'no such path'})")
+            continue
+        spec = models.spec(name)
+        if not spec.installed():
+            level = "warn" if kind == "llm" else "fail"
+            yield Check(label, level, f"{name} is not installed: `voice-journal models install {name}`")
+            continue
+        try:
+            path = models.resolve(name, kind=kind)
+            yield Check(label, "ok", f"{name} ({spec.size / 1e6:,.0f} MB) at {path}")
+        except Exception as e:
+            yield Check(label, "fail", str(e))
+
+
+def _ollama(settings: Settings) -> Iterator[Check]:
+    from .errors import VoiceJournalError
+    from .llm.ollama import OllamaLLM
+
+    try:
+        llm = OllamaLLM(settings.ollama_model, settings.ollama_host, timeout=3.0, check=False)
+        names = llm.models()
+    except VoiceJournalError as e:
+        level = "fail" if settings.backend == "ollama" else "warn"
+        fallback = "" if settings.backend == "ollama" else "; the embedded model answers instead"
+        yield Check("ollama", level, f"{e}{fallback}")
+        return
+    want = settings.ollama_model
+    have = want in names or f"{want}:latest" in names
+    if have:
+        yield Check("ollama", "ok", f"{settings.ollama_host} has {want}")
+    else:
+        yield Check("ollama", "warn", f"{settings.ollama_host} answers but lacks {want} "
+                    f"(has: {', '.join(names) or 'none'}): `ollama pull {want}`")
+
+
+def _journal(settings: Settings) -> Iterator[Check]:
+    path = settings.db
+    folder = path.parent
+    if not path.exists():
+        probe = folder
+        while not probe.exists():
+            probe = probe.parent
+        if not os.access(probe, os.W_OK) or not probe.is_dir():
+            yield Check("journal", "fail", f"{path} cannot be created: {probe} is not writable; set --db or `db` in the config")
+        else:
+            yield Check("journal", "ok", f"{path} will be created on the first session (user-only)")
+        return
+    problems = []
+    if stat.S_IMODE(folder.stat().st_mode) & 0o077:
+        problems.append(f"its folder is readable by others: `chmod 700 {folder}`")
+    if stat.S_IMODE(path.stat().st_mode) & 0o077:
+        problems.append(f"the file is readable by others: `chmod 600 {path}`")
+    if not os.access(path, os.W_OK):
+        problems.append("it is not writable")
+    size = path.stat().st_size
+    if problems:
+        yield Check("journal", "warn", f"{path} ({size / 1e6:.1f} MB): " + "; ".join(problems))
+    else:
+        yield Check("journal", "ok", f"{path} ({size / 1e6:.1f} MB, user-only)")
