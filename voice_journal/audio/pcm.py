@@ -90,7 +90,7 @@ def info(path: str | os.PathLike) -> AudioInfo:
     if i.format == "WAV":
         _check_wav_complete(path, i.frames)
     if i.frames == 0 and i.format not in ("MPEG",):
-        raise AudioError(f"{path}: holds no audio samples")
+        raise AudioError(f"{path}: not a readable audio file (no audio samples in it)")
     return AudioInfo(path, int(i.samplerate), int(i.channels), i.frames / i.samplerate)
 
 
@@ -178,7 +178,7 @@ def stream(
     except sf.LibsndfileError as e:
         raise AudioError(f"{meta.path}: cannot decode ({_first_line(e)})") from None
     if total == 0:
-        raise AudioError(f"{meta.path}: holds no audio samples")
+        raise AudioError(f"{meta.path}: not a readable audio file (no audio samples in it)")
 
 
 def _soundfile_reads(path: Path) -> bool:

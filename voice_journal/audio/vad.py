@@ -15,14 +15,16 @@ same code serves a whole file and a live stream::
 States and the events between them::
 
     SILENCE --(start window mostly voiced)--> SPEECH      emits SpeechStarted
-    SPEECH  --(a silent frame after voice)--> (pause)     emits PauseStarted once
-    (pause) --(voice again)-----------------> SPEECH      emits SpeechResumed
-    SPEECH  --(end window nearly all silent)-> SILENCE    emits Utterance(reason="silence")
+    SPEECH  --(pause_ms of silence)---------> (pause)     emits PauseStarted once
+    (pause) --(two voiced frames in a row)--> SPEECH      emits SpeechResumed
+    SPEECH  --(end_silence_ms of silence)---> SILENCE     emits Utterance(reason="silence")
     SPEECH  --(turn reaches max length)-----> SPEECH      emits Utterance(reason="max_length")
     flush() in SPEECH -----------------------> SILENCE    emits Utterance(reason="end_of_stream")
 
-PauseStarted lets a live session start transcribing early and throw the
-result away on SpeechResumed (see DESIGN.md, latency budget).
+"Silence" tolerates a lone voiced frame (a click, a breath): only two voiced
+frames in a row count as speech again. PauseStarted lets a live session start
+transcribing early and throw the result away on SpeechResumed (see
+DESIGN.md, latency budget).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ class SegmenterConfig:
     start_ms: int = 300  # window that must be mostly voiced to start a turn
     start_ratio: float = 0.7
     end_silence_ms: int = 1000  # journaling has thoughtful pauses: don't cut them off
-    end_ratio: float = 0.1  # at most this share of voiced frames in the end window
+    pause_ms: int = 240  # silence long enough to announce PauseStarted
     pre_roll_ms: int = 300  # audio kept from before the trigger: onsets are quiet
     tail_ms: int = 200  # silence kept after the last voiced frame
     min_speech_ms: int = 250  # a turn with less voice than this was a noise
@@ -98,6 +100,7 @@ class Segmenter:
         self._vad = webrtcvad.Vad(c.aggressiveness)
         self._start_n = max(1, c.start_ms // FRAME_MS)
         self._end_n = max(1, c.end_silence_ms // FRAME_MS)
+        self._pause_n = max(1, min(c.pause_ms, c.end_silence_ms) // FRAME_MS)
         self._pre_n = max(self._start_n, c.pre_roll_ms // FRAME_MS)
         self._tail_n = c.tail_ms // FRAME_MS
         self._max_n = int(c.max_turn_s * 1000 // FRAME_MS)
@@ -110,8 +113,8 @@ class Segmenter:
         self._turn: list[np.ndarray] = []
         self._turn_start = 0  # frame index of the turn's first frame
         self._voiced_n = 0
-        self._recent: collections.deque[bool] = collections.deque(maxlen=self._end_n)
-        self._silent_run = 0
+        self._silent_run = 0  # frames of silence since the speech stopped
+        self._voiced_run = 0
         self._paused = False
 
     @property
@@ -163,27 +166,30 @@ class Segmenter:
                 self._turn = [f for f, _ in self._history]
                 self._turn_start = index + 1 - len(self._history)
                 self._voiced_n = sum(v for _, v in self._history)
-                self._recent.clear()
-                self._recent.extend(v for _, v in window)
                 self._silent_run = 0
+                self._voiced_run = 0
                 self._paused = False
                 self._history.clear()
                 events.append(SpeechStarted(self._t(self._turn_start)))
             return
         self._turn.append(frame)
-        self._recent.append(voiced)
         if voiced:
             self._voiced_n += 1
-            self._silent_run = 0
-            if self._paused:
-                self._paused = False
-                events.append(SpeechResumed(self._t(index)))
+            self._voiced_run += 1
+            if self._silent_run == 0 or self._voiced_run >= 2:
+                if self._paused:
+                    self._paused = False
+                    events.append(SpeechResumed(self._t(index - 1)))
+                self._silent_run = 0
+            else:
+                self._silent_run += 1  # a lone voiced frame inside a pause: still a pause
         else:
+            self._voiced_run = 0
             self._silent_run += 1
-            if not self._paused:
-                self._paused = True
-                events.append(PauseStarted(self._t(index)))
-        if len(self._recent) == self._end_n and sum(self._recent) <= self.config.end_ratio * self._end_n:
+        if self._silent_run == self._pause_n and not self._paused:
+            self._paused = True
+            events.append(PauseStarted(self._t(index + 1 - self._silent_run)))
+        if self._silent_run >= self._end_n:
             self._emit(events, "silence", keep_tail=False)
         elif len(self._turn) >= self._max_n:
             self._emit(events, "max_length", keep_tail=True)
@@ -192,7 +198,6 @@ class Segmenter:
             self._turn = []
             self._turn_start = self._frame_index
             self._voiced_n = 0
-            self._recent.clear()
             events.append(SpeechStarted(self._t(self._turn_start)))
 
     def _emit(self, events: list[Event], reason: str, keep_tail: bool) -> None:
@@ -206,8 +211,8 @@ class Segmenter:
         self._in_speech = False
         self._paused = False
         self._turn = []
-        self._recent.clear()
         self._silent_run = 0
+        self._voiced_run = 0
         if voiced_s * 1000 < self.config.min_speech_ms or not frames:
             return
         samples = np.concatenate(frames)

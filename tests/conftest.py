@@ -1,0 +1,101 @@
+"""Shared fixtures: real models, loaded once per test run, and helpers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voice_journal import models
+from voice_journal.audio import pcm
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+LIBRIVOX = SAMPLES / "librivox"
+DEMO = SAMPLES / "demo" / "journal.flac"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def librivox_clips() -> list[tuple[Path, str]]:
+    rows = [line.split("\t") for line in (LIBRIVOX / "transcripts.tsv").read_text().splitlines() if line]
+    return [(LIBRIVOX / f"{clip_id}.flac", text) for clip_id, text in rows]
+
+
+@pytest.fixture(scope="session")
+def tiny_stt():
+    from voice_journal.speech.stt import Transcriber
+
+    return Transcriber(models.resolve("whisper-tiny.en", kind="stt"))
+
+
+@pytest.fixture(scope="session")
+def base_stt():
+    from voice_journal.speech.stt import Transcriber
+
+    return Transcriber(models.resolve("whisper-base", kind="stt"))
+
+
+@pytest.fixture(scope="session")
+def voice():
+    from voice_journal.speech.tts import Voice
+
+    return Voice(models.resolve("joe-medium", kind="tts"))
+
+
+@pytest.fixture(scope="session")
+def small_llm():
+    from voice_journal.llm.embedded import EmbeddedLLM
+
+    return EmbeddedLLM(models.resolve("smollm2-135m", kind="llm"), n_ctx=2048, threads=2)
+
+
+@pytest.fixture(scope="session")
+def ollama_server(small_llm):
+    """The Ollama-API stand-in on loopback, answering with the real SmolLM2."""
+    from ollama_api_server import OllamaAPIServer
+
+    server = OllamaAPIServer(small_llm).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A loopback port with nothing listening (bound, then released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
+    """Run ``voice-journal`` in a subprocess, as a person would."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "voice_journal", *args], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, cwd=ROOT, **kw)
+
+
+def speech_with_pauses(clips: list[Path], pause_s: float = 1.5, lead_s: float = 1.0) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """Real speech clips joined by quiet pauses; returns audio and where each clip lies."""
+    rng = np.random.default_rng(0)
+    parts, spans, t = [], [], 0.0
+
+    def quiet(seconds: float) -> np.ndarray:
+        return rng.normal(0, 20, int(seconds * pcm.RATE)).astype(np.int16)  # about -64 dBFS
+
+    parts.append(quiet(lead_s))
+    t = lead_s
+    for path in clips:
+        c = pcm.load(path)
+        parts.append(c.samples)
+        spans.append((t, t + c.duration))
+        t += c.duration
+        parts.append(quiet(pause_s))
+        t += pause_s
+    return np.concatenate(parts), spans

@@ -1,0 +1,119 @@
+"""Whisper on real human speech; Piper's voice; sentence splitting."""
+
+import re
+
+import numpy as np
+import pytest
+
+from conftest import SAMPLES, librivox_clips
+from voice_journal.audio import pcm
+from voice_journal.speech.sentences import SentenceSplitter, speakable
+
+
+def normalise(text: str) -> list[str]:
+    text = text.lower().replace("mr.", "mister").replace("-", " ")
+    return re.sub(r"[^a-z' ]", " ", text).split()
+
+
+def wer(ref: list[str], hyp: list[str]) -> float:
+    d = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, d[0] = d[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
+    return d[len(hyp)] / len(ref)
+
+
+def corpus_wer(transcriber) -> float:
+    errors = words = 0
+    for path, ref in librivox_clips():
+        hyp = transcriber.transcribe(pcm.load(path)).text
+        r = normalise(ref)
+        errors += wer(r, normalise(hyp)) * len(r)
+        words += len(r)
+    return errors / words
+
+
+def test_librivox_wer_with_whisper_base(base_stt):
+    assert corpus_wer(base_stt) <= 0.10
+
+
+def test_librivox_wer_with_whisper_tiny_en(tiny_stt):
+    assert corpus_wer(tiny_stt) <= 0.10
+
+
+def test_transcript_carries_language_segments_and_confidence(base_stt):
+    path, _ = librivox_clips()[0]
+    t = base_stt.transcribe(pcm.load(path))
+    assert t.language == "en" and t.language_probability > 0.5
+    assert t.segments and all(0 <= s.start < s.end <= t.duration + 0.5 for s in t.segments)
+    assert 0.3 < t.confidence <= 1.0
+
+
+def test_48k_recording_transcribes(tiny_stt):
+    t = tiny_stt.transcribe(pcm.load(SAMPLES / "alsa" / "front_center.wav"))
+    assert normalise(t.text) == ["front", "center"]
+
+
+@pytest.mark.parametrize("make", [
+    lambda: np.zeros(5 * 16000, np.int16),  # digital silence
+    lambda: np.random.default_rng(0).normal(0, 30, 5 * 16000).astype(np.int16),  # a quiet room
+    lambda: np.random.default_rng(1).normal(0, 3000, 3 * 16000).astype(np.int16),  # loud hiss
+])
+def test_no_words_are_invented_on_silence_or_noise(base_stt, make):
+    assert base_stt.transcribe(pcm.Clip(make())).text == ""
+
+
+def test_voice_speaks_a_sentence(voice, tiny_stt):
+    s = voice.sentence("I hear how tired you are.")
+    assert s.rate == 22050 and s.samples.dtype == np.int16
+    assert 0.8 < len(s.samples) / s.rate < 4.0
+    # The voice is intelligible: Whisper hears the words back.
+    import soxr
+
+    back = soxr.resample(s.samples.astype(np.float32) / 32768, s.rate, 16000)
+    heard = tiny_stt.transcribe(pcm.Clip((back * 32767).astype(np.int16))).text
+    assert normalise(heard) == normalise("I hear how tired you are.")
+
+
+def test_voice_splits_long_text_and_stops_on_cancel(voice):
+    import threading
+
+    text = "That sounds like a lot. " * 3 + "What felt hardest about it?"
+    cancel = threading.Event()
+    spoken = []
+    for s in voice.speak(text, cancel):
+        spoken.append(s.text)
+        cancel.set()
+    assert spoken == ["That sounds like a lot."]
+
+
+def test_sentences_are_released_as_soon_as_they_end():
+    s = SentenceSplitter()
+    got = []
+    for token in ["I", " hear", " you.", " It", " sounds", " hard.", " What", " helps?"]:
+        got.append(s.feed(token))
+    assert got == [[], [], [], ["I hear you."], [], [], ["It sounds hard."], []]
+    assert s.flush() == ["What helps?"]
+
+
+def test_abbreviations_and_numbers_do_not_end_sentences():
+    s = SentenceSplitter()
+    assert s.feed("Dr. Lee said 3.5 hours of sleep is e.g. too little. ") == [
+        "Dr. Lee said 3.5 hours of sleep is e.g. too little."
+    ]
+
+
+def test_long_sentences_are_cut_at_a_comma_or_space():
+    s = SentenceSplitter(max_chars=60)
+    long = ("You have been carrying the appointments, the calls, the pharmacy runs and the worry "
+            "for months now without anyone noticing. ")
+    parts = s.feed(long) + s.flush()
+    assert len(parts) >= 2 and all(len(p) <= 60 for p in parts)
+    assert " ".join(parts) == long.strip()
+
+
+def test_speakable_removes_markdown_emoji_and_stage_directions():
+    assert speakable("**You** matter *smiles warmly* 😊. # Note") == "You matter. # Note"
+    assert speakable("- first\n- second") == "first second"
+    assert speakable("\u200bzero\u0007width") == "zerowidth"
