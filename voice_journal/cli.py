@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
@@ -26,6 +25,19 @@ from rich.table import Table
 from . import __version__
 from . import config as config_mod
 from .errors import InputError, VoiceJournalError
+
+# typer >= 0.20 vendors its own click; older typer uses click. Catch both kinds.
+import click.exceptions as _click_exc
+
+_CLICK_ERRORS: tuple[type[BaseException], ...] = (_click_exc.ClickException,)
+_ABORTS: tuple[type[BaseException], ...] = (_click_exc.Abort,)
+try:
+    import typer._click.exceptions as _typer_click_exc
+
+    _CLICK_ERRORS += (_typer_click_exc.ClickException,)
+    _ABORTS += tuple(getattr(_typer_click_exc, n) for n in ("Abort",) if hasattr(_typer_click_exc, n))
+except ImportError:
+    pass
 
 app = typer.Typer(
     help="A voice-first, local-first journaling companion. Nothing leaves this machine.",
@@ -358,14 +370,14 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     try:
-        rc = app(standalone_mode=False)
-    except click.exceptions.Abort:
+        rc = app(prog_name="voice-journal", standalone_mode=False)
+    except _ABORTS:
         err.print("stopped")
         sys.exit(130)
     except KeyboardInterrupt:
         err.print("stopped; every turn completed so far is saved")
         sys.exit(130)
-    except click.ClickException as e:
+    except _CLICK_ERRORS as e:
         e.show()
         sys.exit(e.exit_code)
     except VoiceJournalError as e:

@@ -103,6 +103,9 @@ def _av_info(path: Path) -> AudioInfo:
                 raise AudioError(f"{path}: has no audio stream")
             s = c.streams.audio[0]
             duration = float(c.duration / 1_000_000) if c.duration else 0.0
+            # FFmpeg will "find" a stream in random bytes; only a decoded frame proves audio.
+            if next(iter(c.decode(s)), None) is None:
+                raise AudioError(f"{path}: not a readable audio file (no audio samples in it)")
             return AudioInfo(path, int(s.rate or 0), int(s.channels or 0), duration)
     except AudioError:
         raise

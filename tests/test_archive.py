@@ -1,0 +1,152 @@
+"""The DuckDB archive: private files, one commit per turn, safe search, clear errors."""
+
+import os
+import stat
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from voice_journal.audio import pcm
+from voice_journal.errors import InputError, StoreError
+from voice_journal.store.archive import SCHEMA_VERSION, Archive, TurnRecord
+
+
+def _fill(a: Archive) -> int:
+    sid = a.begin_session(source="file:test.wav", models={"stt": "whisper-tiny.en"})
+    texts = ["I had a fight with my brother about Mum's care.",
+             "That sounds painful. What stayed with you?",
+             "100% of the planning falls on me_again; he says \"later\" 😔",
+             "Je suis fatiguée, naïve café — 日本語も少し"]
+    for i, text in enumerate(texts):
+        a.add_turn(TurnRecord(sid, i, "user" if i % 2 == 0 else "assistant", text,
+                              audio_flac=pcm.to_flac(pcm.Clip(np.zeros(8000, np.int16))) if i % 2 == 0 else None,
+                              sample_rate=16000, timings={"stt_s": 0.5}))
+    a.end_session(sid, language="en")
+    return sid
+
+
+def test_journal_is_created_user_only(tmp_path):
+    path = tmp_path / "private" / "deeper" / "journal.duckdb"
+    with Archive.open(path) as a:
+        _fill(a)
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    for extra in path.parent.iterdir():
+        assert stat.S_IMODE(extra.stat().st_mode) & 0o077 == 0, extra
+
+
+def test_schema_is_versioned_and_migrations_run_once(tmp_path):
+    path = tmp_path / "j.duckdb"
+    with Archive.open(path) as a:
+        assert a.version() == SCHEMA_VERSION
+    with Archive.open(path) as a:
+        assert a.execute("SELECT count(*) FROM schema_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_a_newer_journal_is_refused_not_damaged(tmp_path):
+    path = tmp_path / "j.duckdb"
+    with Archive.open(path) as a:
+        _fill(a)
+        a.execute("INSERT INTO schema_version VALUES (99, now())")
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="newer voice-journal"):
+        Archive.open(path)
+    assert path.read_bytes() == before
+
+
+def test_turns_round_trip_with_audio_and_timings(tmp_path):
+    with Archive.open(tmp_path / "j.duckdb") as a:
+        sid = _fill(a)
+        turns = a.turns(sid, with_audio=True)
+        sessions = a.sessions()
+    assert [t.idx for t in turns] == [0, 1, 2, 3]
+    assert pcm.from_flac(turns[0].audio_flac).duration == pytest.approx(0.5)
+    assert turns[0].timings == {"stt_s": 0.5}
+    assert sessions[0].user_turns == 2 and sessions[0].status == "complete" and sessions[0].language == "en"
+
+
+@pytest.mark.parametrize("query,expect", [
+    ("brother", [0]),
+    ("BROTHER", [0]),
+    ("100%", [2]),
+    ("me_again", [2]),
+    ('"later"', [2]),
+    ("😔", [2]),
+    ("naïve café", [3]),
+    ("日本語", [3]),
+    ("Mum's", [0]),
+    ("'; DROP TABLE turns; --", []),
+    ("brother OR painful", []),  # FTS syntax is just text here
+    ("NEAR(brother care)", []),
+    ("%", [2]),  # a literal percent sign, not a wildcard
+    ("_", [2]),
+    ("\\", []),
+])
+def test_search_treats_every_query_as_text(tmp_path, query, expect):
+    with Archive.open(tmp_path / "j.duckdb") as a:
+        _fill(a)
+        assert [h.idx for h in a.search(query)] == expect
+        assert len(a.turns(1)) == 4  # and nothing was harmed
+
+
+def test_empty_search_is_an_input_error(tmp_path):
+    with Archive.open(tmp_path / "j.duckdb") as a:
+        with pytest.raises(InputError):
+            a.search("   ")
+
+
+def test_reading_a_journal_that_does_not_exist_says_so(tmp_path):
+    with pytest.raises(StoreError, match="no journal"):
+        Archive.open(tmp_path / "nope.duckdb", read_only=True)
+    assert not (tmp_path / "nope.duckdb").exists()
+
+
+@pytest.mark.parametrize("where", ["under a file", "in /proc", "a directory"])
+def test_unusable_paths_give_store_errors(tmp_path, where):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    path = {"under a file": blocker / "j.duckdb", "in /proc": "/proc/voice-journal/j.duckdb",
+            "a directory": tmp_path}[where]
+    with pytest.raises(StoreError) as e:
+        Archive.open(path)
+    assert "\n" not in str(e.value)
+
+
+def test_a_journal_held_by_another_process_gives_a_clear_error(tmp_path):
+    path = tmp_path / "j.duckdb"
+    with Archive.open(path) as a:
+        _fill(a)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True);"
+         " time.sleep(30)", str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(StoreError, match="in use by another"):
+            Archive.open(path, read_only=True)
+    finally:
+        holder.kill()
+        holder.wait()
+    with Archive.open(path, read_only=True) as a:
+        assert len(a.turns(1)) == 4
+
+
+def test_kill_9_keeps_every_committed_turn(tmp_path):
+    path = tmp_path / "j.duckdb"
+    code = (
+        "import os, sys\n"
+        "from voice_journal.store.archive import Archive, TurnRecord\n"
+        "a = Archive.open(sys.argv[1])\n"
+        "sid = a.begin_session()\n"
+        "for i in range(3):\n"
+        "    a.add_turn(TurnRecord(sid, i, 'user', f'turn {i}'))\n"
+        "a._con.begin()\n"
+        "a._con.execute(\"INSERT INTO turns (session_id, idx, role, recorded_at, text) VALUES (1, 3, 'user', now(), 'never committed')\")\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code, str(path)])
+    assert p.returncode == -9
+    with Archive.open(path) as a:
+        assert [t.text for t in a.turns(1)] == ["turn 0", "turn 1", "turn 2"]
+        assert a.sessions()[0].status == "open"  # shown as unfinished

@@ -1,0 +1,153 @@
+"""Both LLM backends for real: llama.cpp in-process, and the official ollama
+client over HTTP against the Ollama-API stand-in on loopback."""
+
+import threading
+import time
+
+import httpx
+import ollama
+import pytest
+
+from voice_journal.errors import LLMError, LLMModelNotFound, LLMUnavailable
+from voice_journal.llm.base import GenerationOptions, Message
+from voice_journal.llm.ollama import OllamaLLM
+from voice_journal.llm.select import open_llm
+
+CHAT = [Message("system", "You are a kind listener. Answer in one short sentence."),
+        Message("user", "I had a rough day at work today.")]
+
+
+# -- embedded -----------------------------------------------------------------
+
+
+def test_embedded_streams_text_and_reports_usage(small_llm):
+    reply = small_llm.stream(CHAT, GenerationOptions(max_tokens=24))
+    deltas = list(reply)
+    assert len(deltas) > 1 and "".join(deltas).strip()
+    assert reply.usage.completion_tokens <= 24 and reply.usage.prompt_tokens > 10
+    assert reply.usage.stopped in ("stop", "length")
+
+
+def test_embedded_keeps_its_kv_cache_across_turns(small_llm):
+    first = small_llm.stream(CHAT, GenerationOptions(max_tokens=16))
+    said = first.text()
+    follow = CHAT + [Message("assistant", said), Message("user", "My manager yelled at me.")]
+    second = small_llm.stream(follow, GenerationOptions(max_tokens=16))
+    second.text()
+    # Only the new turn is evaluated: the whole earlier conversation came from the cache.
+    assert second.usage.cached_tokens >= first.usage.prompt_tokens
+    assert second.usage.prompt_tokens - second.usage.cached_tokens < 30
+
+
+def test_embedded_cancel_stops_generation_quickly(small_llm):
+    reply = small_llm.stream(CHAT, GenerationOptions(max_tokens=400, temperature=1.0))
+    got = 0
+    t = None
+    for _ in reply:
+        got += 1
+        if got == 3:
+            t = time.perf_counter()
+            threading.Thread(target=reply.cancel).start()  # from another thread, as barge-in does
+    assert reply.usage.stopped == "cancelled"
+    assert time.perf_counter() - t < 1.0
+    assert reply.usage.completion_tokens < 100 or got < 50
+    # The model is usable again right after.
+    assert small_llm.stream(CHAT, GenerationOptions(max_tokens=8)).text()
+
+
+# -- ollama, over HTTP ----------------------------------------------------------
+
+
+def test_ollama_chat_streams_through_the_official_client(ollama_server):
+    llm = OllamaLLM("smollm2-test", ollama_server.host)  # ":latest" is implied, as in Ollama
+    reply = llm.stream(CHAT, GenerationOptions(max_tokens=20))
+    deltas = list(reply)
+    assert len(deltas) > 1 and "".join(deltas).strip()
+    assert reply.usage.completion_tokens > 0 and reply.usage.prompt_tokens > 0
+    assert ("POST", "/api/show") in ollama_server.requests and ("POST", "/api/chat") in ollama_server.requests
+    assert llm.models() == ["smollm2-test:latest"]
+
+
+def test_ollama_unknown_model_says_ollama_pull(ollama_server):
+    with pytest.raises(LLMModelNotFound, match=r"ollama pull llama9:70b"):
+        OllamaLLM("llama9:70b", ollama_server.host)
+    # The same at chat time, if the model vanished after the check.
+    llm = OllamaLLM("llama9:70b", ollama_server.host, check=False)
+    with pytest.raises(LLMModelNotFound, match="ollama pull"):
+        llm.stream(CHAT).text()
+
+
+def test_ollama_error_line_mid_stream_becomes_llm_error(ollama_server):
+    llm = OllamaLLM("smollm2-test:latest", ollama_server.host)
+    ollama_server.fail_after = 3
+    try:
+        reply = llm.stream(CHAT, GenerationOptions(max_tokens=64))
+        got = []
+        with pytest.raises(LLMError, match="unexpected EOF"):
+            for d in reply:
+                got.append(d)
+        assert len(got) == 3  # what came before the error was delivered
+    finally:
+        ollama_server.fail_after = None
+
+
+def test_raw_client_shapes_match_ollama(ollama_server):
+    """The stand-in answers in the shapes the real client parses."""
+    client = ollama.Client(host=ollama_server.host)
+    chunks = list(client.chat(model="smollm2-test", messages=[m.as_dict() for m in CHAT], stream=True,
+                              options={"num_predict": 8}))
+    assert all(c.message.role == "assistant" for c in chunks)
+    assert chunks[-1].done and chunks[-1].done_reason in ("stop", "length")
+    assert chunks[-1].eval_count and chunks[-1].total_duration > 0
+    whole = client.chat(model="smollm2-test", messages=[m.as_dict() for m in CHAT], options={"num_predict": 8})
+    assert whole.done and whole.message.content
+    with pytest.raises(ollama.ResponseError) as e:
+        client.show("nope")
+    assert e.value.status_code == 404 and "not found, try pulling it first" in e.value.error
+
+
+def test_refused_port_plain_call(free_port):
+    with pytest.raises(LLMUnavailable, match=f"127.0.0.1:{free_port}"):
+        OllamaLLM("qwen2.5:1.5b", f"http://127.0.0.1:{free_port}")
+
+
+def test_refused_port_streaming_call(free_port):
+    # The client raises httpx.ConnectError (not ConnectionError) here, at the first chunk.
+    raw = ollama.Client(host=f"http://127.0.0.1:{free_port}").chat(model="x", messages=[], stream=True)
+    with pytest.raises(httpx.ConnectError):
+        next(iter(raw))
+    llm = OllamaLLM("qwen2.5:1.5b", f"http://127.0.0.1:{free_port}", check=False)
+    with pytest.raises(LLMUnavailable, match="lost Ollama"):
+        llm.stream(CHAT).text()
+
+
+# -- auto -------------------------------------------------------------------------
+
+
+def test_auto_uses_ollama_when_it_has_the_model(ollama_server):
+    llm = open_llm("auto", ollama_model="smollm2-test", ollama_host=ollama_server.host,
+                   embedded_model="smollm2-135m")
+    assert llm.backend == "ollama"
+
+
+@pytest.mark.parametrize("why", ["down", "missing model"])
+def test_auto_falls_back_to_the_embedded_model(ollama_server, free_port, why, caplog):
+    host = f"http://127.0.0.1:{free_port}" if why == "down" else ollama_server.host
+    with caplog.at_level("INFO", logger="voice_journal"):
+        llm = open_llm("auto", ollama_model="not-there:1b", ollama_host=host, embedded_model="smollm2-135m")
+    try:
+        assert llm.backend == "embedded"
+        assert "using the embedded model smollm2-135m" in caplog.text
+        assert llm.stream(CHAT, GenerationOptions(max_tokens=6)).text()
+    finally:
+        llm.close()
+
+
+def test_forced_ollama_backend_does_not_fall_back(free_port):
+    with pytest.raises(LLMUnavailable):
+        open_llm("ollama", ollama_model="x", ollama_host=f"http://127.0.0.1:{free_port}", embedded_model="smollm2-135m")
+
+
+def test_unknown_backend_is_refused():
+    with pytest.raises(LLMError, match="unknown LLM backend"):
+        open_llm("gpt", ollama_model="x", ollama_host="http://127.0.0.1:1", embedded_model="smollm2-135m")
