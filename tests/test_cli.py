@@ -250,3 +250,48 @@ def test_no_input_and_usage_errors():
     assert r.returncode == 2 and "--input" in r.stderr
     r = run_cli("frobnicate")
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_ollama_dying_mid_reply_keeps_what_was_said(ollama_server, tmp_path):
+    db = tmp_path / "j.duckdb"
+    ollama_server.fail_after = 4
+    try:
+        r = run_cli("session", "--input", str(DEMO), "--db", str(db), "--backend", "ollama",
+                    "--ollama-host", ollama_server.host, "--ollama-model", "smollm2-test", env=FAST)
+    finally:
+        ollama_server.fail_after = None
+    assert r.returncode == 5 and "failed mid-reply" in r.stderr and "Traceback" not in r.stderr
+    with Archive.open(db, read_only=True) as a:
+        (s,) = a.sessions()
+        turns = a.turns(s.id, with_audio=True)
+    assert s.status == "interrupted"
+    assert turns[0].role == "user" and "brother" in turns[0].text and turns[0].audio_flac
+    # The part of the reply that arrived was spoken and kept, marked as cut short.
+    assert turns[1].role == "assistant" and turns[1].partial and turns[1].text
+
+
+def test_play_without_a_speaker_says_so_before_loading_models(tmp_path):
+    r = run_cli("session", "--input", str(LIBRIVOX / "0880.flac"), "--play", "--db", str(tmp_path / "j.duckdb"),
+                env={**FAST, "AUDIODEV": "none"})
+    if r.returncode == 0:
+        pytest.skip("this machine has a speaker")
+    assert r.returncode == 7 and ("speaker" in r.stderr or "PortAudio" in r.stderr)
+    assert "Traceback" not in r.stderr and not (tmp_path / "j.duckdb").exists()
+
+
+def test_ctrl_c_mid_session_keeps_completed_turns(tmp_path):
+    db = tmp_path / "j.duckdb"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200", **FAST}
+    p = subprocess.Popen([sys.executable, "-m", "voice_journal", "session", "--input", str(DEMO), "--db", str(db)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    for line in p.stdout:
+        if line.startswith("You"):
+            p.send_signal(signal.SIGINT)  # while the companion is answering the first turn
+            break
+    _, stderr = p.communicate(timeout=120)
+    assert p.returncode == 130 and "saved" in stderr and "Traceback" not in stderr
+    with Archive.open(db, read_only=True) as a:
+        (s,) = a.sessions()
+        turns = a.turns(s.id)
+    assert s.status == "interrupted"
+    assert turns[0].role == "user" and "brother" in turns[0].text

@@ -121,13 +121,14 @@ def session(
     info = pcm.info(input)  # fail on a bad file before loading any model
     if reply_audio is not None and reply_audio.is_dir():
         raise InputError(f"--reply-audio {reply_audio} is a directory")
-    archive = Archive.open(settings.db)  # fail on a bad journal path before loading any model
+    speaker = Speaker() if play else None  # a missing speaker fails before any model loads
+    archive = Archive.open(settings.db)  # and so does a bad journal path
     try:
         with err.status("loading models") as status:
             engines = load_engines(settings, on_status=lambda s: status.update(s))
         names = engines.names()
         err.print(f"[dim]speech: {names['stt']} · companion: {names['llm']} · voice: {names['tts']} · journal: {settings.db}[/dim]")
-        sink = Speaker() if play else WavSink(reply_audio) if reply_audio else None
+        sink = speaker or (WavSink(reply_audio) if reply_audio else None)
 
         def on_event(e) -> None:
             if isinstance(e, UserSpoke):
@@ -389,4 +390,6 @@ def main() -> None:
         err.print(f"internal error: {type(e).__name__}: {escape(str(e).splitlines()[0] if str(e) else '')} "
                   "(run with --debug for details)", soft_wrap=True)
         sys.exit(70)
+    if rc == 130:  # typer turns Ctrl-C into a plain exit code
+        err.print("stopped; every turn completed so far is saved")
     sys.exit(rc if isinstance(rc, int) else 0)

@@ -67,6 +67,13 @@ class Speaker:
         self.device = device
         self._stream = None
         self._rate = 0
+        try:  # fail before any model is loaded, not at the first reply
+            self._sd.query_devices(device, "output")
+        except Exception as e:  # PortAudioError or ValueError: no such device
+            raise DeviceError(
+                f"no speaker {device if device is not None else '(default)'} ({e}); "
+                "use --reply-audio FILE to keep the replies in a WAV file"
+            ) from None
 
     def _open(self, rate: int) -> None:
         if self._stream is not None and self._rate == rate:
