@@ -1,6 +1,5 @@
 """The DuckDB archive: private files, one commit per turn, safe search, clear errors."""
 
-import os
 import stat
 import subprocess
 import sys

@@ -1,7 +1,5 @@
 """Audio files in any format to 16 kHz mono, FLAC for the archive, bad files."""
 
-import os
-import resource
 import subprocess
 import sys
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import DEMO, LIBRIVOX, ROOT, SAMPLES, librivox_clips, run_cli, speech_with_pauses
+from conftest import DEMO, LIBRIVOX, ROOT, SAMPLES, run_cli, speech_with_pauses
 from voice_journal.audio import pcm
 from voice_journal.store.archive import Archive
 

@@ -192,7 +192,7 @@ def transcribe(
                 })
                 if not as_json:
                     out.print(f"{escape(str(f))}: {escape(t.text)}", soft_wrap=True)
-            except NoSpeechError as e:
+            except NoSpeechError:
                 results.append({"file": str(f), "text": "", "language": "", "segments": []})
                 if not as_json:
                     out.print(f"{escape(str(f))}: (no speech found)", soft_wrap=True)

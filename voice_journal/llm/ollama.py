@@ -15,7 +15,6 @@ caller as the package's own errors:
 from __future__ import annotations
 
 import logging
-import time
 from typing import Iterator, Sequence
 
 import httpx
@@ -47,13 +46,14 @@ class OllamaLLM:
         try:
             self._client.show(self.model)
         except ollama.ResponseError as e:
-            if e.status_code == 404:
-                raise LLMModelNotFound(
-                    f"Ollama at {self.host} has no model {self.model!r}: run `ollama pull {self.model}`"
-                ) from None
-            raise LLMError(f"Ollama at {self.host}: {e.error}") from None
+            raise self._response_error(e, "") from None
         except _NETWORK_ERRORS as e:
             raise LLMUnavailable(f"cannot reach Ollama at {self.host} ({_reason(e)}): is `ollama serve` running?") from None
+
+    def _response_error(self, e: ollama.ResponseError, doing: str) -> LLMError:
+        if e.status_code == 404:
+            return LLMModelNotFound(f"Ollama at {self.host} has no model {self.model!r}: run `ollama pull {self.model}`")
+        return LLMError(f"Ollama at {self.host}{doing}: {e.error}")
 
     def models(self) -> list[str]:
         """Names of the models the server has."""
@@ -62,11 +62,10 @@ class OllamaLLM:
         except _NETWORK_ERRORS as e:
             raise LLMUnavailable(f"cannot reach Ollama at {self.host} ({_reason(e)})") from None
         except ollama.ResponseError as e:
-            raise LLMError(f"Ollama at {self.host}: {e.error}") from None
+            raise self._response_error(e, "") from None
 
     def stream(self, messages: Sequence[Message], options: GenerationOptions = GenerationOptions()) -> ReplyStream:
         final: dict = {}
-        t0 = time.perf_counter()
 
         def deltas() -> Iterator[str]:
             try:
@@ -93,11 +92,7 @@ class OllamaLLM:
                 finally:
                     chunks.close()  # closes the HTTP response: Ollama stops generating
             except ollama.ResponseError as e:
-                if e.status_code == 404:
-                    raise LLMModelNotFound(
-                        f"Ollama at {self.host} has no model {self.model!r}: run `ollama pull {self.model}`"
-                    ) from None
-                raise LLMError(f"Ollama at {self.host} failed mid-reply: {e.error}") from None
+                raise self._response_error(e, " failed mid-reply") from None
             except _NETWORK_ERRORS as e:
                 raise LLMUnavailable(f"lost Ollama at {self.host} ({_reason(e)})") from None
 
