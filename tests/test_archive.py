@@ -9,7 +9,7 @@ import pytest
 
 from voice_journal.audio import pcm
 from voice_journal.errors import InputError, StoreError
-from voice_journal.store.archive import SCHEMA_VERSION, Archive, TurnRecord
+from voice_journal.store.archive import MIGRATIONS, SCHEMA_VERSION, Archive, TurnRecord
 
 
 def _fill(a: Archive) -> int:
@@ -141,7 +141,7 @@ def test_kill_9_keeps_every_committed_turn(tmp_path):
         "for i in range(3):\n"
         "    a.add_turn(TurnRecord(sid, i, 'user', f'turn {i}'))\n"
         "a._con.begin()\n"
-        "a._con.execute(\"INSERT INTO turns (session_id, idx, role, recorded_at, text) VALUES (1, 3, 'user', now(), 'never committed')\")\n"
+        "a._con.execute(\"INSERT INTO turns (uid, session_id, idx, role, recorded_at, text) VALUES (1000003, 1, 3, 'user', now(), 'never committed')\")\n"
         "os.kill(os.getpid(), 9)\n"
     )
     p = subprocess.run([sys.executable, "-c", code, str(path)])
@@ -149,3 +149,26 @@ def test_kill_9_keeps_every_committed_turn(tmp_path):
     with Archive.open(path) as a:
         assert [t.text for t in a.turns(1)] == ["turn 0", "turn 1", "turn 2"]
         assert a.sessions()[0].status == "open"  # shown as unfinished
+
+
+def test_a_version_1_journal_is_upgraded_in_place(tmp_path):
+    import duckdb
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute(MIGRATIONS[0])
+    con.execute("INSERT INTO schema_version VALUES (1, now())")
+    con.execute("INSERT INTO sessions (started_at, mode) VALUES ('2025-01-02 08:00:00', 'free')")
+    con.execute("INSERT INTO turns (session_id, idx, role, recorded_at, text, audio) VALUES "
+                "(1, 0, 'user', '2025-01-02 08:00:05', 'an old entry', 'flac'::BLOB),"
+                "(1, 1, 'assistant', '2025-01-02 08:00:09', 'an old reply', NULL)")
+    con.close()
+    with Archive.open(path) as a:
+        assert a.version() == SCHEMA_VERSION
+        turns = a.turns(1, with_audio=True)
+        assert [(t.idx, t.text) for t in turns] == [(0, "an old entry"), (1, "an old reply")]
+        assert turns[0].audio_flac == b"flac"
+        assert a.execute("SELECT uid FROM turns ORDER BY idx").fetchall() == [(1_000_000,), (1_000_001,)]
+        # The rebuilt table keeps its constraints.
+        with pytest.raises(StoreError):
+            a.add_turn(TurnRecord(1, 0, "user", "a duplicate index"))

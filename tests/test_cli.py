@@ -81,10 +81,20 @@ def test_list_show_and_search(demo_journal):
     assert rows[0]["turns"] == 4 and rows[0]["status"] == "complete"
     r = run_cli("show", str(rows[0]["session"]), "--db", db)
     assert r.returncode == 0 and "argument with my brother" in r.stdout and r.stdout.count("Companion") == 4
-    hits = json.loads(run_cli("search", "brother", "--db", db, "--json").stdout)
-    assert hits and all("brother" in h["text"].lower() for h in hits)
-    assert any(h["role"] == "user" and h["turn"] == 0 for h in hits)
-    assert set(hits[0]) == {"session", "turn", "at", "role", "text"}
+    hits = json.loads(run_cli("search", "brother", "--db", db, "--json", "--role", "user").stdout)
+    assert hits[0]["turn"] == 0 and "brother" in hits[0]["text"].lower() and hits[0]["role"] == "user"
+    # Meaning, not only words: the person never said "sibling" or "disagreement".
+    hits = json.loads(run_cli("search", "a disagreement with my sibling", "--db", db, "--json", "--role", "user").stdout)
+    assert hits[0]["turn"] == 0
+    r = run_cli("search", "brother", "--db", db, "--role", "user", "--since", "2000-01-01")
+    assert "voice-journal play 1:0" in r.stdout
+    r = run_cli("search", "brother", "--db", db, "--since", "yesterday-ish")
+    assert r.returncode == 2 and "not a date" in r.stderr
+    r = run_cli("play", "1:0", "--out", str(demo_journal[0].parent / "turn0.wav"), "--db", db)
+    assert r.returncode == 0
+    played = sf.info(str(demo_journal[0].parent / "turn0.wav"))
+    assert played.samplerate == 16000 and played.duration > 5
+    assert set(hits[0]) == {"session", "turn", "at", "role", "text", "score"}
     r = run_cli("search", "share the load", "--db", db)
     assert r.returncode == 0 and "share the load" in r.stdout.lower()
 

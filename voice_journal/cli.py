@@ -267,22 +267,142 @@ def show(session_ref: str = typer.Argument(..., metavar="SESSION"), db: Optional
         out.print(f"[dim]{clock}[/] {who}{offset}{cut}  {escape(t.text)}")
 
 
+def _when(text: Optional[str], option: str) -> Optional[dt.datetime]:
+    """An ISO date or date-time in local time, as naive UTC (how the journal stores time)."""
+    if text is None:
+        return None
+    try:
+        t = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{option} {text!r} is not a date like 2026-11-22 or 2026-11-22T08:30") from None
+    if t.tzinfo is None:
+        t = t.astimezone()  # the person means their own clock
+    return t.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _highlight(text: str, words: tuple[str, ...]) -> str:
+    if not words:
+        return escape(text)
+    import re
+
+    pattern = re.compile(r"\b(" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)) + r")\b")
+    out, last = [], 0
+    for m in pattern.finditer(text):
+        out.append(escape(text[last : m.start()]))
+        out.append(f"[bold yellow]{escape(m.group())}[/]")
+        last = m.end()
+    out.append(escape(text[last:]))
+    return "".join(out)
+
+
 @app.command()
-def search(text: str = typer.Argument(..., help="Words to look for."), db: Optional[Path] = DbOption,
-           limit: int = typer.Option(20, "--limit", min=1, max=1000), as_json: bool = JsonOption) -> None:
-    """Find turns that contain TEXT."""
+def search(
+    text: str = typer.Argument(..., help="What to look for: words, or what it was about."),
+    db: Optional[Path] = DbOption,
+    limit: int = typer.Option(10, "--limit", min=1, max=200),
+    since: Optional[str] = typer.Option(None, "--since", help="Only turns from this date on (2026-11-01)."),
+    until: Optional[str] = typer.Option(None, "--until", help="Only turns before this date."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="Only sessions in this mode."),
+    role: Optional[str] = typer.Option(None, "--role", help="user or assistant."),
+    method: str = typer.Option("hybrid", "--method", help="hybrid, bm25 (words) or vector (meaning)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Find turns by their words and by what they were about (BM25 + semantic, fused)."""
+    from .store import search as search_mod
+    from .store.embedding import Embedder
+
+    if role not in (None, "user", "assistant"):
+        raise InputError("--role is user or assistant")
+    filters = search_mod.Filters(_when(since, "--since"), _when(until, "--until"), mode, role)
+    query = search_mod.validate_query(text)
+    embedder = Embedder.load() if method != "bm25" else None
     with _open_journal(db) as a:
-        hits = a.search(text, limit=limit)
+        hits = search_mod.search(a, query, embedder=embedder, limit=limit, filters=filters, method=method)
     if as_json:
         print(json.dumps([{"session": h.session_id, "turn": h.idx, "at": h.at.isoformat() + "Z", "role": h.role,
-                           "text": h.text} for h in hits], ensure_ascii=False, indent=2))
+                           "text": h.text, "score": round(h.score, 6)} for h in hits], ensure_ascii=False, indent=2))
         return
     if not hits:
         out.print("No turns match.")
         return
     for h in hits:
         who = "you" if h.role == "user" else "companion"
-        out.print(f"[dim]{_local(h.at)} · session {h.session_id}:{h.idx} · {who}[/]  {escape(h.text)}")
+        out.print(f"[dim]{_local(h.at)} · session {h.session_id} · turn {h.idx} · {who}[/]")
+        out.print(f"  {_highlight(h.text, h.terms)}")
+        out.print(f"  [dim]hear it: voice-journal play {h.session_id}:{h.idx}[/]")
+
+
+@app.command()
+def play(
+    ref: str = typer.Argument(..., metavar="SESSION[:TURN]", help="A session, or one turn of it."),
+    out_path: Optional[Path] = typer.Option(None, "--out", help="Write a WAV file instead of playing."),
+    db: Optional[Path] = DbOption,
+) -> None:
+    """Play the original audio of a session or a turn, or write it to a WAV file."""
+    import numpy as np
+
+    from .audio import pcm
+    from .audio.playback import Speaker
+
+    session_part, _, turn_part = ref.partition(":")
+    sid = _session_id(session_part)
+    try:
+        turn = int(turn_part) if turn_part else None
+    except ValueError:
+        raise InputError(f"{turn_part!r} is not a turn number") from None
+    # No speaker: say so before reading anything.
+    speaker = Speaker(hint="use --out FILE.wav to write the audio instead") if out_path is None else None
+    with _open_journal(db) as a:
+        a.session(sid)
+        turns = [t for t in a.turns(sid, with_audio=True) if turn is None or t.idx == turn]
+    if turn is not None and not turns:
+        raise InputError(f"session {sid} has no turn {turn}; `voice-journal show {sid}` lists them")
+    clips = [pcm.from_flac(t.audio_flac) for t in turns if t.audio_flac]
+    if not clips:
+        raise InputError(f"{ref} has no recorded audio")
+    if out_path is not None:
+        # One file holds one rate: the person's turns are 16 kHz, the voice's 22.05 kHz.
+        import soxr
+
+        rate = max(c.rate for c in clips)
+        parts = []
+        for c in clips:
+            s = c.samples if c.rate == rate else (soxr.resample(c.float32(), c.rate, rate) * 32767).astype(np.int16)
+            parts += [s, np.zeros(int(0.4 * rate), np.int16)]
+        pcm.write_wav(out_path, pcm.Clip(np.concatenate(parts), rate))
+        out.print(f"wrote {out_path} ({sum(len(p) for p in parts) / rate:.1f} s)")
+        return
+    try:
+        for c in clips:
+            speaker.write(c.samples, c.rate)
+            speaker.gap(0.4, c.rate)
+    finally:
+        speaker.close()
+
+
+@app.command()
+def reindex(db: Optional[Path] = DbOption) -> None:
+    """Embed turns that have no vector yet and rebuild the full-text index."""
+    from .store import search as search_mod
+    from .store.archive import Archive
+    from .store.embedding import Embedder
+
+    with Archive.open(_settings(db).db) as a:
+        missing = a.execute("SELECT uid, text FROM turns WHERE embedding IS NULL").fetchall()
+        if missing:
+            embedder = Embedder.load()
+            from .progress import bar
+
+            with bar("Embedding turns", len(missing)) as advance:
+                for start in range(0, len(missing), 64):
+                    chunk = missing[start : start + 64]
+                    vecs = embedder.embed([t for _, t in chunk])
+                    with a.transaction():
+                        for (uid, _), v in zip(chunk, vecs):
+                            a.execute("UPDATE turns SET embedding = ?::FLOAT[384] WHERE uid = ?", [v.tolist(), uid])
+                    advance(len(chunk))
+        search_mod.rebuild_index(a)
+    out.print(f"embedded {len(missing)} turns; full-text index rebuilt")
 
 
 # -- models and doctor --------------------------------------------------------

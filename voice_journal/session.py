@@ -37,12 +37,14 @@ from .audio.playback import AudioSink
 from .audio.vad import Segmenter, SegmenterConfig, Utterance
 from .companion.dialog import DEFAULT_MODE, Dialog, system_prompt
 from .config import Settings
-from .errors import LLMError, NoSpeechError
+from .errors import LLMError, NoSpeechError, VoiceJournalError
 from .llm.base import LLM, GenerationOptions
 from .speech.sentences import SentenceSplitter
 from .speech.stt import Segment, SttConfig, Transcriber, Transcript
 from .speech.tts import Voice
+from .store import search
 from .store.archive import Archive, TurnRecord
+from .store.embedding import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,7 @@ class Engines:
     transcriber: Transcriber
     voice: Voice | None
     llm: LLM | None
+    embedder: Embedder | None = None  # for search; a turn is archived without a vector if None
 
     def names(self) -> dict[str, str]:
         out = {"stt": self.transcriber.name}
@@ -88,7 +91,8 @@ def load_engines(settings: Settings, *, voice: bool = True, llm: bool = True,
     if voice:
         on_status(f"loading the voice ({settings.tts_voice})")
         the_voice = Voice(models.resolve(settings.tts_voice, kind="tts"))
-    return Engines(transcriber, the_voice, the_llm)
+    on_status("loading the search embeddings (minilm-l6)")
+    return Engines(transcriber, the_voice, the_llm, Embedder.load())
 
 
 # -- what a session reports as it goes --------------------------------------
@@ -277,12 +281,19 @@ class FileSession:
             if self.session_id is not None:
                 language = self._languages.most_common(1)[0][0] if self._languages else None
                 self.archive.end_session(self.session_id, status=status, language=language)
+                try:
+                    search.refresh_index(self.archive)  # cheap unless the index lags by hundreds of turns
+                except VoiceJournalError as e:  # never let indexing hide why a session ended
+                    log.warning("search index not refreshed: %s", e)
             if self.sink is not None:
                 self.sink.close()
         if self.session_id is None:
             raise NoSpeechError(f"no speech found in {path}; nothing was stored")
         users = sum(1 for t in self._timings if "stt_s" in t)
         return SessionResult(self.session_id, users, len(self._timings) - users, tuple(self._timings))
+
+    def _embed(self, text: str):
+        return self.engines.embedder.embed([text])[0] if self.engines.embedder is not None else None
 
     def _turn(self, u: Utterance, turn_end: float, vad_s: float, source: str) -> None:
         engines = self.engines
@@ -298,7 +309,7 @@ class FileSession:
         self.archive.add_turn(TurnRecord(
             self.session_id, self._idx, "user", transcript.text, pcm.to_flac(u.clip), u.clip.rate,
             u.start, u.end, u.duration, transcript.language, round(transcript.confidence, 4),
-            user_timings, engines.transcriber.name,
+            user_timings, engines.transcriber.name, embedding=self._embed(transcript.text),
         ))
         self._languages[transcript.language] += 1
         self._timings.append(user_timings)
@@ -323,7 +334,7 @@ class FileSession:
             reply.rate if has_audio else None,
             duration_s=len(reply.audio) / reply.rate if has_audio else None,
             timings=timings, model=f"{engines.llm.backend}:{engines.llm.model}",
-            partial=reply.error is not None,
+            partial=reply.error is not None, embedding=self._embed(text),
         ))
         self.dialog.add_assistant(text)
         self._timings.append(timings)

@@ -62,7 +62,7 @@ def import_sounddevice():
 class Speaker:
     """Plays replies on an output device as they are synthesised."""
 
-    def __init__(self, device: str | int | None = None):
+    def __init__(self, device: str | int | None = None, *, hint: str = "use --reply-audio FILE to keep the replies in a WAV file"):
         self._sd = import_sounddevice()
         self.device = device
         self._stream = None
@@ -71,8 +71,7 @@ class Speaker:
             self._sd.query_devices(device, "output")
         except Exception as e:  # PortAudioError or ValueError: no such device
             raise DeviceError(
-                f"no speaker {device if device is not None else '(default)'} ({e}); "
-                "use --reply-audio FILE to keep the replies in a WAV file"
+                f"no speaker {device if device is not None else '(default)'} ({e}); {hint}"
             ) from None
 
     def _open(self, rate: int) -> None:

@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 
 from ..errors import InputError, StoreError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Migrations in order; MIGRATIONS[n] takes a journal from version n to n + 1.
 MIGRATIONS: list[str] = [
@@ -65,7 +66,38 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (session_id, idx)
     );
     """,
+    # v2: a single-column key for the full-text index, and each turn's embedding.
+    # DuckDB cannot ALTER a table and fill the new column in one transaction,
+    # so the table is rebuilt (constraints included) inside the migration's one.
+    """
+    CREATE TABLE turns_v2 (
+        uid BIGINT NOT NULL UNIQUE,          -- session_id * 1,000,000 + idx: the search key
+        session_id BIGINT NOT NULL,
+        idx INTEGER NOT NULL,
+        role VARCHAR NOT NULL CHECK (role IN ('user', 'assistant')),
+        recorded_at TIMESTAMP NOT NULL,
+        text VARCHAR NOT NULL,
+        audio BLOB,
+        sample_rate INTEGER,
+        start_s DOUBLE,
+        end_s DOUBLE,
+        duration_s DOUBLE,
+        language VARCHAR,
+        confidence DOUBLE,
+        timings JSON,
+        model VARCHAR,
+        partial BOOLEAN NOT NULL DEFAULT false,
+        embedding FLOAT[384],                -- all-MiniLM-L6-v2, unit length; NULL until embedded
+        PRIMARY KEY (session_id, idx)
+    );
+    INSERT INTO turns_v2 SELECT session_id * 1000000 + idx, session_id, idx, role, recorded_at, text, audio,
+        sample_rate, start_s, end_s, duration_s, language, confidence, timings, model, partial, NULL FROM turns;
+    DROP TABLE turns;
+    ALTER TABLE turns_v2 RENAME TO turns;
+    """,
 ]
+
+UID_STRIDE = 1_000_000  # turns per session, at most
 
 
 def _now() -> dt.datetime:
@@ -91,6 +123,11 @@ class TurnRecord:
     model: str | None = None
     partial: bool = False
     at: dt.datetime | None = None
+    embedding: np.ndarray | None = field(default=None, compare=False, repr=False)  # 384 floats
+
+    @property
+    def uid(self) -> int:
+        return self.session_id * UID_STRIDE + self.idx
 
 
 @dataclass(frozen=True)
@@ -144,6 +181,8 @@ class Archive:
             raise StoreError(f"{path} is a directory; give a journal file such as {path / 'journal.duckdb'}")
         if read_only and not path.exists():
             raise StoreError(f"no journal at {path} yet: record a session first")
+        if read_only:
+            cls._upgrade_if_old(path)
         if not read_only:
             try:
                 _secure_dir(path.parent)
@@ -173,6 +212,21 @@ class Archive:
             con.close()
             raise
         return archive
+
+    @classmethod
+    def _upgrade_if_old(cls, path: Path) -> None:
+        """A reader of an older journal upgrades it first (briefly as a writer)."""
+        try:
+            con = duckdb.connect(str(path), read_only=True)
+        except duckdb.Error:
+            return  # the open below reports it
+        try:
+            has = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'").fetchone()[0]
+            v = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0] if has else 0
+        finally:
+            con.close()
+        if v < SCHEMA_VERSION:
+            cls.open(path).close()
 
     def __enter__(self) -> "Archive":
         return self
@@ -253,12 +307,13 @@ class Archive:
             raise ValueError(f"role must be user or assistant, not {turn.role!r}")
         with self._transaction():
             self._con.execute(
-                """INSERT INTO turns (session_id, idx, role, recorded_at, text, audio, sample_rate, start_s, end_s,
-                   duration_s, language, confidence, timings, model, partial)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                [turn.session_id, turn.idx, turn.role, turn.at or _now(), turn.text, turn.audio_flac,
+                """INSERT INTO turns (uid, session_id, idx, role, recorded_at, text, audio, sample_rate, start_s,
+                   end_s, duration_s, language, confidence, timings, model, partial, embedding)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                [turn.uid, turn.session_id, turn.idx, turn.role, turn.at or _now(), turn.text, turn.audio_flac,
                  turn.sample_rate, turn.start_s, turn.end_s, turn.duration_s, turn.language, turn.confidence,
-                 json.dumps({k: round(v, 4) for k, v in turn.timings.items()}), turn.model, turn.partial],
+                 json.dumps({k: round(v, 4) for k, v in turn.timings.items()}), turn.model, turn.partial,
+                 None if turn.embedding is None else turn.embedding.astype(np.float32).tolist()],
             )
 
     def end_session(self, session_id: int, *, status: str = "complete", language: str | None = None) -> None:
@@ -316,6 +371,15 @@ class Archive:
             [pattern, limit],
         ).fetchall()
         return [SearchHit(*r) for r in rows]
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The open DuckDB connection, for the store's own modules (search)."""
+        return self._con
+
+    def transaction(self):
+        """A context manager: commit on success, roll back on error, errors as StoreError."""
+        return self._transaction()
 
     def execute(self, sql: str, params: list | None = None) -> duckdb.DuckDBPyConnection:
         """Run raw SQL (for tests and later migrations); prefer the methods above."""

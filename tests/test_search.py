@@ -1,0 +1,112 @@
+"""Hybrid search: relevance on a labelled journal, freshness, filters, odd queries."""
+
+import datetime as dt
+
+import pytest
+
+from search_corpus import ENTRIES, QUERIES
+from voice_journal.store import search
+from voice_journal.store.archive import Archive, TurnRecord
+from voice_journal.store.embedding import Embedder
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return Embedder.load()
+
+
+@pytest.fixture(scope="module")
+def journal(tmp_path_factory, embedder):
+    path = tmp_path_factory.mktemp("search") / "j.duckdb"
+    a = Archive.open(path)
+    vecs = embedder.embed(ENTRIES)
+    start = dt.datetime(2026, 1, 1, 9, 0)
+    for i, (text, v) in enumerate(zip(ENTRIES, vecs)):
+        # One session per entry, one per day, alternating modes.
+        sid = a.begin_session(mode="free" if i % 2 == 0 else "check-in", started_at=start + dt.timedelta(days=i))
+        a.add_turn(TurnRecord(sid, 0, "user", text, at=start + dt.timedelta(days=i, minutes=1), embedding=v))
+        a.add_turn(TurnRecord(sid, 1, "assistant", "Thank you for sharing that.",
+                              at=start + dt.timedelta(days=i, minutes=2), embedding=embedder.embed(["Thank you for sharing that."])[0]))
+        a.end_session(sid)
+    search.rebuild_index(a)
+    yield a
+    a.close()
+
+
+def entry_of(hit) -> int:
+    return hit.session_id - 1
+
+
+def evaluate(journal, embedder, method):
+    out = {}
+    for kind in ("keyword", "paraphrase"):
+        recall, rr = [], []
+        for k, query, relevant in QUERIES:
+            if k != kind:
+                continue
+            hits = [entry_of(h) for h in search.search(journal, query, embedder=embedder, method=method,
+                                                       limit=10, filters=search.Filters(role="user"))]
+            recall.append(len(relevant & set(hits[:3])) / min(len(relevant), 3))
+            rank = next((i for i, e in enumerate(hits, 1) if e in relevant), None)
+            rr.append(1 / rank if rank else 0.0)
+        out[kind] = (sum(recall) / len(recall), sum(rr) / len(rr))
+    return out
+
+
+def test_hybrid_is_at_least_as_good_as_either_alone(journal, embedder, capsys):
+    results = {m: evaluate(journal, embedder, m) for m in ("bm25", "vector", "hybrid")}
+    with capsys.disabled():
+        print("\nsearch relevance (recall@3 / MRR):")
+        for m, r in results.items():
+            print(f"  {m:7s} keyword {r['keyword'][0]:.2f} / {r['keyword'][1]:.2f}   "
+                  f"paraphrase {r['paraphrase'][0]:.2f} / {r['paraphrase'][1]:.2f}")
+    for kind in ("keyword", "paraphrase"):
+        for metric in (0, 1):
+            best = max(results["bm25"][kind][metric], results["vector"][kind][metric])
+            assert results["hybrid"][kind][metric] >= best - 1e-9, (kind, metric, results)
+    assert results["hybrid"]["keyword"][0] >= 0.85 and results["hybrid"]["paraphrase"][0] >= 0.6
+
+
+def test_a_turn_is_found_the_moment_it_is_archived(journal, embedder):
+    assert search.delta_size(journal) == 0
+    text = "Kayaking on the fjord at dawn was unforgettable."
+    sid = journal.begin_session()
+    journal.add_turn(TurnRecord(sid, 0, "user", text, embedding=embedder.embed([text])[0]))
+    assert search.delta_size(journal) == 1  # the fts index has not seen it...
+    for method in ("bm25", "vector", "hybrid"):  # ...and every method finds it anyway
+        hits = search.search(journal, "kayaking fjord", embedder=embedder, method=method)
+        assert hits and hits[0].text == text, method
+    assert search.search(journal, "kayaking fjord", embedder=embedder, method="bm25")[0].terms == ("Kayaking", "fjord")
+    # Fresh and indexed turns are scored alike: after a rebuild the score is the same.
+    before = search.bm25(journal, "kayaking fjord")[0][1]
+    search.rebuild_index(journal)
+    assert search.bm25(journal, "kayaking fjord")[0][1] == pytest.approx(before, rel=0.05)
+
+
+def test_filters(journal, embedder):
+    jan5 = dt.datetime(2026, 1, 5)
+    hits = search.search(journal, "sleep", embedder=embedder, filters=search.Filters(since=jan5, role="user"))
+    assert hits and all(h.at >= jan5 for h in hits)
+    hits = search.search(journal, "sleep", embedder=embedder, filters=search.Filters(until=jan5))
+    assert all(h.at < jan5 for h in hits)
+    hits = search.search(journal, "brother", embedder=embedder, filters=search.Filters(mode="check-in"))
+    assert all(h.session_id % 2 == 0 for h in hits)  # check-in sessions are the even ids
+    hits = search.search(journal, "thank you for sharing", embedder=embedder, filters=search.Filters(role="assistant"))
+    assert hits and all(h.role == "assistant" for h in hits)
+
+
+@pytest.mark.parametrize("query", ["'; DROP TABLE turns; --", '"fight" AND NOT brother', "brother*", "fight -brother",
+                                   "NEAR(fight brother)", "%", "_", "\\", "😔💔", "ﬁght", "Ｆｉｇｈｔ", "ß", "\u202eevil",
+                                   "a" * 1000, "the and of"])
+def test_odd_queries_never_crash_or_inject(journal, embedder, query):
+    n = journal.execute("SELECT count(*) FROM turns").fetchone()[0]
+    search.search(journal, query, embedder=embedder)
+    assert journal.execute("SELECT count(*) FROM turns").fetchone()[0] == n
+
+
+def test_search_works_before_any_index_exists(tmp_path, embedder):
+    with Archive.open(tmp_path / "j.duckdb") as a:
+        sid = a.begin_session()
+        a.add_turn(TurnRecord(sid, 0, "user", "The garden is full of tulips", embedding=embedder.embed(["x"])[0]))
+        hits = search.search(a, "the tulips", embedder=embedder, method="bm25")
+        assert [h.idx for h in hits] == [0] and hits[0].terms == ("tulips",)

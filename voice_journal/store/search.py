@@ -1,0 +1,330 @@
+"""Hybrid search over the journal: BM25 full text plus semantic similarity.
+
+Two signals are combined (see :func:`fuse`):
+
+* **BM25** over DuckDB's fts index (``fts_main_turns``). That index does not
+  see inserts until it is rebuilt (1.4 s at 10k turns, 9 s at 100k), so a
+  search also scores the turns the index has not seen yet (the "delta"),
+  with the same tokenizer, stemmer, stopwords and BM25 formula, against the
+  index's statistics. A turn is therefore findable the moment it is
+  archived; writers rebuild the index only when the delta grows past
+  :data:`REBUILD_AFTER`.
+* **Vectors**: each turn's all-MiniLM-L6-v2 embedding, compared by cosine
+  similarity (exact, in DuckDB), so that "an argument with my sibling"
+  finds "a fight with my brother".
+
+The query is only ever a bound parameter: quotes, FTS operators or SQL in it
+are words to look for.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import importlib.resources
+import re
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+
+from ..errors import InputError, StoreError
+from .archive import UID_STRIDE, Archive
+
+REBUILD_AFTER = 500  # delta turns tolerated before a writer rebuilds the index
+KEYWORD_WEIGHT = 0.3  # the most that matching words can add to a cosine similarity
+BM25_HALF = 6.0  # the BM25 score that earns half of that
+CANDIDATES = 50  # from each ranking, before fusion
+MIN_COSINE = 0.25  # below this a vector "match" is noise for MiniLM
+_INDEX = "fts_main_turns"
+
+
+def extension_path(name: str) -> str:
+    """The packaged DuckDB extension built for exactly this duckdb version."""
+    path = (importlib.resources.files(f"duckdb_extension_{name}") / "extensions" / f"v{duckdb.__version__}"
+            / f"{name}.duckdb_extension")
+    if not path.is_file():
+        raise StoreError(f"the DuckDB {name} extension for duckdb {duckdb.__version__} is not installed: "
+                         f"pip install duckdb-extension-{name}=={duckdb.__version__}")
+    return str(path)
+
+
+def _load_fts(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"LOAD '{extension_path('fts')}'")
+
+
+def _has_index(con: duckdb.DuckDBPyConnection) -> bool:
+    return bool(con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = 'docs'", [_INDEX]
+    ).fetchone()[0])
+
+
+def delta_size(archive: Archive) -> int:
+    """How many turns the full-text index has not seen."""
+    con = archive.connection
+    _load_fts(con)
+    if not _has_index(con):
+        return con.execute("SELECT count(*) FROM turns").fetchone()[0]
+    return con.execute(f"SELECT count(*) FROM turns WHERE uid NOT IN (SELECT name FROM {_INDEX}.docs)").fetchone()[0]
+
+
+def rebuild_index(archive: Archive) -> None:
+    """Rebuild the full-text index over every turn (writers only)."""
+    con = archive.connection
+    _load_fts(con)
+    with archive.transaction():
+        con.execute("PRAGMA create_fts_index('turns', 'uid', 'text', stemmer='porter', stopwords='english', "
+                    "strip_accents=1, lower=1, overwrite=1)")
+
+
+def refresh_index(archive: Archive, *, threshold: int = REBUILD_AFTER) -> bool:
+    """Rebuild if the index is missing or lags by more than ``threshold`` turns."""
+    con = archive.connection
+    _load_fts(con)
+    if _has_index(con) and delta_size(archive) <= threshold:
+        return False
+    rebuild_index(archive)
+    return True
+
+
+@dataclass(frozen=True)
+class Filters:
+    since: dt.datetime | None = None  # UTC
+    until: dt.datetime | None = None
+    mode: str | None = None
+    role: str | None = None
+
+    def sql(self) -> tuple[str, list]:
+        clauses, params = [], []
+        if self.since:
+            clauses.append("t.recorded_at >= ?")
+            params.append(self.since)
+        if self.until:
+            clauses.append("t.recorded_at < ?")
+            params.append(self.until)
+        if self.mode:
+            clauses.append("s.mode = ?")
+            params.append(self.mode)
+        if self.role:
+            clauses.append("t.role = ?")
+            params.append(self.role)
+        return (" AND ".join(clauses) or "true"), params
+
+
+@dataclass(frozen=True)
+class Hit:
+    session_id: int
+    idx: int
+    at: dt.datetime
+    role: str
+    text: str
+    score: float  # hybrid: cosine + keyword bonus; bm25: BM25; vector: cosine. Higher is better
+    bm25: float | None  # None: not a keyword match
+    cosine: float | None
+    terms: tuple[str, ...]  # words of ``text`` that matched the query's terms, for highlighting
+
+
+# The fts extension's tokenizer, for journals whose index is not built yet.
+_TOKENIZE = ("string_split_regex(regexp_replace(lower(strip_accents(CAST(<COL> AS VARCHAR))), "
+             "'[0-9!@#$%^&*()_+={}\\[\\]:;<>,.?~\\\\/\\|''\"`-]+', ' ', 'g'), '\\s+')")
+
+
+@functools.cache
+def english_stopwords() -> tuple[str, ...]:
+    """The fts extension's English stopword list (read from a throwaway index in memory)."""
+    con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": "false",
+                                             "autoload_known_extensions": "false"})
+    try:
+        _load_fts(con)
+        con.execute("CREATE TABLE t (id INTEGER, s VARCHAR)")
+        con.execute("PRAGMA create_fts_index('t', 'id', 's', stopwords='english')")
+        return tuple(r[0] for r in con.execute("SELECT sw FROM fts_main_t.stopwords").fetchall())
+    finally:
+        con.close()
+
+
+def _stopword_table(con: duckdb.DuckDBPyConnection) -> str:
+    """A temporary table of the English stopwords (temp tables work on read-only journals too)."""
+    con.execute("CREATE TEMP TABLE IF NOT EXISTS vj_stopwords AS SELECT unnest(?) AS sw", [list(english_stopwords())])
+    return "temp.vj_stopwords"
+
+
+def _terms_sql(index: bool) -> str:
+    """Query terms the way the index makes them: its tokenizer, porter stems, no stopwords.
+
+    Takes one parameter, the query. Without an index, call :func:`_stopword_table` first.
+    """
+    if index:
+        return (f"SELECT DISTINCT stem(t, 'porter') AS term FROM (SELECT unnest({_INDEX}.tokenize(?)) AS t) "
+                f"WHERE t <> '' AND t NOT IN (SELECT sw FROM {_INDEX}.stopwords)")
+    return (f"SELECT DISTINCT stem(t, 'porter') AS term FROM (SELECT unnest({_TOKENIZE.replace('<COL>', '?')}) AS t) "
+            "WHERE t <> '' AND t NOT IN (SELECT sw FROM temp.vj_stopwords)")
+
+
+def bm25(archive: Archive, query: str, limit: int = CANDIDATES, filters: Filters = Filters()) -> list[tuple[int, float, float]]:
+    """(uid, score, coverage) of the best keyword matches, fresh turns included.
+
+    ``coverage`` is the share of the query's terms the turn contains.
+    """
+    con = archive.connection
+    _load_fts(con)
+    where, params = filters.sql()
+    if not _has_index(con):
+        # A journal whose index was never built (read-only, before any writer): all of it is delta.
+        sql = f"""
+        WITH qterms AS ({_terms_sql(False)}),
+        toks AS (SELECT uid, stem(t, 'porter') AS term FROM (SELECT uid, unnest({_TOKENIZE.replace('<COL>', 'text')}) AS t
+                 FROM turns) WHERE t <> '' AND t NOT IN (SELECT sw FROM temp.vj_stopwords)),
+        lens AS (SELECT uid, count(*) AS len FROM toks GROUP BY uid),
+        stats AS (SELECT count(*) AS n, coalesce(avg(len), 1) AS avgdl FROM lens),
+        postings AS (SELECT toks.uid, term, count(*) AS tf, any_value(len) AS len FROM toks JOIN lens USING (uid)
+                     WHERE term IN (SELECT term FROM qterms) GROUP BY toks.uid, term),
+        {_SCORE}"""
+        _stopword_table(con)
+        params = [query, *params, limit]
+    else:
+        sql = f"""
+        WITH qterms AS ({_terms_sql(True)}),
+        delta AS (SELECT uid, text FROM turns WHERE uid NOT IN (SELECT name FROM {_INDEX}.docs)),
+        dtoks AS (SELECT uid, stem(t, 'porter') AS term FROM (SELECT uid, unnest({_INDEX}.tokenize(text)) AS t FROM delta)
+                  WHERE t <> '' AND t NOT IN (SELECT sw FROM {_INDEX}.stopwords)),
+        dlens AS (SELECT uid, count(*) AS len FROM dtoks GROUP BY uid),
+        stats AS (SELECT coalesce((SELECT num_docs FROM {_INDEX}.stats), 0) + (SELECT count(*) FROM delta) AS n,
+                         coalesce((SELECT avgdl FROM {_INDEX}.stats), (SELECT avg(len) FROM dlens), 1) AS avgdl),
+        postings AS (
+            SELECT docs.name AS uid, dict.term, count(*) AS tf, any_value(docs.len) AS len
+            FROM {_INDEX}.dict AS dict JOIN {_INDEX}.terms AS terms USING (termid) JOIN {_INDEX}.docs AS docs USING (docid)
+            WHERE dict.term IN (SELECT term FROM qterms) GROUP BY docs.name, dict.term
+            UNION ALL
+            SELECT dtoks.uid, term, count(*), any_value(len) FROM dtoks JOIN dlens USING (uid)
+            WHERE term IN (SELECT term FROM qterms) GROUP BY dtoks.uid, term),
+        {_SCORE}"""
+        params = [query, *params, limit]
+    return [(int(u), float(sc), float(cov)) for u, sc, cov in con.execute(sql.replace("{where}", where), params).fetchall()]
+
+
+# BM25 with the fts extension's constants (k1 = 1.2, b = 0.75); deleted turns
+# still in the index drop out in the join with turns.
+_SCORE = """
+        df AS (SELECT term, count(*) AS df FROM postings GROUP BY term),
+        scored AS (
+            SELECT p.uid, sum(ln(((stats.n - df.df + 0.5) / (df.df + 0.5)) + 1)
+                              * p.tf * 2.2 / (p.tf + 1.2 * (0.25 + 0.75 * p.len / stats.avgdl))) AS score,
+                   count(DISTINCT p.term) / (SELECT count(*) FROM qterms) AS coverage
+            FROM postings p JOIN df USING (term), stats GROUP BY p.uid)
+        SELECT scored.uid, scored.score, scored.coverage FROM scored JOIN turns t ON t.uid = scored.uid
+        JOIN sessions s ON s.id = t.session_id
+        WHERE {where} ORDER BY scored.score DESC, scored.uid DESC LIMIT ?"""
+
+
+def vector(archive: Archive, query_vec: np.ndarray, limit: int = CANDIDATES,
+           filters: Filters = Filters()) -> list[tuple[int, float]]:
+    """(uid, cosine) of the turns closest in meaning to ``query_vec``."""
+    where, params = filters.sql()
+    rows = archive.connection.execute(
+        f"""SELECT t.uid, array_cosine_similarity(t.embedding, ?::FLOAT[384]) AS cos
+            FROM turns t JOIN sessions s ON s.id = t.session_id
+            WHERE t.embedding IS NOT NULL AND {where}
+            ORDER BY cos DESC, t.uid DESC LIMIT ?""",
+        [np.asarray(query_vec, np.float32).tolist(), *params, limit],
+    ).fetchall()
+    return [(int(u), float(c)) for u, c in rows if c >= MIN_COSINE]
+
+
+def cosines(archive: Archive, query_vec: np.ndarray, uids: list[int]) -> dict[int, float]:
+    """Cosine similarity of given turns to the query (0 for turns without a vector)."""
+    if not uids:
+        return {}
+    rows = archive.connection.execute(
+        "SELECT uid, array_cosine_similarity(embedding, ?::FLOAT[384]) FROM turns WHERE uid IN (SELECT unnest(?))",
+        [np.asarray(query_vec, np.float32).tolist(), uids]).fetchall()
+    return {int(u): float(c or 0.0) for u, c in rows}
+
+
+def fuse(keyword: list[tuple[int, float, float]], semantic: dict[int, float]) -> list[tuple[int, float]]:
+    """One score per turn: its cosine, plus a bounded bonus for matching the query's words.
+
+    The bonus is ``KEYWORD_WEIGHT * coverage * bm25 / (bm25 + BM25_HALF)``:
+    saturating, so no single rare word outweighs meaning, and scaled by the
+    share of the query's terms present, so a paraphrase that happens to
+    share one common word ("feel", "job") is not lifted over a true match
+    (rank fusion, tried first, did exactly that: see tests/test_search.py).
+    """
+    scores = {uid: cos for uid, cos in semantic.items()}
+    for uid, score, coverage in keyword:
+        scores[uid] = scores.get(uid, 0.0) + KEYWORD_WEIGHT * coverage * score / (score + BM25_HALF)
+    return sorted(scores.items(), key=lambda kv: (-kv[1], -kv[0]))
+
+
+def validate_query(query: str) -> str:
+    q = query.strip()
+    if not q:
+        raise InputError("the search text is empty")
+    if len(q) > 1000:
+        raise InputError("the search text is too long (1000 characters at most)")
+    if "\x00" in q:
+        raise InputError("the search text holds a NUL character")
+    return q
+
+
+def search(archive: Archive, query: str, *, embedder=None, limit: int = 10, filters: Filters = Filters(),
+           method: str = "hybrid") -> list[Hit]:
+    """The turns that best match ``query``: ``method`` is hybrid, bm25 or vector."""
+    q = validate_query(query)
+    if method not in ("hybrid", "bm25", "vector"):
+        raise InputError(f"unknown search method {method!r}")
+    keyword = bm25(archive, q, CANDIDATES, filters) if method in ("hybrid", "bm25") else []
+    semantic: dict[int, float] = {}
+    if method in ("hybrid", "vector"):
+        if embedder is None:
+            raise InputError("semantic search needs the embedding model (minilm-l6)")
+        qvec = embedder.embed([q])[0]
+        semantic = dict(vector(archive, qvec, CANDIDATES, filters))
+        if method == "hybrid":  # keyword matches are scored by meaning too
+            semantic.update(cosines(archive, qvec, [u for u, _, _ in keyword if u not in semantic]))
+    if method == "hybrid":
+        ranked = fuse(keyword, semantic)
+    elif method == "bm25":
+        ranked = [(u, sc) for u, sc, _ in keyword]
+    else:
+        ranked = sorted(semantic.items(), key=lambda kv: (-kv[1], -kv[0]))
+    ranked = ranked[:limit]
+    if not ranked:
+        return []
+    kw, sem = {u: sc for u, sc, _ in keyword}, semantic
+    uids = [u for u, _ in ranked]
+    rows = {r[0]: r for r in archive.connection.execute(
+        "SELECT uid, session_id, idx, recorded_at, role, text FROM turns WHERE uid IN (SELECT unnest(?))", [uids]
+    ).fetchall()}
+    stems = _query_stems(archive, q)
+    hits = []
+    for uid, score in ranked:
+        if uid not in rows:
+            continue
+        _, sid, idx, at, role, text = rows[uid]
+        hits.append(Hit(sid, idx, at, role, text, score, kw.get(uid), sem.get(uid), _matching_words(archive, text, stems)))
+    return hits
+
+
+def _query_stems(archive: Archive, q: str) -> set[str]:
+    _stopword_table(archive.connection)
+    return {r[0] for r in archive.connection.execute(_terms_sql(False), [q]).fetchall()}
+
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def _matching_words(archive: Archive, text: str, stems: set[str]) -> tuple[str, ...]:
+    if not stems:
+        return ()
+    words = sorted({w for w in _WORD.findall(text)})
+    if not words:
+        return ()
+    rows = archive.connection.execute(
+        "SELECT w, stem(lower(strip_accents(w)), 'porter') FROM (SELECT unnest(?) AS w)", [words]
+    ).fetchall()
+    return tuple(w for w, s in rows if s in stems)
+
+
+def uid_of(session_id: int, idx: int) -> int:
+    return session_id * UID_STRIDE + idx
