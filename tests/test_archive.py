@@ -123,7 +123,7 @@ def test_a_journal_held_by_another_process_gives_a_clear_error(tmp_path):
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(StoreError, match="in use by another"):
-            Archive.open(path, read_only=True)
+            Archive.open(path, read_only=True, lock_timeout=0.5)
     finally:
         holder.kill()
         holder.wait()
@@ -172,3 +172,36 @@ def test_a_version_1_journal_is_upgraded_in_place(tmp_path):
         # The rebuilt table keeps its constraints.
         with pytest.raises(StoreError):
             a.add_turn(TurnRecord(1, 0, "user", "a duplicate index"))
+
+
+def test_searching_while_another_process_records(tmp_path):
+    """One process archives turns as a session does; this one searches 50 times meanwhile."""
+    from voice_journal.store import search
+
+    path = tmp_path / "j.duckdb"
+    Archive.open(path).close()
+    writer = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from voice_journal.store.archive import Archive, TurnRecord\n"
+        "a = Archive.open(sys.argv[1])\n"
+        "sid = a.begin_session()\n"
+        "for i in range(40):\n"
+        "    tag = 'zork' + ''.join(chr(97 + int(d)) for d in str(i)) + 'x'  # the tokenizer drops digits\n"
+        "    a.add_turn(TurnRecord(sid, i, 'user', f'entry {tag} about marmalade'))\n"
+        "    a.release()\n"
+        "    print(i, flush=True)\n"
+        "    time.sleep(0.03)\n"
+        "a.end_session(sid)\n"
+        "a.close()\n"), str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    for _ in range(50):
+        with Archive.open(path, read_only=True) as a:
+            seen.append(len(search.bm25(a, "marmalade", limit=100)))
+    out, err = writer.communicate(timeout=120)
+    assert writer.returncode == 0, err
+    assert out.split() == [str(i) for i in range(40)]
+    assert seen == sorted(seen) and seen[-1] > 0  # the reader saw the journal grow
+    with Archive.open(path, read_only=True) as a:
+        for i in range(40):  # every committed turn is found
+            hits = search.bm25(a, "zork" + "".join(chr(97 + int(d)) for d in str(i)) + "x")
+            assert hits and hits[0][0] == 1_000_000 + i

@@ -305,3 +305,22 @@ def test_ctrl_c_mid_session_keeps_completed_turns(tmp_path):
         turns = a.turns(s.id)
     assert s.status == "interrupted"
     assert turns[0].role == "user" and "brother" in turns[0].text
+
+
+def test_list_and_search_work_while_a_session_records(tmp_path):
+    db = tmp_path / "j.duckdb"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200", **FAST}
+    p = subprocess.Popen([sys.executable, "-m", "voice_journal", "session", "--input", str(DEMO), "--db", str(db)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    try:
+        for line in p.stdout:
+            if line.startswith("Companion"):
+                break
+        r = run_cli("search", "brother", "--db", str(db), "--json")
+        assert r.returncode == 0, r.stderr
+        assert any(h["turn"] == 0 for h in json.loads(r.stdout))
+        r = run_cli("list", "--db", str(db), "--json")
+        assert r.returncode == 0 and json.loads(r.stdout)[0]["status"] == "open"
+    finally:
+        p.communicate(timeout=300)
+    assert p.returncode == 0

@@ -285,6 +285,7 @@ class FileSession:
                     search.refresh_index(self.archive)  # cheap unless the index lags by hundreds of turns
                 except VoiceJournalError as e:  # never let indexing hide why a session ended
                     log.warning("search index not refreshed: %s", e)
+                self.archive.release()
             if self.sink is not None:
                 self.sink.close()
         if self.session_id is None:
@@ -340,6 +341,7 @@ class FileSession:
         self._timings.append(timings)
         self.on_event(CompanionReplied(self.session_id, self._idx, text, timings, reply.error is not None))
         self._idx += 1
+        self.archive.release()  # between turns the journal is free for search, list and play elsewhere
         if self.sink is not None:
             self.sink.gap(0.6, reply.rate)
         if reply.error is not None:

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import stat
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,42 +167,88 @@ def _secure_file(path: Path) -> None:
         pass
 
 
-class Archive:
-    """An open journal. Use :meth:`open`; close it, or use it as a context manager."""
+LOCK_TIMEOUT_S = 15.0  # how long to wait for another voice-journal process to let go
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, read_only: bool):
-        self._con = con
+
+def _connect(path: Path, read_only: bool, lock_timeout: float) -> duckdb.DuckDBPyConnection:
+    """Open the file, waiting while another process holds it.
+
+    DuckDB lets one process hold a file for writing and no process read it
+    meanwhile. voice-journal processes hold it only for moments (a turn's
+    commit, one search), so a short wait is all a clash costs.
+    """
+    deadline = time.monotonic() + lock_timeout
+    delay = 0.02
+    while True:
+        old_umask = os.umask(0o077)  # DuckDB creates the file (and its WAL) itself
+        try:
+            return duckdb.connect(
+                str(path),
+                read_only=read_only,
+                config={"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"},
+            )
+        except duckdb.IOException as e:
+            if "lock" not in str(e).lower() or time.monotonic() >= deadline:
+                raise StoreError(_io_message(path, e)) from None
+        except duckdb.Error as e:
+            raise StoreError(f"cannot open the journal {path}: {_first_line(e)}") from None
+        finally:
+            os.umask(old_umask)
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.25)
+
+
+class Archive:
+    """An open journal. Use :meth:`open`; close it, or use it as a context manager.
+
+    The DuckDB connection opens on first use and :meth:`release` lets go of
+    it, so a long session can leave the file free for ``search``, ``list``
+    or ``play`` in another terminal between its turns.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection | None, path: Path, read_only: bool,
+                 lock_timeout: float = LOCK_TIMEOUT_S):
+        self._conn = con
         self.path = path
         self.read_only = read_only
+        self.lock_timeout = lock_timeout
+        self._closed = False
+
+    @property
+    def _con(self) -> duckdb.DuckDBPyConnection:
+        if self._conn is None:
+            if self._closed:
+                raise StoreError(f"the journal {self.path} is closed")
+            self._conn = _connect(self.path, self.read_only, self.lock_timeout)
+        return self._conn
+
+    def release(self) -> None:
+        """Let go of the file until the next operation (which reopens it, waiting if need be)."""
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+                if not self.read_only:
+                    _secure_file(self.path)
 
     @classmethod
-    def open(cls, path: str | os.PathLike, *, read_only: bool = False) -> "Archive":
+    def open(cls, path: str | os.PathLike, *, read_only: bool = False,
+             lock_timeout: float = LOCK_TIMEOUT_S) -> "Archive":
         path = Path(path).expanduser()
         if path.is_dir():
             raise StoreError(f"{path} is a directory; give a journal file such as {path / 'journal.duckdb'}")
         if read_only and not path.exists():
             raise StoreError(f"no journal at {path} yet: record a session first")
         if read_only:
-            cls._upgrade_if_old(path)
+            cls._upgrade_if_old(path, lock_timeout)
         if not read_only:
             try:
                 _secure_dir(path.parent)
             except OSError as e:
                 raise StoreError(f"cannot create the journal folder {path.parent}: {e.strerror}") from None
-        old_umask = os.umask(0o077)  # DuckDB creates the file (and its WAL) itself
-        try:
-            con = duckdb.connect(
-                str(path),
-                read_only=read_only,
-                config={"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"},
-            )
-        except duckdb.IOException as e:
-            raise StoreError(_io_message(path, e)) from None
-        except duckdb.Error as e:
-            raise StoreError(f"cannot open the journal {path}: {_first_line(e)}") from None
-        finally:
-            os.umask(old_umask)
-        archive = cls(con, path, read_only)
+        con = _connect(path, read_only, lock_timeout)
+        archive = cls(con, path, read_only, lock_timeout)
         try:
             if not read_only:
                 _secure_file(path)
@@ -214,11 +261,11 @@ class Archive:
         return archive
 
     @classmethod
-    def _upgrade_if_old(cls, path: Path) -> None:
+    def _upgrade_if_old(cls, path: Path, lock_timeout: float) -> None:
         """A reader of an older journal upgrades it first (briefly as a writer)."""
         try:
-            con = duckdb.connect(str(path), read_only=True)
-        except duckdb.Error:
+            con = _connect(path, True, lock_timeout)
+        except StoreError:
             return  # the open below reports it
         try:
             has = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'").fetchone()[0]
@@ -226,7 +273,7 @@ class Archive:
         finally:
             con.close()
         if v < SCHEMA_VERSION:
-            cls.open(path).close()
+            cls.open(path, lock_timeout=lock_timeout).close()
 
     def __enter__(self) -> "Archive":
         return self
@@ -235,13 +282,8 @@ class Archive:
         self.close()
 
     def close(self) -> None:
-        if self._con is not None:
-            try:
-                self._con.close()
-            finally:
-                self._con = None
-                if not self.read_only:
-                    _secure_file(self.path)
+        self.release()
+        self._closed = True
 
     # -- schema ---------------------------------------------------------
 
