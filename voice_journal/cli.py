@@ -405,6 +405,123 @@ def reindex(db: Optional[Path] = DbOption) -> None:
     out.print(f"embedded {len(missing)} turns; full-text index rebuilt")
 
 
+@app.command()
+def write(
+    text: Optional[str] = typer.Argument(None, help="The entry; leave out (or give -) to read standard input."),
+    at: Optional[str] = typer.Option(None, "--at", help="When it happened (ISO date or date-time); default now."),
+    db: Optional[Path] = DbOption,
+) -> None:
+    """Write a typed entry, for when speaking aloud is not possible."""
+    from .session import write_entry
+    from .store.archive import Archive
+    from .store.embedding import Embedder
+
+    if text is None or text == "-":
+        if sys.stdin.isatty():
+            err.print("Type your entry; end with Ctrl-D.")
+        text = sys.stdin.read()
+    when = _when(at, "--at")
+    embedder = Embedder.load()
+    with Archive.open(_settings(db).db) as a:
+        sid = write_entry(a, embedder, text, when)
+    out.print(f"[green]Saved as session {sid}[/]")
+
+
+@app.command("import")
+def import_(
+    files: List[Path] = typer.Argument(..., help="Voice memos: wav, flac, mp3, ogg, m4a, opus..."),
+    at: Optional[str] = typer.Option(None, "--at", help="Date them all at this time instead of the file's."),
+    db: Optional[Path] = DbOption,
+    fast: bool = FastOption,
+) -> None:
+    """Import existing recordings as journal sessions (transcribed, searchable, replayable)."""
+    from . import models
+    from .audio import pcm
+    from .progress import bar
+    from .session import import_recording
+    from .speech.stt import SttConfig, Transcriber
+    from .store.archive import Archive
+    from .store.embedding import Embedder
+
+    settings = _settings(db, fast)
+    when = _when(at, "--at")
+    worst = 0
+    good = []
+    for f in files:
+        try:
+            good.append((f, pcm.info(f)))
+        except VoiceJournalError as e:
+            err.print(f"error: {escape(str(e))}")
+            worst = max(worst, e.exit_code)
+    if good:
+        transcriber = Transcriber(models.resolve(settings.stt_model, kind="stt"),
+                                  SttConfig(language=settings.language or None, threads=settings.threads or 2))
+        embedder = Embedder.load()
+        with Archive.open(settings.db) as a:
+            for f, info in good:
+                try:
+                    with bar(f"Importing {f.name}", info.duration or None) as advance:
+                        r = import_recording(
+                            a, transcriber, embedder, f, settings, at=when, on_progress=advance,
+                            on_turn=lambda i, u, t: out.print(f"  [dim]{u.start:7.1f}s[/] {escape(t)}", soft_wrap=True))
+                except VoiceJournalError as e:
+                    err.print(f"error: {escape(str(e))}")
+                    worst = max(worst, e.exit_code)
+                    continue
+                if r.session_id is None:
+                    out.print(f"{escape(str(f))}: skipped, {r.skipped}")
+                else:
+                    out.print(f"[green]{escape(str(f))}[/]: session {r.session_id}, {r.turns} turns")
+    if worst:
+        raise typer.Exit(worst)
+
+
+@app.command()
+def export(
+    folder: Path = typer.Argument(..., help="Where to write the export."),
+    fmt: str = typer.Option("md", "--format", help="md (one Markdown file per session) or json."),
+    audio: bool = typer.Option(False, "--audio", help="Also write each turn's recording (FLAC)."),
+    db: Optional[Path] = DbOption,
+) -> None:
+    """Export the journal as Markdown (Obsidian-friendly) or JSON."""
+    from .store.export import export as export_journal
+
+    with _open_journal(db) as a:
+        written = export_journal(a, folder, fmt=fmt, audio=audio)
+    out.print(f"wrote {len(written)} files to {folder}")
+
+
+@app.command()
+def delete(
+    ref: str = typer.Argument(..., metavar="SESSION[:TURN]", help="A session, or one turn of it."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    db: Optional[Path] = DbOption,
+) -> None:
+    """Delete a session or a turn for good: text, audio, vectors and index entries."""
+    from .store import search as search_mod
+    from .store.archive import Archive
+
+    session_part, _, turn_part = ref.partition(":")
+    sid = _session_id(session_part)
+    try:
+        turn = int(turn_part) if turn_part else None
+    except ValueError:
+        raise InputError(f"{turn_part!r} is not a turn number") from None
+    with Archive.open(_settings(db).db) as a:
+        s = a.session(sid)
+        what = f"turn {turn} of session {sid}" if turn is not None else f"session {sid} ({_local(s.started_at)}, {s.user_turns} turns)"
+        if not yes:
+            if not sys.stdin.isatty():
+                raise InputError(f"deleting {what} cannot be undone: add --yes to confirm")
+            if not typer.confirm(f"Delete {what}? This cannot be undone", default=False):
+                out.print("Nothing deleted.")
+                return
+        n = a.delete(sid, turn)
+        a.compact()  # deleted rows linger in free blocks until the file is rewritten
+        search_mod.rebuild_index(a)
+    out.print(f"Deleted {what}: {n} turns, their audio and their search entries.")
+
+
 # -- models and doctor --------------------------------------------------------
 
 

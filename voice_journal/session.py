@@ -25,6 +25,7 @@ import logging
 import queue
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -37,7 +38,7 @@ from .audio.playback import AudioSink
 from .audio.vad import Segmenter, SegmenterConfig, Utterance
 from .companion.dialog import DEFAULT_MODE, Dialog, system_prompt
 from .config import Settings
-from .errors import LLMError, NoSpeechError, VoiceJournalError
+from .errors import InputError, LLMError, NoSpeechError, VoiceJournalError
 from .llm.base import LLM, GenerationOptions
 from .speech.sentences import SentenceSplitter
 from .speech.stt import Segment, SttConfig, Transcriber, Transcript
@@ -398,3 +399,98 @@ def transcribe_file(transcriber: Transcriber, path: str | Path, *,
         raise NoSpeechError(f"no speech found in {path}")
     language = languages.most_common(1)[0][0] if languages else ""
     return FileTranscript(str(path), " ".join(s.text for s in segments), language, tuple(segments), info.duration)
+
+
+# -- entries that are not conversations: typed, and imported voice memos ------
+
+
+MAX_WRITTEN_CHARS = 100_000
+
+
+def write_entry(archive: Archive, embedder: Embedder | None, text: str, at=None) -> int:
+    """Archive a typed entry as a one-turn session; return its session id."""
+    clean = "".join(ch for ch in text if ch in "\n\t" or not unicodedata.category(ch).startswith("C")).strip()
+    if not clean:
+        raise InputError("the entry is empty")
+    if len(clean) > MAX_WRITTEN_CHARS:
+        raise InputError(f"the entry is too long ({len(clean):,} characters; {MAX_WRITTEN_CHARS:,} at most)")
+    sid = archive.begin_session(mode=DEFAULT_MODE, source="typed", models={}, started_at=at)
+    vec = embedder.embed([clean])[0] if embedder is not None else None
+    archive.add_turn(TurnRecord(sid, 0, "user", clean, at=at, embedding=vec))
+    archive.end_session(sid, ended_at=at)
+    search.refresh_index(archive)
+    return sid
+
+
+@dataclass(frozen=True)
+class Imported:
+    path: str
+    session_id: int | None  # None: skipped or no speech
+    turns: int
+    skipped: str = ""  # why nothing was imported
+
+
+def file_hash(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def import_recording(archive: Archive, transcriber: Transcriber, embedder: Embedder | None, path: str | Path,
+                     settings: Settings, *, at=None, on_progress: Callable[[float], None] | None = None,
+                     on_turn: Callable[[int, Utterance, str], None] = lambda i, u, t: None) -> Imported:
+    """Archive an existing recording as a session of the person's turns, dated by the file.
+
+    A recording imported before is skipped (same audio hash). One whose import
+    was cut short (the session never completed) is imported again from scratch.
+    """
+    import datetime as dt
+
+    path = Path(path)
+    info = pcm.info(path)
+    digest = file_hash(path)
+    previous = archive.session_by_hash(digest)
+    if previous is not None:
+        if previous.status == "complete":
+            return Imported(str(path), None, 0, f"already imported as session {previous.id}")
+        archive.delete(previous.id)  # a half-finished import: start over
+    if at is None:
+        at = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc).replace(tzinfo=None)
+        at -= dt.timedelta(seconds=info.duration)  # a file's time is when recording stopped
+    seg = Segmenter(SegmenterConfig(end_silence_ms=settings.end_silence_ms, max_turn_s=settings.max_turn_s))
+    sid = None
+    idx = 0
+    languages: collections.Counter[str] = collections.Counter()
+
+    def utterances() -> Iterator[Utterance]:
+        for block in pcm.stream(path, on_progress=on_progress):
+            yield from (e for e in seg.feed(block) if isinstance(e, Utterance))
+        yield from (e for e in seg.flush() if isinstance(e, Utterance))
+
+    for u in utterances():
+        t = transcriber.transcribe(u.clip)
+        if not t.text:
+            continue
+        if sid is None:
+            sid = archive.begin_session(mode=DEFAULT_MODE, source=f"import:{path.name}",
+                                        models={"stt": transcriber.name}, started_at=at, source_hash=digest)
+        vec = embedder.embed([t.text])[0] if embedder is not None else None
+        archive.add_turn(TurnRecord(
+            sid, idx, "user", t.text, pcm.to_flac(u.clip), u.clip.rate, u.start, u.end, u.duration, t.language,
+            round(t.confidence, 4), {"stt_s": t.stt_s}, transcriber.name,
+            at=at + dt.timedelta(seconds=u.start), embedding=vec,
+        ))
+        archive.release()
+        languages[t.language] += 1
+        on_turn(idx, u, t.text)
+        idx += 1
+    if sid is None:
+        return Imported(str(path), None, 0, "no speech found")
+    archive.end_session(sid, language=languages.most_common(1)[0][0], ended_at=at + dt.timedelta(seconds=info.duration))
+    search.refresh_index(archive)
+    archive.release()
+    return Imported(str(path), sid, idx)

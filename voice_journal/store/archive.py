@@ -31,7 +31,7 @@ from ..errors import InputError, StoreError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Migrations in order; MIGRATIONS[n] takes a journal from version n to n + 1.
 MIGRATIONS: list[str] = [
@@ -95,6 +95,10 @@ MIGRATIONS: list[str] = [
         sample_rate, start_s, end_s, duration_s, language, confidence, timings, model, partial, NULL FROM turns;
     DROP TABLE turns;
     ALTER TABLE turns_v2 RENAME TO turns;
+    """,
+    # v3: imported recordings remember their audio's hash, so a second import skips them.
+    """
+    ALTER TABLE sessions ADD COLUMN source_hash VARCHAR;
     """,
 ]
 
@@ -335,13 +339,59 @@ class Archive:
     # -- writing --------------------------------------------------------
 
     def begin_session(self, *, mode: str = "free", source: str | None = None, models: dict | None = None,
-                      started_at: dt.datetime | None = None) -> int:
+                      started_at: dt.datetime | None = None, source_hash: str | None = None) -> int:
         with self._transaction():
             row = self._con.execute(
-                "INSERT INTO sessions (started_at, mode, source, models) VALUES (?, ?, ?, ?) RETURNING id",
-                [started_at or _now(), mode, source, json.dumps(models or {})],
+                "INSERT INTO sessions (started_at, mode, source, models, source_hash) VALUES (?, ?, ?, ?, ?) RETURNING id",
+                [started_at or _now(), mode, source, json.dumps(models or {}), source_hash],
             ).fetchone()
         return int(row[0])
+
+    def session_by_hash(self, source_hash: str) -> SessionRow | None:
+        """The session imported from audio with this hash, if any."""
+        row = self._con.execute("SELECT id FROM sessions WHERE source_hash = ? ORDER BY id LIMIT 1",
+                                [source_hash]).fetchone()
+        return self.session(row[0]) if row else None
+
+    def delete(self, session_id: int, idx: int | None = None) -> int:
+        """Delete a session (or one of its turns) with its audio and vector; return turns deleted.
+
+        Deleted rows leave old bytes in the file's free blocks until DuckDB
+        reuses them, so the file is then rewritten (:meth:`compact`) and the
+        search index rebuilt by the caller.
+        """
+        self.session(session_id)  # a clear error for a session that is not there
+        with self._transaction():
+            if idx is None:
+                n = self._con.execute("DELETE FROM turns WHERE session_id = ?", [session_id]).fetchone()[0]
+                self._con.execute("DELETE FROM sessions WHERE id = ?", [session_id])
+            else:
+                n = self._con.execute("DELETE FROM turns WHERE session_id = ? AND idx = ?", [session_id, idx]).fetchone()[0]
+                if not n:
+                    raise InputError(f"session {session_id} has no turn {idx}")
+        return int(n)
+
+    def compact(self) -> None:
+        """Rewrite the journal into a fresh file, so that deleted bytes are really gone."""
+        if self.read_only:
+            raise StoreError("cannot compact a journal opened read-only")
+        fresh = self.path.with_name(self.path.name + ".compact")
+        for leftover in (fresh, fresh.with_name(fresh.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+        con = self._con
+        try:
+            con.execute(f"ATTACH '{_sql_str(fresh)}' AS fresh")
+            con.execute("COPY FROM DATABASE " + _current_db(con) + " TO fresh")
+            con.execute("DETACH fresh")
+        except duckdb.Error as e:
+            fresh.unlink(missing_ok=True)
+            raise StoreError(f"could not rewrite {self.path}: {_first_line(e)}") from None
+        self.release()
+        os.chmod(fresh, 0o600)
+        with open(fresh, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(fresh, self.path)  # atomic: the old file, or the new one, never half of each
+        self.path.with_name(self.path.name + ".wal").unlink(missing_ok=True)
 
     def add_turn(self, turn: TurnRecord) -> None:
         """Archive one turn in its own transaction: once this returns, it is on disk."""
@@ -358,11 +408,12 @@ class Archive:
                  None if turn.embedding is None else turn.embedding.astype(np.float32).tolist()],
             )
 
-    def end_session(self, session_id: int, *, status: str = "complete", language: str | None = None) -> None:
+    def end_session(self, session_id: int, *, status: str = "complete", language: str | None = None,
+                    ended_at: dt.datetime | None = None) -> None:
         with self._transaction():
             self._con.execute(
                 "UPDATE sessions SET ended_at = ?, status = ?, language = coalesce(?, language) WHERE id = ?",
-                [_now(), status, language, session_id],
+                [ended_at or _now(), status, language, session_id],
             )
 
     # -- reading --------------------------------------------------------
@@ -426,6 +477,14 @@ class Archive:
     def execute(self, sql: str, params: list | None = None) -> duckdb.DuckDBPyConnection:
         """Run raw SQL (for tests and later migrations); prefer the methods above."""
         return self._con.execute(sql, params or [])
+
+
+def _sql_str(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _current_db(con: duckdb.DuckDBPyConnection) -> str:
+    return '"' + con.execute("SELECT current_database()").fetchone()[0].replace('"', '""') + '"'
 
 
 def _first_line(e: BaseException) -> str:

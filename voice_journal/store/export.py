@@ -1,0 +1,97 @@
+"""Export the journal: Markdown that opens well in Obsidian, or JSON with everything.
+
+Markdown: one file per session, ``YYYY-MM-DD-HHMM-session-N.md``, with YAML
+front matter (date, mode, session, language, models, themes) and then the
+dialogue. With audio, each turn's recording is written beside it as FLAC and
+embedded (``![[...]]``) under its turn.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+from ..errors import InputError
+from .archive import Archive, SessionRow, TurnRecord
+
+
+def _iso(t: dt.datetime | None) -> str | None:
+    return t.replace(tzinfo=dt.timezone.utc).isoformat().replace("+00:00", "Z") if t else None
+
+
+def _stem(s: SessionRow) -> str:
+    local = s.started_at.replace(tzinfo=dt.timezone.utc).astimezone()
+    return f"{local:%Y-%m-%d-%H%M}-session-{s.id}"
+
+
+def _yaml_str(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid YAML scalar
+
+
+def _markdown(s: SessionRow, turns: list[TurnRecord], audio_names: dict[int, str]) -> str:
+    local = s.started_at.replace(tzinfo=dt.timezone.utc).astimezone()
+    lines = [
+        "---",
+        f"date: {local.isoformat(timespec='minutes')}",
+        f"mode: {_yaml_str(s.mode)}",
+        f"session: {s.id}",
+        f"status: {s.status}",
+        f"language: {_yaml_str(s.language or '')}",
+        f"source: {_yaml_str(s.source or '')}",
+        "models: " + json.dumps(s.models, ensure_ascii=False),
+        "themes: []",
+        "tags: [journal]",
+        "---",
+        "",
+        f"# Journal, {local:%A %d %B %Y, %H:%M}",
+        "",
+    ]
+    for t in turns:
+        clock = t.at.replace(tzinfo=dt.timezone.utc).astimezone().strftime("%H:%M")
+        who = "**Me**" if t.role == "user" else "**Companion**"
+        cut = " *(cut short)*" if t.partial else ""
+        lines.append(f"{who} ({clock}){cut}: {t.text}")
+        if t.idx in audio_names:
+            lines.append(f"![[{audio_names[t.idx]}]]")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def export(archive: Archive, folder: Path, *, fmt: str = "md", audio: bool = False) -> list[Path]:
+    """Write every session to ``folder``; return the files written."""
+    if fmt not in ("md", "json"):
+        raise InputError(f"unknown export format {fmt!r}: md or json")
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder} is a file, not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    everything = []
+    for s in sorted(archive.sessions(), key=lambda s: (s.started_at, s.id)):
+        turns = archive.turns(s.id, with_audio=audio)
+        audio_names: dict[int, str] = {}
+        if audio:
+            for t in turns:
+                if t.audio_flac:
+                    name = f"{_stem(s)}-turn-{t.idx}.flac"
+                    (folder / name).write_bytes(t.audio_flac)
+                    audio_names[t.idx] = name
+                    written.append(folder / name)
+        if fmt == "md":
+            path = folder / f"{_stem(s)}.md"
+            path.write_text(_markdown(s, turns, audio_names), encoding="utf-8")
+            written.append(path)
+        else:
+            everything.append({
+                "session": s.id, "started": _iso(s.started_at), "ended": _iso(s.ended_at), "status": s.status,
+                "mode": s.mode, "source": s.source, "models": s.models, "language": s.language,
+                "turns": [{"turn": t.idx, "role": t.role, "at": _iso(t.at), "text": t.text, "start": t.start_s,
+                           "end": t.end_s, "duration": t.duration_s, "language": t.language,
+                           "confidence": t.confidence, "timings": t.timings, "model": t.model, "partial": t.partial,
+                           "audio": audio_names.get(t.idx)} for t in turns],
+            })
+    if fmt == "json":
+        path = folder / "journal.json"
+        path.write_text(json.dumps(everything, ensure_ascii=False, indent=2), encoding="utf-8")
+        written.append(path)
+    return written
