@@ -205,3 +205,22 @@ def test_searching_while_another_process_records(tmp_path):
         for i in range(40):  # every committed turn is found
             hits = search.bm25(a, "zork" + "".join(chr(97 + int(d)) for d in str(i)) + "x")
             assert hits and hits[0][0] == 1_000_000 + i
+
+
+def test_a_crash_right_after_the_migrations_replays_cleanly(tmp_path):
+    """Every migration must survive WAL replay (DuckDB cannot replay some DDL, e.g.
+    ADD COLUMN on a table with a nextval() default: the journal would not open)."""
+    path = tmp_path / "j.duckdb"
+    code = (
+        "import duckdb, os, sys\n"
+        "from voice_journal.store.archive import MIGRATIONS\n"
+        "c = duckdb.connect(sys.argv[1])\n"
+        "for i, m in enumerate(MIGRATIONS):\n"
+        "    c.begin(); c.execute(m); c.execute('INSERT INTO schema_version VALUES (?, now())', [i + 1]); c.commit()\n"
+        "c.execute(\"INSERT INTO sessions (started_at) VALUES (now())\")\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    assert subprocess.run([sys.executable, "-c", code, str(path)]).returncode == -9
+    assert (tmp_path / "j.duckdb.wal").exists()  # nothing was checkpointed: all of it is replayed
+    with Archive.open(path) as a:
+        assert a.version() == SCHEMA_VERSION and len(a.sessions()) == 1

@@ -97,8 +97,23 @@ MIGRATIONS: list[str] = [
     ALTER TABLE turns_v2 RENAME TO turns;
     """,
     # v3: imported recordings remember their audio's hash, so a second import skips them.
+    # Rebuilt, not ALTERed: DuckDB 1.5.5 cannot replay an ADD COLUMN on a table whose
+    # default calls nextval() from the WAL after a crash (the journal would not open).
     """
-    ALTER TABLE sessions ADD COLUMN source_hash VARCHAR;
+    CREATE TABLE sessions_v3 (
+        id BIGINT PRIMARY KEY DEFAULT nextval('session_ids'),
+        started_at TIMESTAMP NOT NULL,
+        ended_at TIMESTAMP,
+        status VARCHAR NOT NULL DEFAULT 'open',
+        mode VARCHAR NOT NULL DEFAULT 'free',
+        source VARCHAR,
+        models JSON,
+        language VARCHAR,
+        source_hash VARCHAR                  -- sha256 of an imported file
+    );
+    INSERT INTO sessions_v3 SELECT id, started_at, ended_at, status, mode, source, models, language, NULL FROM sessions;
+    DROP TABLE sessions;
+    ALTER TABLE sessions_v3 RENAME TO sessions;
     """,
 ]
 
@@ -312,6 +327,9 @@ class Archive:
                 self._con.execute(MIGRATIONS[target - 1])
                 self._con.execute("INSERT INTO schema_version VALUES (?, ?)", [target, _now()])
             log.info("journal %s upgraded to schema %d", self.path, target)
+        if v < SCHEMA_VERSION:
+            # Put the new schema in the main file now, so a crash never has to replay DDL.
+            self._con.execute("CHECKPOINT")
 
     def _transaction(self):
         archive = self
