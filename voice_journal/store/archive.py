@@ -15,6 +15,7 @@ The file is created user-only (0600 in a 0700 folder): journals are private.
 from __future__ import annotations
 
 import datetime as dt
+import importlib.resources
 import json
 import logging
 import os
@@ -189,7 +190,40 @@ def _secure_file(path: Path) -> None:
 LOCK_TIMEOUT_S = 15.0  # how long to wait for another voice-journal process to let go
 
 
-def _connect(path: Path, read_only: bool, lock_timeout: float) -> duckdb.DuckDBPyConnection:
+_CONFIG = {"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
+
+
+class PassphraseNeeded(StoreError):
+    """The journal is encrypted and no passphrase was given."""
+
+
+def extension_path(name: str) -> str:
+    """The packaged DuckDB extension built for exactly this duckdb version (loaded by path: offline)."""
+    path = (importlib.resources.files(f"duckdb_extension_{name}") / "extensions" / f"v{duckdb.__version__}"
+            / f"{name}.duckdb_extension")
+    if not path.is_file():
+        raise StoreError(f"the DuckDB {name} extension for duckdb {duckdb.__version__} is not installed: "
+                         f"pip install duckdb-extension-{name}=={duckdb.__version__}")
+    return str(path)
+
+
+def _open_once(path: Path, read_only: bool, key: str | None) -> duckdb.DuckDBPyConnection:
+    if key is None:
+        return duckdb.connect(str(path), read_only=read_only, config=_CONFIG)
+    # An encrypted journal is ATTACHed with its key; DuckDB's AES comes with httpfs (OpenSSL).
+    con = duckdb.connect(":memory:", config=_CONFIG)
+    try:
+        con.execute(f"LOAD '{extension_path('httpfs')}'")
+        options = f"ENCRYPTION_KEY '{_sql_str(key)}'" + (", READ_ONLY" if read_only else "")
+        con.execute(f"ATTACH '{_sql_str(path)}' AS journal ({options})")
+        con.execute("USE journal")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _connect(path: Path, read_only: bool, lock_timeout: float, key: str | None = None) -> duckdb.DuckDBPyConnection:
     """Open the file, waiting while another process holds it.
 
     DuckDB lets one process hold a file for writing and no process read it
@@ -201,15 +235,17 @@ def _connect(path: Path, read_only: bool, lock_timeout: float) -> duckdb.DuckDBP
     while True:
         old_umask = os.umask(0o077)  # DuckDB creates the file (and its WAL) itself
         try:
-            return duckdb.connect(
-                str(path),
-                read_only=read_only,
-                config={"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"},
-            )
+            return _open_once(path, read_only, key)
         except duckdb.IOException as e:
             if "lock" not in str(e).lower() or time.monotonic() >= deadline:
                 raise StoreError(_io_message(path, e)) from None
         except duckdb.Error as e:
+            text = str(e)
+            if "without a key" in text or ("encrypted" in text and key is None):
+                raise PassphraseNeeded(f"the journal {path} is encrypted: give its passphrase "
+                                       "(VOICE_JOURNAL_PASSPHRASE, or run in a terminal to be asked)") from None
+            if "Wrong encryption key" in text:
+                raise StoreError(f"wrong passphrase for the journal {path}") from None
             raise StoreError(f"cannot open the journal {path}: {_first_line(e)}") from None
         finally:
             os.umask(old_umask)
@@ -226,8 +262,9 @@ class Archive:
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection | None, path: Path, read_only: bool,
-                 lock_timeout: float = LOCK_TIMEOUT_S):
+                 lock_timeout: float = LOCK_TIMEOUT_S, key: str | None = None):
         self._conn = con
+        self._key = key
         self.path = path
         self.read_only = read_only
         self.lock_timeout = lock_timeout
@@ -238,7 +275,7 @@ class Archive:
         if self._conn is None:
             if self._closed:
                 raise StoreError(f"the journal {self.path} is closed")
-            self._conn = _connect(self.path, self.read_only, self.lock_timeout)
+            self._conn = _connect(self.path, self.read_only, self.lock_timeout, self._key)
         return self._conn
 
     def release(self) -> None:
@@ -253,21 +290,22 @@ class Archive:
 
     @classmethod
     def open(cls, path: str | os.PathLike, *, read_only: bool = False,
-             lock_timeout: float = LOCK_TIMEOUT_S) -> "Archive":
+             lock_timeout: float = LOCK_TIMEOUT_S, key: str | None = None) -> "Archive":
+        """Open (or create) a journal; ``key`` is the passphrase of an encrypted one."""
         path = Path(path).expanduser()
         if path.is_dir():
             raise StoreError(f"{path} is a directory; give a journal file such as {path / 'journal.duckdb'}")
         if read_only and not path.exists():
             raise StoreError(f"no journal at {path} yet: record a session first")
         if read_only:
-            cls._upgrade_if_old(path, lock_timeout)
+            cls._upgrade_if_old(path, lock_timeout, key)
         if not read_only:
             try:
                 _secure_dir(path.parent)
             except OSError as e:
                 raise StoreError(f"cannot create the journal folder {path.parent}: {e.strerror}") from None
-        con = _connect(path, read_only, lock_timeout)
-        archive = cls(con, path, read_only, lock_timeout)
+        con = _connect(path, read_only, lock_timeout, key)
+        archive = cls(con, path, read_only, lock_timeout, key)
         try:
             if not read_only:
                 _secure_file(path)
@@ -280,10 +318,10 @@ class Archive:
         return archive
 
     @classmethod
-    def _upgrade_if_old(cls, path: Path, lock_timeout: float) -> None:
+    def _upgrade_if_old(cls, path: Path, lock_timeout: float, key: str | None) -> None:
         """A reader of an older journal upgrades it first (briefly as a writer)."""
         try:
-            con = _connect(path, True, lock_timeout)
+            con = _connect(path, True, lock_timeout, key)
         except StoreError:
             return  # the open below reports it
         try:
@@ -292,7 +330,7 @@ class Archive:
         finally:
             con.close()
         if v < SCHEMA_VERSION:
-            cls.open(path, lock_timeout=lock_timeout).close()
+            cls.open(path, lock_timeout=lock_timeout, key=key).close()
 
     def __enter__(self) -> "Archive":
         return self
@@ -389,16 +427,36 @@ class Archive:
                     raise InputError(f"session {session_id} has no turn {idx}")
         return int(n)
 
-    def compact(self) -> None:
-        """Rewrite the journal into a fresh file, so that deleted bytes are really gone."""
+    @property
+    def encrypted(self) -> bool:
+        return self._key is not None
+
+    def encrypt(self, key: str) -> None:
+        """Encrypt the journal in place with ``key`` (or change the passphrase of an encrypted one)."""
+        if not key:
+            raise InputError("the passphrase is empty")
+        self.compact(key=key)
+        self._key = key
+
+    def compact(self, *, key: str | None = None) -> None:
+        """Rewrite the journal into a fresh file, so that deleted bytes are really gone.
+
+        ``key`` encrypts the fresh file with a new passphrase; by default it
+        keeps the journal's own (or none).
+        """
         if self.read_only:
-            raise StoreError("cannot compact a journal opened read-only")
+            raise StoreError("cannot rewrite a journal opened read-only")
+        new_key = key if key is not None else self._key
         fresh = self.path.with_name(self.path.name + ".compact")
         for leftover in (fresh, fresh.with_name(fresh.name + ".wal")):
             leftover.unlink(missing_ok=True)
         con = self._con
         try:
-            con.execute(f"ATTACH '{_sql_str(fresh)}' AS fresh")
+            if new_key is not None:
+                con.execute(f"LOAD '{extension_path('httpfs')}'")
+                con.execute(f"ATTACH '{_sql_str(fresh)}' AS fresh (ENCRYPTION_KEY '{_sql_str(new_key)}')")
+            else:
+                con.execute(f"ATTACH '{_sql_str(fresh)}' AS fresh")
             con.execute("COPY FROM DATABASE " + _current_db(con) + " TO fresh")
             con.execute("DETACH fresh")
         except duckdb.Error as e:
@@ -410,6 +468,7 @@ class Archive:
             os.fsync(f.fileno())
         os.replace(fresh, self.path)  # atomic: the old file, or the new one, never half of each
         self.path.with_name(self.path.name + ".wal").unlink(missing_ok=True)
+        self._key = new_key
 
     def add_turn(self, turn: TurnRecord) -> None:
         """Archive one turn in its own transaction: once this returns, it is on disk."""
