@@ -71,6 +71,8 @@ def main() -> None:
         result = FileSession(engines, archive, settings).run(args.input)
         wall = time.perf_counter() - t
         turns = archive.turns(result.session_id)
+        stored, spoken = archive.execute(
+            "SELECT sum(octet_length(audio)), sum(duration_s) FILTER (WHERE role = 'user') FROM turns").fetchone()
         archive.close()
     users = [x.timings for x in turns if x.role == "user"]
     replies = [x.timings for x in turns if x.role == "assistant"]
@@ -99,6 +101,7 @@ def main() -> None:
     cached = [r["cached_tokens"] / max(r["prompt_tokens"], 1) for r in replies[1:]]
     if cached and any(cached):
         table.add_row("prompt tokens reused from cache (turns 2+)", f"{statistics.median(cached):.0%}", "")
+    table.add_row("journal audio per hour of speech (MB, FLAC)", f"{stored / spoken * 3600 / 1e6:.0f}", "")
     console.print(table)
 
 

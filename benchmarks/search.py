@@ -81,10 +81,12 @@ def build(path: Path, n: int, rng, words) -> float:
                 s, i = k // 20 + 1, k % 20
                 w.writerow([s * UID_STRIDE + i, s, i, "user" if i % 2 == 0 else "assistant",
                             (start + dt.timedelta(days=s, minutes=i)).isoformat(sep=" "), text])
-        # Random directions stand in for embeddings: a cosine costs the same whatever it compares.
-        con.execute(f"""INSERT INTO turns (uid, session_id, idx, role, recorded_at, text, embedding)
+        # Random directions stand in for embeddings and their sketches: a cosine costs the
+        # same whatever it compares (the sketch's recall is tested in tests/test_search.py).
+        con.execute(f"""INSERT INTO turns (uid, session_id, idx, role, recorded_at, text, embedding, coarse)
             SELECT uid, session_id, idx, role, recorded_at, text,
-                   list_transform(range(384), x -> (random() - 0.5)::FLOAT)::FLOAT[384]
+                   list_transform(range(384), x -> (random() - 0.5)::FLOAT)::FLOAT[384],
+                   list_transform(range(96), x -> (random() - 0.5)::FLOAT)::FLOAT[96]
             FROM read_csv('{csv_path}', header = true, quote = '"', escape = '"',
                           columns = {{'uid': 'BIGINT', 'session_id': 'BIGINT', 'idx': 'INTEGER', 'role': 'VARCHAR',
                                      'recorded_at': 'TIMESTAMP', 'text': 'VARCHAR'}})""")

@@ -2,12 +2,13 @@
 
 import datetime as dt
 
+import numpy as np
 import pytest
 
 from search_corpus import ENTRIES, QUERIES
 from voice_journal.store import search
 from voice_journal.store.archive import Archive, TurnRecord
-from voice_journal.store.embedding import Embedder
+from voice_journal.store.embedding import Embedder, coarse
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +111,32 @@ def test_search_works_before_any_index_exists(tmp_path, embedder):
         a.add_turn(TurnRecord(sid, 0, "user", "The garden is full of tulips", embedding=embedder.embed(["x"])[0]))
         hits = search.search(a, "the tulips", embedder=embedder, method="bm25")
         assert [h.idx for h in hits] == [0] and hits[0].terms == ("tulips",)
+
+
+def test_sketch_shortlist_finds_what_exact_search_finds(tmp_path):
+    """Vector search ranks 96-dimension sketches first; it must keep the exact top 10."""
+    rng = np.random.default_rng(7)
+    centres = rng.normal(size=(60, 384))
+    vecs = centres[rng.integers(0, 60, 6000)] + rng.normal(scale=0.9, size=(6000, 384))
+    vecs = (vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).astype(np.float32)
+    with Archive.open(tmp_path / "j.duckdb") as a:
+        sid = a.begin_session()
+        # Through a CSV file: binding Python lists of floats is very slow in DuckDB.
+        csv_path = tmp_path / "vecs.csv"
+        sketches = coarse(vecs)
+        with open(csv_path, "w") as f:
+            f.write("k|e|c\n")
+            for k in range(len(vecs)):
+                f.write(f"{k}|[{','.join(map(str, vecs[k]))}]|[{','.join(map(str, sketches[k]))}]\n")
+        a.execute(f"""INSERT INTO turns (uid, session_id, idx, role, recorded_at, text, embedding, coarse)
+                      SELECT {sid} * 1000000 + k, {sid}, k, 'user', now(), 'x', e::FLOAT[384], c::FLOAT[96]
+                      FROM read_csv('{csv_path}', delim = '|', header = true,
+                                    columns = {{'k': 'INTEGER', 'e': 'VARCHAR', 'c': 'VARCHAR'}})""")
+        overlaps = []
+        for q in range(20):
+            query = vecs[q * 97] + rng.normal(scale=0.05, size=384).astype(np.float32)
+            query /= np.linalg.norm(query)
+            exact = set(np.argsort(-(vecs @ query))[:10].tolist())
+            got = {u - 1_000_000 for u, _ in search.vector(a, query, limit=10)}
+            overlaps.append(len(exact & got) / 10)
+    assert np.mean(overlaps) >= 0.95, overlaps

@@ -421,22 +421,25 @@ def reindex(db: Optional[Path] = DbOption) -> None:
     from .store import search as search_mod
     from .store.embedding import Embedder
 
+    import numpy as np
+
+    from .progress import bar
+
     with _archive(_settings(db)) as a:
         missing = a.execute("SELECT uid, text FROM turns WHERE embedding IS NULL").fetchall()
+        unsketched = a.execute("SELECT uid, embedding FROM turns WHERE embedding IS NOT NULL AND coarse IS NULL").fetchall()
         if missing:
             embedder = Embedder.load()
-            from .progress import bar
-
             with bar("Embedding turns", len(missing)) as advance:
                 for start in range(0, len(missing), 64):
                     chunk = missing[start : start + 64]
                     vecs = embedder.embed([t for _, t in chunk])
-                    with a.transaction():
-                        for (uid, _), v in zip(chunk, vecs):
-                            a.execute("UPDATE turns SET embedding = ?::FLOAT[384] WHERE uid = ?", [v.tolist(), uid])
+                    a.set_embeddings([(uid, v) for (uid, _), v in zip(chunk, vecs)])
                     advance(len(chunk))
+        for start in range(0, len(unsketched), 1000):
+            a.set_embeddings([(uid, np.asarray(v, np.float32)) for uid, v in unsketched[start : start + 1000]])
         search_mod.rebuild_index(a)
-    out.print(f"embedded {len(missing)} turns; full-text index rebuilt")
+    out.print(f"embedded {len(missing)} turns, sketched {len(unsketched)}; full-text index rebuilt")
 
 
 @app.command()

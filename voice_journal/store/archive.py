@@ -29,10 +29,11 @@ import duckdb
 import numpy as np
 
 from ..errors import InputError, StoreError
+from .embedding import coarse
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Migrations in order; MIGRATIONS[n] takes a journal from version n to n + 1.
 MIGRATIONS: list[str] = [
@@ -115,6 +116,34 @@ MIGRATIONS: list[str] = [
     INSERT INTO sessions_v3 SELECT id, started_at, ended_at, status, mode, source, models, language, NULL FROM sessions;
     DROP TABLE sessions;
     ALTER TABLE sessions_v3 RENAME TO sessions;
+    """,
+    # v4: a 96-dimension sketch of each embedding, scanned first by vector search.
+    """
+    CREATE TABLE turns_v4 (
+        uid BIGINT NOT NULL UNIQUE,
+        session_id BIGINT NOT NULL,
+        idx INTEGER NOT NULL,
+        role VARCHAR NOT NULL CHECK (role IN ('user', 'assistant')),
+        recorded_at TIMESTAMP NOT NULL,
+        text VARCHAR NOT NULL,
+        audio BLOB,
+        sample_rate INTEGER,
+        start_s DOUBLE,
+        end_s DOUBLE,
+        duration_s DOUBLE,
+        language VARCHAR,
+        confidence DOUBLE,
+        timings JSON,
+        model VARCHAR,
+        partial BOOLEAN NOT NULL DEFAULT false,
+        embedding FLOAT[384],
+        coarse FLOAT[96],                    -- embedding.coarse(embedding); NULL: scored exactly
+        PRIMARY KEY (session_id, idx)
+    );
+    INSERT INTO turns_v4 SELECT uid, session_id, idx, role, recorded_at, text, audio, sample_rate, start_s, end_s,
+        duration_s, language, confidence, timings, model, partial, embedding, NULL FROM turns;
+    DROP TABLE turns;
+    ALTER TABLE turns_v4 RENAME TO turns;
     """,
 ]
 
@@ -477,13 +506,21 @@ class Archive:
         with self._transaction():
             self._con.execute(
                 """INSERT INTO turns (uid, session_id, idx, role, recorded_at, text, audio, sample_rate, start_s,
-                   end_s, duration_s, language, confidence, timings, model, partial, embedding)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   end_s, duration_s, language, confidence, timings, model, partial, embedding, coarse)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [turn.uid, turn.session_id, turn.idx, turn.role, turn.at or _now(), turn.text, turn.audio_flac,
                  turn.sample_rate, turn.start_s, turn.end_s, turn.duration_s, turn.language, turn.confidence,
                  json.dumps({k: round(v, 4) for k, v in turn.timings.items()}), turn.model, turn.partial,
-                 None if turn.embedding is None else turn.embedding.astype(np.float32).tolist()],
+                 None if turn.embedding is None else turn.embedding.astype(np.float32).tolist(),
+                 None if turn.embedding is None else coarse(turn.embedding).tolist()],
             )
+
+    def set_embeddings(self, rows: list[tuple[int, np.ndarray]]) -> None:
+        """Store (uid, embedding) pairs, with their sketches, in one transaction."""
+        with self._transaction():
+            for uid, vec in rows:
+                self._con.execute("UPDATE turns SET embedding = ?::FLOAT[384], coarse = ?::FLOAT[96] WHERE uid = ?",
+                                  [np.asarray(vec, np.float32).tolist(), coarse(vec).tolist(), uid])
 
     def end_session(self, session_id: int, *, status: str = "complete", language: str | None = None,
                     ended_at: dt.datetime | None = None) -> None:
@@ -546,6 +583,13 @@ class Archive:
     def connection(self) -> duckdb.DuckDBPyConnection:
         """The open DuckDB connection, for the store's own modules (search)."""
         return self._con
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A second connection to the same open journal, for work on another thread."""
+        cur = self._con.cursor()
+        if self._key is not None:
+            cur.execute("USE journal")  # an encrypted journal is ATTACHed; a cursor starts in memory
+        return cur
 
     def transaction(self):
         """A context manager: commit on success, roll back on error, errors as StoreError."""

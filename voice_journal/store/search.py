@@ -19,6 +19,7 @@ are words to look for.
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import functools
 import re
@@ -29,12 +30,14 @@ import numpy as np
 
 from ..errors import InputError
 from .archive import UID_STRIDE, Archive, extension_path
+from .embedding import coarse
 
 REBUILD_AFTER = 500  # delta turns tolerated before a writer rebuilds the index
 KEYWORD_WEIGHT = 0.3  # the most that matching words can add to a cosine similarity
 BM25_HALF = 6.0  # the BM25 score that earns half of that
 CANDIDATES = 50  # from each ranking, before fusion
 MIN_COSINE = 0.25  # below this a vector "match" is noise for MiniLM
+SHORTLIST = 400  # sketch-ranked candidates whose exact cosine is computed
 _INDEX = "fts_main_turns"
 
 
@@ -140,10 +143,15 @@ def _stopword_table(con: duckdb.DuckDBPyConnection) -> str:
     return "temp.vj_stopwords"
 
 
-def _vector_literal(v: np.ndarray) -> str:
+def _int_list(values: list[int]) -> str:
+    # Inlined: a bound Python list makes duckdb probe for pandas and polars on every call.
+    return ",".join(str(int(v)) for v in values)
+
+
+def _vector_literal(v: np.ndarray, dims: int = 384) -> str:
     # Inlined, not bound: DuckDB casts a bound list to FLOAT[384] once per row (4x slower).
     # Safe: every character comes from float formatting.
-    return "[" + ",".join(f"{float(x):.7g}" for x in np.asarray(v, np.float32)) + "]::FLOAT[384]"
+    return "[" + ",".join(f"{float(x):.7g}" for x in np.asarray(v, np.float32)) + f"]::FLOAT[{dims}]"
 
 
 def _terms_sql(index: bool) -> str:
@@ -197,7 +205,9 @@ def bm25(archive: Archive, query: str, limit: int = CANDIDATES, filters: Filters
             WHERE term IN (SELECT term FROM qterms) GROUP BY dtoks.uid, term),
         {_SCORE}"""
         params = [query, *params, limit]
-    return [(int(u), float(sc), float(cov)) for u, sc, cov in con.execute(sql.replace("{where}", where), params).fetchall()]
+    join = "JOIN sessions s ON s.id = t.session_id" if filters.mode else ""
+    sql = sql.replace("{where}", where).replace("{join}", join)
+    return [(int(u), float(sc), float(cov)) for u, sc, cov in con.execute(sql, params).fetchall()]
 
 
 # BM25 with the fts extension's constants (k1 = 1.2, b = 0.75); deleted turns
@@ -209,22 +219,32 @@ _SCORE = """
                               * p.tf * 2.2 / (p.tf + 1.2 * (0.25 + 0.75 * p.len / stats.avgdl))) AS score,
                    count(DISTINCT p.term) / (SELECT count(*) FROM qterms) AS coverage
             FROM postings p JOIN df USING (term), stats GROUP BY p.uid)
-        SELECT scored.uid, scored.score, scored.coverage FROM scored JOIN turns t ON t.uid = scored.uid
-        JOIN sessions s ON s.id = t.session_id
+        SELECT scored.uid, scored.score, scored.coverage FROM scored JOIN turns t ON t.uid = scored.uid {join}
         WHERE {where} ORDER BY scored.score DESC, scored.uid DESC LIMIT ?"""
 
 
 def vector(archive: Archive, query_vec: np.ndarray, limit: int = CANDIDATES,
-           filters: Filters = Filters()) -> list[tuple[int, float]]:
-    """(uid, cosine) of the turns closest in meaning to ``query_vec``."""
+           filters: Filters = Filters(), con: duckdb.DuckDBPyConnection | None = None) -> list[tuple[int, float]]:
+    """(uid, cosine) of the turns closest in meaning to ``query_vec``.
+
+    Two stages: the 96-dimension sketches are scanned for :data:`SHORTLIST`
+    candidates, which are then ranked by their exact cosine; turns without a
+    sketch yet are scored exactly.
+    """
+    con = con or archive.connection
     where, params = filters.sql()
     join = "JOIN sessions s ON s.id = t.session_id" if filters.mode else ""
-    rows = archive.connection.execute(
-        f"""SELECT t.uid, array_cosine_similarity(t.embedding, {_vector_literal(query_vec)}) AS cos
-            FROM turns t {join}
-            WHERE t.embedding IS NOT NULL AND {where}
-            ORDER BY cos DESC, t.uid DESC LIMIT ?""",
-        [*params, limit],
+    rows = con.execute(
+        f"""WITH shortlist AS (
+                SELECT t.uid FROM turns t {join}
+                WHERE t.coarse IS NOT NULL AND {where}
+                ORDER BY array_inner_product(t.coarse, {_vector_literal(coarse(query_vec), 96)}) DESC LIMIT {SHORTLIST}),
+            unsketched AS (
+                SELECT t.uid FROM turns t {join} WHERE t.coarse IS NULL AND t.embedding IS NOT NULL AND {where})
+            SELECT uid, array_cosine_similarity(embedding, {_vector_literal(query_vec)}) AS cos FROM turns
+            WHERE uid IN (SELECT uid FROM shortlist UNION ALL SELECT uid FROM unsketched)
+            ORDER BY cos DESC, uid DESC LIMIT ?""",
+        [*params, *params, limit],
     ).fetchall()
     return [(int(u), float(c)) for u, c in rows if c >= MIN_COSINE]
 
@@ -235,7 +255,7 @@ def cosines(archive: Archive, query_vec: np.ndarray, uids: list[int]) -> dict[in
         return {}
     rows = archive.connection.execute(
         f"SELECT uid, array_cosine_similarity(embedding, {_vector_literal(query_vec)}) FROM turns "
-        "WHERE uid IN (SELECT unnest(?))", [uids]).fetchall()
+        f"WHERE uid IN ({_int_list(uids)})").fetchall()
     return {int(u): float(c or 0.0) for u, c in rows}
 
 
@@ -271,15 +291,28 @@ def search(archive: Archive, query: str, *, embedder=None, limit: int = 10, filt
     q = validate_query(query)
     if method not in ("hybrid", "bm25", "vector"):
         raise InputError(f"unknown search method {method!r}")
-    keyword = bm25(archive, q, CANDIDATES, filters) if method in ("hybrid", "bm25") else []
+    if method in ("hybrid", "vector") and embedder is None:
+        raise InputError("semantic search needs the embedding model (minilm-l6)")
+    qvec = embedder.embed([q])[0] if method in ("hybrid", "vector") else None
+    keyword: list[tuple[int, float, float]] = []
     semantic: dict[int, float] = {}
-    if method in ("hybrid", "vector"):
-        if embedder is None:
-            raise InputError("semantic search needs the embedding model (minilm-l6)")
-        qvec = embedder.embed([q])[0]
+    if method == "hybrid":
+        # The two rankings run at once, on two cursors of the same database (DuckDB drops the GIL).
+        _load_fts(archive.connection)
+        cursor = archive.cursor()
+        try:
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                pending = pool.submit(vector, archive, qvec, CANDIDATES, filters, cursor)
+                keyword = bm25(archive, q, CANDIDATES, filters)
+                semantic = dict(pending.result())
+        finally:
+            cursor.close()
+        # Keyword matches are scored by meaning too.
+        semantic.update(cosines(archive, qvec, [u for u, _, _ in keyword if u not in semantic]))
+    elif method == "bm25":
+        keyword = bm25(archive, q, CANDIDATES, filters)
+    else:
         semantic = dict(vector(archive, qvec, CANDIDATES, filters))
-        if method == "hybrid":  # keyword matches are scored by meaning too
-            semantic.update(cosines(archive, qvec, [u for u, _, _ in keyword if u not in semantic]))
     if method == "hybrid":
         ranked = fuse(keyword, semantic)
     elif method == "bm25":
@@ -292,7 +325,7 @@ def search(archive: Archive, query: str, *, embedder=None, limit: int = 10, filt
     kw, sem = {u: sc for u, sc, _ in keyword}, semantic
     uids = [u for u, _ in ranked]
     rows = {r[0]: r for r in archive.connection.execute(
-        "SELECT uid, session_id, idx, recorded_at, role, text FROM turns WHERE uid IN (SELECT unnest(?))", [uids]
+        f"SELECT uid, session_id, idx, recorded_at, role, text FROM turns WHERE uid IN ({_int_list(uids)})"
     ).fetchall()}
     matching = _matching_words(archive, [r[5] for r in rows.values()], _query_stems(archive, q))
     hits = []
@@ -320,8 +353,9 @@ def _matching_words(archive: Archive, texts: list[str], stems: set[str]) -> set[
     words = sorted({w for text in texts for w in _WORD.findall(text)})
     if not stems or not words:
         return set()
+    listed = ",".join("'" + w.replace("'", "''") + "'" for w in words)  # \w+ words: no quotes, but escaped anyway
     rows = archive.connection.execute(
-        "SELECT w, stem(lower(strip_accents(w)), 'porter') FROM (SELECT unnest(?) AS w)", [words]
+        f"SELECT w, stem(lower(strip_accents(w)), 'porter') FROM (SELECT unnest([{listed}]) AS w)"
     ).fetchall()
     return {w for w, s in rows if s in stems}
 
