@@ -271,6 +271,15 @@ def list_sessions(db: Optional[Path] = DbOption, as_json: bool = JsonOption) -> 
     out.print(table)
 
 
+def _session_turn(ref: str) -> tuple[int, Optional[int]]:
+    """SESSION or SESSION:TURN."""
+    session_part, _, turn_part = ref.partition(":")
+    try:
+        return _session_id(session_part), int(turn_part) if turn_part else None
+    except ValueError:
+        raise InputError(f"{turn_part!r} is not a turn number") from None
+
+
 def _session_id(text: str) -> int:
     try:
         return int(text.split(":", 1)[0])
@@ -379,12 +388,7 @@ def play(
     from .audio import pcm
     from .audio.playback import Speaker
 
-    session_part, _, turn_part = ref.partition(":")
-    sid = _session_id(session_part)
-    try:
-        turn = int(turn_part) if turn_part else None
-    except ValueError:
-        raise InputError(f"{turn_part!r} is not a turn number") from None
+    sid, turn = _session_turn(ref)
     # No speaker: say so before reading anything.
     speaker = Speaker(hint="use --out FILE.wav to write the audio instead") if out_path is None else None
     with _open_journal(db) as a:
@@ -535,12 +539,7 @@ def delete(
     """Delete a session or a turn for good: text, audio, vectors and index entries."""
     from .store import search as search_mod
 
-    session_part, _, turn_part = ref.partition(":")
-    sid = _session_id(session_part)
-    try:
-        turn = int(turn_part) if turn_part else None
-    except ValueError:
-        raise InputError(f"{turn_part!r} is not a turn number") from None
+    sid, turn = _session_turn(ref)
     with _archive(_settings(db)) as a:
         s = a.session(sid)
         what = f"turn {turn} of session {sid}" if turn is not None else f"session {sid} ({_local(s.started_at)}, {s.user_turns} turns)"

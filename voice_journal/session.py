@@ -361,6 +361,13 @@ def speak_reply_text(voice: Voice, text: str, sink: AudioSink | None) -> np.ndar
 # -- transcription of files, without the companion ---------------------------
 
 
+def file_utterances(path: Path, seg: Segmenter, on_progress: Callable[[float], None] | None) -> Iterator[Utterance]:
+    """The turns of a whole file, read in bounded memory."""
+    for block in pcm.stream(path, on_progress=on_progress):
+        yield from (e for e in seg.feed(block) if isinstance(e, Utterance))
+    yield from (e for e in seg.flush() if isinstance(e, Utterance))
+
+
 @dataclass(frozen=True)
 class FileTranscript:
     file: str
@@ -383,12 +390,7 @@ def transcribe_file(transcriber: Transcriber, path: str | Path, *,
     segments: list[Segment] = []
     languages: collections.Counter[str] = collections.Counter()
 
-    def utterances() -> Iterator[Utterance]:
-        for block in pcm.stream(path, on_progress=on_progress):
-            yield from (e for e in seg.feed(block) if isinstance(e, Utterance))
-        yield from (e for e in seg.flush() if isinstance(e, Utterance))
-
-    for u in utterances():
+    for u in file_utterances(path, seg, on_progress):
         t: Transcript = transcriber.transcribe(u.clip)
         if t.text:
             languages[t.language] += len(t.text)
@@ -466,12 +468,7 @@ def import_recording(archive: Archive, transcriber: Transcriber, embedder: Embed
     idx = 0
     languages: collections.Counter[str] = collections.Counter()
 
-    def utterances() -> Iterator[Utterance]:
-        for block in pcm.stream(path, on_progress=on_progress):
-            yield from (e for e in seg.feed(block) if isinstance(e, Utterance))
-        yield from (e for e in seg.flush() if isinstance(e, Utterance))
-
-    for u in utterances():
+    for u in file_utterances(path, seg, on_progress):
         t = transcriber.transcribe(u.clip)
         if not t.text:
             continue

@@ -1,10 +1,12 @@
 """Speech to text with faster-whisper, guarded against invented words.
 
 Whisper, given silence or noise, writes plausible text ("Thanks for
-watching."). Three gates stand in the way: a clip with no energy is never
-decoded; ``condition_on_previous_text=False`` stops one invention from
-seeding the next; and a segment that Whisper itself thinks is no speech, or
-that it decoded with very low confidence, is dropped.
+watching.") or loops ("0.0.0.0..."). The gates: a clip with no energy is
+never decoded; decoding is greedy with no sampling fallback (deterministic);
+``condition_on_previous_text=False`` stops one invention from seeding the
+next; and a segment that Whisper itself thinks is no speech, that it decoded
+with very low confidence, or that repeats itself (compression ratio > 2.4)
+is dropped.
 """
 
 from __future__ import annotations
@@ -101,6 +103,9 @@ class Transcriber:
             language="en" if self.english_only else c.language,
             beam_size=c.beam_size,
             condition_on_previous_text=False,
+            # No sampling fallback: on noise it is where the invented sentences come from,
+            # and a journal's transcript should not change from one run to the next.
+            temperature=0.0,
             no_speech_threshold=c.no_speech_threshold,
             log_prob_threshold=c.log_prob_threshold,
             vad_filter=False,  # the segmenter already cut this clip at speech
@@ -109,6 +114,12 @@ class Transcriber:
         for s in segments:  # a generator: decoding happens here
             text = s.text.strip()
             if not text or s.no_speech_prob > c.drop_no_speech_above:
+                continue
+            if s.compression_ratio > 2.4:  # a decoding loop ("0.0.0.0..."), Whisper's own failure test
+                log.debug("dropped a repetition loop: %r", text[:60])
+                continue
+            if s.avg_logprob < c.log_prob_threshold and s.no_speech_prob > 0.3:
+                log.debug("dropped a low-confidence segment: %r", text)
                 continue
             if _HALLUCINATIONS.match(text) and (s.no_speech_prob > 0.3 or s.avg_logprob < -0.7):
                 log.debug("dropped a likely hallucination: %r", text)
