@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from voice_journal.audio import pcm
-from voice_journal.errors import InputError, StoreError
+from voice_journal.errors import StoreError
 from voice_journal.store.archive import MIGRATIONS, SCHEMA_VERSION, Archive, TurnRecord
 
 
@@ -64,36 +64,6 @@ def test_turns_round_trip_with_audio_and_timings(tmp_path):
     assert pcm.from_flac(turns[0].audio_flac).duration == pytest.approx(0.5)
     assert turns[0].timings == {"stt_s": 0.5}
     assert sessions[0].user_turns == 2 and sessions[0].status == "complete" and sessions[0].language == "en"
-
-
-@pytest.mark.parametrize("query,expect", [
-    ("brother", [0]),
-    ("BROTHER", [0]),
-    ("100%", [2]),
-    ("me_again", [2]),
-    ('"later"', [2]),
-    ("😔", [2]),
-    ("naïve café", [3]),
-    ("日本語", [3]),
-    ("Mum's", [0]),
-    ("'; DROP TABLE turns; --", []),
-    ("brother OR painful", []),  # FTS syntax is just text here
-    ("NEAR(brother care)", []),
-    ("%", [2]),  # a literal percent sign, not a wildcard
-    ("_", [2]),
-    ("\\", []),
-])
-def test_search_treats_every_query_as_text(tmp_path, query, expect):
-    with Archive.open(tmp_path / "j.duckdb") as a:
-        _fill(a)
-        assert [h.idx for h in a.search(query)] == expect
-        assert len(a.turns(1)) == 4  # and nothing was harmed
-
-
-def test_empty_search_is_an_input_error(tmp_path):
-    with Archive.open(tmp_path / "j.duckdb") as a:
-        with pytest.raises(InputError):
-            a.search("   ")
 
 
 def test_reading_a_journal_that_does_not_exist_says_so(tmp_path):

@@ -140,3 +140,11 @@ def test_sketch_shortlist_finds_what_exact_search_finds(tmp_path):
             got = {u - 1_000_000 for u, _ in search.vector(a, query, limit=10)}
             overlaps.append(len(exact & got) / 10)
     assert np.mean(overlaps) >= 0.95, overlaps
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\t\n"])
+def test_an_empty_query_is_an_input_error(journal, embedder, query):
+    from voice_journal.errors import InputError
+
+    with pytest.raises(InputError, match="empty"):
+        search.search(journal, query, embedder=embedder)

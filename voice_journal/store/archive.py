@@ -193,15 +193,6 @@ class SessionRow:
     user_turns: int = 0
 
 
-@dataclass(frozen=True)
-class SearchHit:
-    session_id: int
-    idx: int
-    at: dt.datetime
-    role: str
-    text: str
-
-
 def _secure_dir(folder: Path) -> None:
     if not folder.exists():
         folder.mkdir(parents=True, mode=0o700)
@@ -561,23 +552,6 @@ class Archive:
                        json.loads(r[11] or "{}"), r[12], r[13], r[14])
             for r in rows
         ]
-
-    def search(self, query: str, *, limit: int = 20) -> list[SearchHit]:
-        """Turns whose text contains ``query`` (case-insensitive), newest first.
-
-        The query is bound as a parameter and its LIKE wildcards escaped, so
-        quotes, ``%``, FTS operators or SQL in it are just text to look for.
-        """
-        q = query.strip()
-        if not q:
-            raise InputError("the search text is empty")
-        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        rows = self._con.execute(
-            """SELECT session_id, idx, recorded_at, role, text FROM turns
-               WHERE text ILIKE ? ESCAPE '\\' ORDER BY recorded_at DESC, session_id DESC, idx LIMIT ?""",
-            [pattern, limit],
-        ).fetchall()
-        return [SearchHit(*r) for r in rows]
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
