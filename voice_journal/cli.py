@@ -160,12 +160,10 @@ def transcribe(
     language: Optional[str] = typer.Option(None, "--language", help="Force a language (en, de, ...)."),
 ) -> None:
     """Print one transcript line per file."""
-    from . import models
     from .audio import pcm
     from .errors import NoSpeechError
     from .progress import bar
-    from .session import transcribe_file
-    from .speech.stt import SttConfig, Transcriber
+    from .session import load_transcriber, transcribe_file
 
     settings = _settings(fast=fast, stt_model=stt_model, language=language)
     infos = {}
@@ -178,8 +176,7 @@ def transcribe(
             worst = max(worst, e.exit_code)
     results = []
     if infos:
-        transcriber = Transcriber(models.resolve(settings.stt_model, kind="stt"),
-                                  SttConfig(language=settings.language or None, threads=settings.threads or 2))
+        transcriber = load_transcriber(settings)
         for f, info in infos.items():
             try:
                 with bar(f"Transcribing {f.name}", info.duration or None) as advance:
@@ -475,11 +472,9 @@ def import_(
     fast: bool = FastOption,
 ) -> None:
     """Import existing recordings as journal sessions (transcribed, searchable, replayable)."""
-    from . import models
     from .audio import pcm
     from .progress import bar
-    from .session import import_recording
-    from .speech.stt import SttConfig, Transcriber
+    from .session import import_recording, load_transcriber
     from .store.embedding import Embedder
 
     settings = _settings(db, fast)
@@ -493,8 +488,7 @@ def import_(
             err.print(f"error: {escape(str(e))}")
             worst = max(worst, e.exit_code)
     if good:
-        transcriber = Transcriber(models.resolve(settings.stt_model, kind="stt"),
-                                  SttConfig(language=settings.language or None, threads=settings.threads or 2))
+        transcriber = load_transcriber(settings)
         embedder = Embedder.load()
         with _archive(settings) as a:
             for f, info in good:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterator, Protocol, Sequence
 
 
@@ -91,10 +91,3 @@ class LLM(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class LLMInfo:
-    backend: str
-    model: str
-    detail: str = field(default="")

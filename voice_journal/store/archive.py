@@ -523,21 +523,24 @@ class Archive:
 
     # -- reading --------------------------------------------------------
 
-    def sessions(self, limit: int | None = None) -> list[SessionRow]:
+    def sessions(self, limit: int | None = None, *, session_id: int | None = None) -> list[SessionRow]:
+        """Sessions, newest first (or just the one with ``session_id``)."""
+        where = "WHERE s.id = ?" if session_id is not None else ""
+        params = [session_id] if session_id is not None else []
         rows = self._con.execute(
-            """SELECT s.id, s.started_at, s.ended_at, s.status, s.mode, s.source, s.models, s.language,
-                      count(t.idx) FILTER (WHERE t.role = 'user')
-               FROM sessions s LEFT JOIN turns t ON t.session_id = s.id
-               GROUP BY ALL ORDER BY s.started_at DESC, s.id DESC """ + ("LIMIT ?" if limit else ""),
-            [limit] if limit else [],
+            f"""SELECT s.id, s.started_at, s.ended_at, s.status, s.mode, s.source, s.models, s.language,
+                       count(t.idx) FILTER (WHERE t.role = 'user')
+                FROM sessions s LEFT JOIN turns t ON t.session_id = s.id {where}
+                GROUP BY ALL ORDER BY s.started_at DESC, s.id DESC """ + ("LIMIT ?" if limit else ""),
+            params + ([limit] if limit else []),
         ).fetchall()
         return [SessionRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6] or "{}"), r[7], r[8]) for r in rows]
 
     def session(self, session_id: int) -> SessionRow:
-        for s in self.sessions():
-            if s.id == session_id:
-                return s
-        raise InputError(f"no session {session_id} in {self.path}; `voice-journal list` shows them")
+        found = self.sessions(session_id=session_id)
+        if not found:
+            raise InputError(f"no session {session_id} in {self.path}; `voice-journal list` shows them")
+        return found[0]
 
     def turns(self, session_id: int, *, with_audio: bool = False) -> list[TurnRecord]:
         cols = "audio" if with_audio else "NULL"

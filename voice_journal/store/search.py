@@ -29,7 +29,7 @@ import duckdb
 import numpy as np
 
 from ..errors import InputError
-from .archive import UID_STRIDE, Archive, extension_path
+from .archive import Archive, extension_path
 from .embedding import coarse
 
 REBUILD_AFTER = 500  # delta turns tolerated before a writer rebuilds the index
@@ -71,9 +71,7 @@ def rebuild_index(archive: Archive) -> None:
 
 def refresh_index(archive: Archive, *, threshold: int = REBUILD_AFTER) -> bool:
     """Rebuild if the index is missing or lags by more than ``threshold`` turns."""
-    con = archive.connection
-    _load_fts(con)
-    if _has_index(con) and delta_size(archive) <= threshold:
+    if delta_size(archive) <= threshold and _has_index(archive.connection):  # delta_size loads fts
         return False
     rebuild_index(archive)
     return True
@@ -358,7 +356,3 @@ def _matching_words(archive: Archive, texts: list[str], stems: set[str]) -> set[
         f"SELECT w, stem(lower(strip_accents(w)), 'porter') FROM (SELECT unnest([{listed}]) AS w)"
     ).fetchall()
     return {w for w, s in rows if s in stems}
-
-
-def uid_of(session_id: int, idx: int) -> int:
-    return session_id * UID_STRIDE + idx
