@@ -91,8 +91,16 @@ _state = {"debug": False}
 @app.command()
 def session(
     input: Optional[Path] = typer.Option(None, "--input", "-i", help="A recording to treat as the person talking."),
+    realtime: bool = typer.Option(False, "--realtime", help="With --input: hear the recording in real time, as a live "
+                                  "session hears a microphone (turn-taking, half-duplex, barge-in)."),
     reply_audio: Optional[Path] = typer.Option(None, "--reply-audio", help="Write the companion's spoken replies to this WAV."),
-    play: bool = typer.Option(False, "--play", help="Play the replies on the speaker."),
+    play: bool = typer.Option(False, "--play", help="With --input: play the replies on the speaker."),
+    barge_in: bool = typer.Option(False, "--barge-in", help="Speaking over the companion stops it (use headphones "
+                                  "or a device with echo cancellation)."),
+    max_turns: Optional[int] = typer.Option(None, "--max-turns", min=1, help="End after this many of your turns."),
+    max_minutes: float = typer.Option(20.0, "--max-minutes", min=0.1, help="Wrap up gently after this long."),
+    input_device: Optional[str] = typer.Option(None, "--input-device", help="Microphone: name or index (see `devices`)."),
+    output_device: Optional[str] = typer.Option(None, "--output-device", help="Speaker: name or index (see `devices`)."),
     db: Optional[Path] = DbOption,
     fast: bool = FastOption,
     mode: str = typer.Option("free", "--mode", help="Companion mode."),
@@ -104,7 +112,10 @@ def session(
     voice: Optional[str] = typer.Option(None, "--voice", help="Piper voice: registry name or .onnx path."),
     end_silence_ms: Optional[int] = typer.Option(None, "--end-silence-ms", help="Silence that ends a turn."),
 ) -> None:
-    """Hold a journaling session. With --input, the recording is the person talking."""
+    """Hold a journaling session: on the microphone, or with --input, from a recording.
+
+    Live, say "goodbye" or "that's all for today", or press Ctrl-C, to end it.
+    """
     from .audio import pcm
     from .audio.playback import Speaker, WavSink
     from .progress import bar
@@ -112,15 +123,20 @@ def session(
 
     settings = _settings(db, fast, backend=backend, ollama_model=ollama_model, ollama_host=ollama_host,
                          llm_model=llm_model, stt_model=stt_model, tts_voice=voice, end_silence_ms=end_silence_ms)
-    if input is None:
-        raise InputError("live microphone sessions are not available in this version yet; "
-                         "give a recording with --input FILE")
     if play and reply_audio:
         raise InputError("choose one of --play and --reply-audio")
-    info = pcm.info(input)  # fail on a bad file before loading any model
     if reply_audio is not None and reply_audio.is_dir():
         raise InputError(f"--reply-audio {reply_audio} is a directory")
-    speaker = Speaker() if play else None  # a missing speaker fails before any model loads
+    if realtime and input is None:
+        raise InputError("--realtime plays a recording in real time: give it with --input FILE")
+    if input is None or realtime:
+        return _live_session(settings, input, reply_audio, play, barge_in, max_turns, max_minutes,
+                             input_device, output_device, mode)
+    if barge_in or max_turns is not None or input_device or output_device:
+        raise InputError("--barge-in, --max-turns and the devices apply to live sessions: "
+                         "leave out --input, or add --realtime")
+    info = pcm.info(input)  # fail on a bad file before loading any model
+    speaker = Speaker(device=_device(output_device)) if play else None  # a missing speaker fails before any model loads
     archive = _archive(settings)  # and so does a bad journal path (or passphrase)
     try:
         with err.status("loading models") as status:
@@ -146,6 +162,113 @@ def session(
     out.print(f"[green]Saved session {result.session_id}[/]: {result.user_turns} turns in {settings.db}"
               + (f"; replies in {reply_audio}" if reply_audio else ""))
     out.print(f"[dim]See it again with: voice-journal show {result.session_id}[/dim]")
+
+
+def _device(value: Optional[str]):
+    from .audio.capture import device_arg
+
+    return device_arg(value)
+
+
+_STATES = {"starting": "starting", "listening": "[green]● listening[/]", "hearing": "[bold green]● hearing you[/]",
+           "thinking": "[yellow]… thinking[/]", "speaking": "[magenta]♪ speaking[/]", "closing": "[magenta]closing[/]",
+           "ended": "ended"}
+
+
+def _meter(dbfs: float, width: int = 20) -> str:
+    filled = int(max(0.0, min(1.0, (dbfs + 60) / 60)) * width)
+    return "▮" * filled + "[dim]" + "▯" * (width - filled) + "[/dim]"
+
+
+def _live_session(settings, input: Optional[Path], reply_audio: Optional[Path], play: bool, barge_in: bool,
+                  max_turns: Optional[int], max_minutes: float, input_device: Optional[str],
+                  output_device: Optional[str], mode: str) -> None:
+    from rich.live import Live
+    from rich.text import Text
+
+    from .audio.capture import Microphone, PacedFile
+    from .audio.playback import ClockedWavSink, Speaker
+    from .session import BargedIn, CompanionReplied, LiveOptions, LiveSession, Skipped, UserSpoke, load_engines
+
+    # Devices and the journal fail before any model loads.
+    if input is not None:
+        source = PacedFile(input)
+        sink = (Speaker(_device(output_device)) if play else ClockedWavSink(reply_audio))
+    else:
+        if play:
+            raise InputError("--play is for --input sessions; a live session always speaks")
+        source = Microphone(_device(input_device))
+        sink = ClockedWavSink(reply_audio) if reply_audio else Speaker(
+            _device(output_device), hint="use --reply-audio FILE to keep the replies in a WAV file instead")
+    archive = _archive(settings)
+    live = None
+    try:
+        with err.status("loading models") as status:
+            engines = load_engines(settings, on_status=lambda s: status.update(s))
+        names = engines.names()
+        err.print(f"[dim]hearing: {escape(source.name)} · speaking: {escape(getattr(sink, 'name', 'speaker'))} · "
+                  f"speech: {names['stt']} · companion: {names['llm']} · voice: {names['tts']} · journal: {settings.db}[/dim]")
+        if barge_in:
+            err.print("[dim]barge-in is on: use headphones, or the companion may hear (and stop) itself[/dim]")
+        err.print("[dim]say “goodbye” or “that's all for today”, or press Ctrl-C, to end the session[/dim]")
+
+        def on_event(e) -> None:
+            if isinstance(e, UserSpoke):
+                out.print(f"[bold cyan]You[/] [dim]{e.start:6.1f}s[/]  {escape(e.text)}")
+            elif isinstance(e, CompanionReplied):
+                first = e.timings.get("end_to_first_audio_s")
+                when = f" [dim](first audio {first:.1f}s)[/]" if first else ""
+                cut = " [dim](interrupted)[/]" if e.partial else ""
+                out.print(f"[bold magenta]Companion[/]{when}  {escape(e.text)}{cut}\n")
+            elif isinstance(e, BargedIn):
+                log.info("barge-in: stopped after %.1f s of the reply, %.0f ms after you spoke", e.heard_s, e.stop_s * 1000)
+            elif isinstance(e, Skipped):
+                log.info("skipped %.1f-%.1f s: %s", e.start, e.end, e.reason)
+
+        options = LiveOptions(barge_in=barge_in, max_turns=max_turns, max_minutes=max_minutes)
+        s = LiveSession(engines, archive, settings, source, sink, options, mode=mode, on_event=on_event)
+        if err.is_terminal:
+            def status_line() -> Text:
+                minutes, seconds = divmod(int(s.elapsed), 60)
+                return Text.from_markup(f"{_STATES.get(s.state, s.state)}  {_meter(s.level_dbfs)}  "
+                                        f"[dim]{minutes:02d}:{seconds:02d} / {int(max_minutes):02d}:00[/dim]")
+
+            live = Live(get_renderable=status_line, console=err, refresh_per_second=10, transient=True)
+            live.start()
+        result = s.run()
+    finally:
+        if live is not None:
+            live.stop()
+        source.close()
+        archive.close()
+    if result.user_turns == 0:
+        out.print(f"Nothing was said; session {result.session_id} holds only the greeting.")
+    else:
+        out.print(f"[green]Saved session {result.session_id}[/]: {result.user_turns} turns in {settings.db}"
+                  + (f"; replies in {reply_audio}" if reply_audio else ""))
+    if source.overflows or source.dropped:
+        err.print(f"[yellow]the microphone overflowed {source.overflows} times; {source.dropped} blocks were dropped "
+                  "(the machine was too busy)[/yellow]")
+    out.print(f"[dim]See it again with: voice-journal show {result.session_id}[/dim]")
+
+
+@app.command()
+def devices(as_json: bool = JsonOption) -> None:
+    """List the microphones and speakers PortAudio sees (for --input-device and --output-device)."""
+    from .audio.capture import devices as list_devices
+
+    found = list_devices()
+    if as_json:
+        print(json.dumps([d.__dict__ for d in found], indent=2))
+        return
+    if not found:
+        out.print("PortAudio sees no audio devices. Use --input FILE and --reply-audio FILE instead.")
+        return
+    table = Table("index", "name", "in", "out", "rate", "default")
+    for d in found:
+        default = ", ".join(k for k, v in (("input", d.is_default_input), ("output", d.is_default_output)) if v)
+        table.add_row(str(d.index), escape(d.name), str(d.inputs), str(d.outputs), f"{d.default_rate:.0f}", default)
+    out.print(table)
 
 
 # -- transcribe ---------------------------------------------------------------

@@ -49,6 +49,7 @@ class Settings:
     language: str = ""  # "" detects; "en", "de", ... forces
     end_silence_ms: int = 1000
     max_turn_s: float = 90.0
+    reply_tokens: int = 120  # the longest reply, in tokens (about 60 spoken words)
     threads: int = 0  # 0: as many as the machine has, up to 4
     encrypt: bool = False  # create new journals encrypted (asks for a passphrase)
 

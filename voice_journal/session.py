@@ -21,6 +21,7 @@ being written. Each turn is committed to the archive the moment it is over.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import logging
 import queue
 import threading
@@ -35,11 +36,13 @@ import numpy as np
 from . import models
 from .audio import pcm
 from .audio.playback import AudioSink
-from .audio.vad import Segmenter, SegmenterConfig, Utterance
+from .audio.vad import (BargeInDetector, PauseStarted, Segmenter, SegmenterConfig, SpeechResumed, SpeechStarted,
+                        Utterance, silero_speech_s)
+from .companion import arc
 from .companion.dialog import DEFAULT_MODE, Dialog, system_prompt
 from .config import Settings
 from .errors import InputError, LLMError, NoSpeechError, VoiceJournalError
-from .llm.base import LLM, GenerationOptions
+from .llm.base import LLM, GenerationOptions, Message
 from .speech.sentences import SentenceSplitter
 from .speech.stt import Segment, SttConfig, Transcriber, Transcript
 from .speech.tts import Voice
@@ -70,15 +73,18 @@ class Engines:
         return out
 
 
+def load_transcriber(settings: Settings) -> Transcriber:
+    """The configured Whisper model, with the configured language and threads."""
+    return Transcriber(models.resolve(settings.stt_model, kind="stt"),
+                       SttConfig(language=settings.language or None, threads=settings.threads or 2))
+
+
 def load_engines(settings: Settings, *, voice: bool = True, llm: bool = True,
                  on_status: Callable[[str], None] = lambda s: None) -> Engines:
     """Load (and on first use assemble and verify) the configured models."""
     threads = settings.threads or None
     on_status(f"loading speech recognition ({settings.stt_model})")
-    transcriber = Transcriber(
-        models.resolve(settings.stt_model, kind="stt"),
-        SttConfig(language=settings.language or None, threads=threads or 2),
-    )
+    transcriber = load_transcriber(settings)
     the_llm = None
     if llm:
         from .llm.select import open_llm
@@ -147,17 +153,49 @@ class SpokenReply:
     rate: int
     timings: dict[str, float]
     error: LLMError | None = None
+    parts: tuple[tuple[str, int], ...] = ()  # each synthesised sentence and its number of samples
+    cancelled: bool = False
+
+    def heard(self, samples: int) -> tuple[str, np.ndarray]:
+        """The text and audio of the first ``samples`` samples, for a reply cut short.
+
+        Whole sentences that were played are kept; of the sentence that was
+        playing, the share of its words matching the share of its audio.
+        """
+        words: list[str] = []
+        left = samples
+        for text, n in self.parts:
+            if left >= n:
+                words.append(text)
+                left -= n
+                continue
+            if left > 0 and n:
+                ws = text.split()
+                k = int(len(ws) * left / n)
+                if k:
+                    words.append(" ".join(ws[:k]) + "…")
+            break
+        return " ".join(words), self.audio[: max(0, samples)]
+
+
+def reply_options(settings: Settings) -> GenerationOptions:
+    return GenerationOptions(max_tokens=max(8, settings.reply_tokens))
 
 
 def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
-                turn_end: float, options: GenerationOptions = GenerationOptions()) -> SpokenReply:
+                turn_end: float, options: GenerationOptions = GenerationOptions(),
+                cancel: threading.Event | None = None) -> SpokenReply:
     """Stream a reply from the LLM and speak it sentence by sentence.
 
     ``turn_end`` is the ``perf_counter`` time at which the person's turn was
-    judged over; the timings are measured from it.
+    judged over; the timings are measured from it. Setting ``cancel`` (from
+    any thread) stops the generation at its next token and the voice at its
+    next sentence; the caller silences the sink itself.
     """
+    cancel = cancel or threading.Event()
     sentences: queue.Queue[str | None] = queue.Queue()
     spoken: list[str] = []
+    parts: list[tuple[str, int]] = []
     audio: list[np.ndarray] = []
     marks: dict[str, float] = {}
     failure: list[BaseException] = []
@@ -165,10 +203,14 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
     def tts_worker() -> None:
         try:
             while (s := sentences.get()) is not None:
+                if cancel.is_set():
+                    continue
                 if voice is None:
                     spoken.append(s)
                     continue
                 out = voice.sentence(s)
+                if cancel.is_set():
+                    continue
                 if "first_audio" not in marks:
                     marks["first_audio"] = time.perf_counter()
                     marks["tts_first_s"] = out.synth_s
@@ -177,6 +219,7 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
                     sink.write(out.samples, out.rate)
                 audio.append(out.samples)
                 spoken.append(s)
+                parts.append((s, len(out.samples)))
         except BaseException as e:  # surface it on the session's thread
             failure.append(e)
             while sentences.get() is not None:
@@ -186,18 +229,28 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
     worker.start()
     splitter = SentenceSplitter()
     text: list[str] = []
+    sent: list[str] = []
     error: LLMError | None = None
     stream = llm.stream(messages, options)
     try:
         for delta in stream:
+            if cancel.is_set():
+                stream.cancel()
+                continue  # the stream ends at its next step
             text.append(delta)
             for s in splitter.feed(delta):
                 marks.setdefault("first_sentence", time.perf_counter())
                 sentences.put(s)
+                sent.append(s)
     except LLMError as e:
         error = e
     finally:
-        rest = splitter.flush()
+        rest = [] if cancel.is_set() else splitter.flush()
+        if rest and sent and stream.usage is not None and stream.usage.stopped == "length":
+            # The reply hit its length limit mid-sentence: end on the last whole sentence
+            # rather than speak a dangling "And you".
+            rest = []
+            text = [" ".join(sent)]
         if rest:
             marks.setdefault("first_sentence", time.perf_counter())
         for s in rest:
@@ -222,7 +275,8 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
         timings["end_to_first_audio_s"] = marks["first_audio"] - turn_end
     rate = voice.rate if voice is not None else pcm.RATE
     samples = np.concatenate(audio) if audio else np.zeros(0, np.int16)
-    return SpokenReply("".join(text).strip(), " ".join(spoken), samples, rate, timings, error)
+    return SpokenReply("".join(text).strip(), " ".join(spoken), samples, rate, timings, error,
+                       tuple(parts), cancel.is_set())
 
 
 # -- a session from a recording ----------------------------------------------
@@ -319,7 +373,7 @@ class FileSession:
         self._idx += 1
 
         messages = self.dialog.add_user(transcript.text)
-        reply = speak_reply(engines.llm, engines.voice, messages, self.sink, turn_end)
+        reply = speak_reply(engines.llm, engines.voice, messages, self.sink, turn_end, reply_options(self.settings))
         text = reply.text or FALLBACK_REPLY
         if not reply.text and reply.error is None and engines.voice is not None:
             # The model said nothing: a gentle fixed line rather than silence.
@@ -356,6 +410,506 @@ def speak_reply_text(voice: Voice, text: str, sink: AudioSink | None) -> np.ndar
             sink.write(s.samples, s.rate)
         chunks.append(s.samples)
     return np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+
+
+# -- a live session: microphone in, speaker out --------------------------------
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    """How a live session behaves (see :class:`LiveSession`)."""
+
+    barge_in: bool = False  # speaking over the companion stops it (needs headphones or echo cancellation)
+    max_turns: int | None = None  # the person's turns; the last reply closes the session
+    max_minutes: float | None = 20.0  # then the companion wraps up gently
+    deaf_tail_s: float = 0.35  # half-duplex: the microphone stays ignored this long after the voice stops
+    greet: bool = True
+    confirm_speech_s: float = 0.2  # Silero must find this much speech in a turn, or it was noise
+
+
+@dataclass(frozen=True)
+class Listening:
+    """The companion is ready for the person to talk."""
+
+    session_id: int
+
+
+@dataclass(frozen=True)
+class BargedIn:
+    """The person spoke over the companion, which stopped."""
+
+    session_id: int
+    heard_s: float  # how much of the reply was played
+    stop_s: float  # from the start of their speech to silence
+
+
+LiveEvent = UserSpoke | CompanionReplied | Skipped | Listening | BargedIn
+
+
+@dataclass
+class _ReplyJob:
+    """A reply being written and spoken on its own thread, cancellable."""
+
+    thread: threading.Thread
+    cancel: threading.Event
+    result: list  # [SpokenReply] or [exception]
+    closing: bool
+
+    def outcome(self) -> SpokenReply:
+        self.thread.join()
+        if isinstance(self.result[0], BaseException):
+            raise self.result[0]
+        return self.result[0]
+
+
+class LiveSession:
+    """A spoken conversation through a microphone and a speaker, until goodbye.
+
+    Stages, threads and queues::
+
+        PortAudio callback ──Block──▶ bounded queue ──▶ session thread (this one, the only one
+          (or PacedFile)                                 that touches the archive and the dialog)
+                                                          │ Segmenter events
+               PauseStarted: early transcription ─▶ stt worker ─▶ (transcript) ─▶ llm-warm worker:
+               SpeechResumed: the early result is dropped                      the new turn's prompt
+               Utterance ─▶ transcript (the early one if speech never resumed) is evaluated early
+                          ─▶ archive: user turn
+                          ─▶ reply thread: LLM deltas ─▶ SentenceSplitter ─▶ tts thread ─▶ sink
+                                                                         (plays while the next
+                                                                          sentence is synthesised)
+          while the reply plays the session thread keeps reading the microphone:
+            half-duplex (default): blocks captured while the companion speaks, and for
+              ``deaf_tail_s`` after, are thrown away, so it never hears itself;
+            barge-in: a BargeInDetector watches them; when it fires the reply is
+              cancelled, the sink silenced, and only what was played is archived.
+          ─▶ archive: assistant turn (text, audio, timings), committed when it ends
+
+    The session ends on a goodbye, after ``max_turns`` of the person's turns
+    (the last reply is a closing one), at ``max_minutes`` (a gentle wrap-up,
+    never a cut-off), when the input ends, or on Ctrl-C: then whatever is in
+    progress is archived as partial and a short closing is spoken (a second
+    Ctrl-C skips it).
+    """
+
+    def __init__(self, engines: Engines, archive: Archive, settings: Settings, source, sink,
+                 options: LiveOptions = LiveOptions(), *, mode: str = DEFAULT_MODE,
+                 on_event: Callable[[LiveEvent], None] = lambda e: None):
+        if engines.llm is None or engines.voice is None:
+            raise ValueError("a live session needs an LLM and a voice")
+        self.engines = engines
+        self.archive = archive
+        self.settings = settings
+        self.source = source
+        self.sink = sink
+        self.options = options
+        self.mode = mode
+        self.on_event = on_event
+        self.dialog = Dialog(system_prompt(mode))
+        self.session_id: int | None = None
+        self.state = "starting"  # listening, hearing, thinking, speaking, closing, ended
+        self.level_dbfs = -120.0
+        self.started = time.monotonic()
+        self._idx = 0
+        self._user_turns = 0
+        self._timings: list[dict[str, float]] = []
+        self._languages: collections.Counter[str] = collections.Counter()
+        self._stt = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="stt")
+        self._warmer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="llm-warm")
+        self._seg = self._segmenter()
+        self._seg_origin: float | None = None  # session time of the segmenter's first sample
+        self._deaf_until = 0.0
+        self._early: tuple[concurrent.futures.Future, float] | None = None  # (transcript, when asked)
+        self._utterance: Utterance | None = None  # heard, not archived yet
+        self._reply: _ReplyJob | None = None
+        self._partial = False
+        self._closing_spoken = False
+
+    # -- the public face ---------------------------------------------------
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def run(self) -> SessionResult:
+        """Hold the session; returns when it is over. Ctrl-C ends it without losing anything."""
+        self.session_id = self.archive.begin_session(
+            mode=self.mode, source=self.source.name if self.source.name.startswith("file:") else "microphone",
+            models=self.engines.names(),
+        )
+        self.archive.release()
+        status = "complete"
+        try:
+            try:
+                # A microphone listens from the start (the level meter, barge-in over the greeting);
+                # a recording standing in for a person starts talking once greeted.
+                waits = getattr(self.source, "waits_for_greeting", False)
+                if not waits:
+                    self.source.start()
+                self.started = time.monotonic()
+                if self.options.greet:
+                    self._say(arc.GREETING, greeting=True)
+                if waits:
+                    self.source.start()
+                self._warmer.submit(self._warm, self.dialog.messages())
+                self._listen()
+            except KeyboardInterrupt:
+                self._on_interrupt()
+            if self._partial:
+                status = "interrupted"
+        finally:
+            self.state = "ended"
+            self._stt.shutdown(wait=True, cancel_futures=True)
+            self._warmer.shutdown(wait=True, cancel_futures=True)
+            self.source.close()
+            try:
+                self.sink.close()
+            finally:
+                self._end(status)
+        return SessionResult(self.session_id, self._user_turns, len(self._timings) - self._user_turns,
+                             tuple(self._timings))
+
+    def _end(self, status: str) -> None:
+        language = self._languages.most_common(1)[0][0] if self._languages else None
+        self.archive.end_session(self.session_id, status=status, language=language)
+        try:
+            search.refresh_index(self.archive)
+        except VoiceJournalError as e:
+            log.warning("search index not refreshed: %s", e)
+        self.archive.release()
+        if self.source.overflows or self.source.dropped:
+            log.warning("the microphone overflowed %d times and %d blocks were dropped",
+                        self.source.overflows, self.source.dropped)
+
+    # -- listening ---------------------------------------------------------
+
+    def _segmenter(self) -> Segmenter:
+        self._seg_origin = None
+        return Segmenter(SegmenterConfig(end_silence_ms=self.settings.end_silence_ms,
+                                         max_turn_s=self.settings.max_turn_s))
+
+    def _feed(self, block) -> list:
+        """Feed the segmenter; its times are counted from its first block, the session's from its start."""
+        if self._seg_origin is None:
+            self._seg_origin = block.at - len(block.samples) / pcm.RATE - self.started
+        return self._seg.feed(block.samples)
+
+    def _session_time(self, t: float) -> float:
+        return round((self._seg_origin or 0.0) + t, 3)
+
+    def _time_up(self) -> bool:
+        m = self.options.max_minutes
+        return m is not None and self.elapsed >= m * 60
+
+    def _listen(self) -> None:
+        self.state = "listening"
+        self.on_event(Listening(self.session_id))
+        while True:
+            if self._time_up() and not self._seg.in_speech:
+                self._say(arc.CLOSING_TIME)
+                return
+            block = self.source.read(timeout=0.1)
+            if block is None:
+                if self.source.finished:  # the recording (or the device) ended
+                    for e in self._seg.flush():
+                        if isinstance(e, Utterance) and self._person_spoke(e, time.perf_counter()):
+                            return
+                    return
+                continue
+            self.level_dbfs = block.level_dbfs
+            if block.at < self._deaf_until:
+                continue  # the companion's own voice, or its tail
+            for e in self._feed(block):
+                if isinstance(e, SpeechStarted):
+                    self.state = "hearing"
+                elif isinstance(e, PauseStarted):
+                    self._transcribe_early()
+                elif isinstance(e, SpeechResumed):
+                    self._early = None  # they were only pausing: that transcript is stale
+                elif isinstance(e, Utterance):
+                    if self._person_spoke(e, time.perf_counter()):
+                        return
+                    self.state = "listening"
+
+    def _transcribe_early(self) -> None:
+        clip = self._seg.turn_so_far()
+        if clip is None:
+            return
+        self._early = (self._stt.submit(self._transcribe, clip, True), time.perf_counter())
+
+    def _transcribe(self, clip: pcm.Clip, early: bool = False) -> Transcript | None:
+        """Whisper's transcript, or None when Silero hears no speech (a noise started the turn)."""
+        if silero_speech_s(clip) < self.options.confirm_speech_s:
+            return None
+        t = self.engines.transcriber.transcribe(clip)
+        if early and t.text and self._early is not None:
+            # Evaluate the new turn's prompt while the silence is still being timed.
+            self._warmer.submit(self._warm, [*self.dialog.messages(), Message("user", t.text)])
+        return t
+
+    def _warm(self, messages) -> None:
+        try:
+            self.engines.llm.warm(messages)
+        except VoiceJournalError as e:
+            log.warning("could not warm the model: %s", e)
+
+    def _hold(self, holding: bool) -> None:
+        # A recording standing in for a polite person waits while the companion talks
+        # (never with barge-in, where talking over it is the point).
+        if self.options.barge_in:
+            return
+        if holding:
+            getattr(self.source, "hold", lambda: None)()
+        else:
+            getattr(self.source, "resume", lambda at: None)(self._deaf_until)
+
+    def _person_spoke(self, u: Utterance, turn_end: float) -> bool:
+        """A turn of the person's is over: archive it and answer. True when the session should end."""
+        self._hold(True)
+        try:
+            return self._respond(u, turn_end)
+        finally:
+            self._hold(False)
+
+    def _respond(self, u: Utterance, turn_end: float) -> bool:
+        self._utterance = u
+        self.state = "thinking"
+        early, self._early = self._early, None
+        reused = early is not None and u.reason == "silence"
+        t0 = time.perf_counter()
+        future = early[0] if reused else self._stt.submit(self._transcribe, u.clip)
+        transcript = future.result()
+        stt_wait = time.perf_counter() - t0
+        if transcript is None or not transcript.text:
+            self._utterance = None
+            self.on_event(Skipped(u.start, u.end, "no speech" if transcript is None else "no words recognised"))
+            return False
+        self._archive_user(u.clip, transcript, self._session_time(u.start), self._session_time(u.end), {
+            "stt_s": transcript.stt_s, "stt_wait_s": stt_wait, "early_stt": float(reused),
+        })
+        self._utterance = None
+        closing = (arc.is_goodbye(transcript.text) or self._time_up()
+                   or (self.options.max_turns is not None and self._user_turns >= self.options.max_turns))
+        note = arc.WRAP_UP_NOTE if self._time_up() else arc.CLOSING_NOTE
+        messages = self.dialog.add_user(transcript.text)
+        if closing:  # the note is for the model only; the dialog keeps their words
+            messages = [*messages[:-1], Message("user", f"{transcript.text}\n\n{note}")]
+        self._answer(messages, turn_end, closing)
+        return closing
+
+    def _archive_user(self, clip: pcm.Clip, t: Transcript, start: float, end: float,
+                      timings: dict[str, float], partial: bool = False) -> None:
+        self.archive.add_turn(TurnRecord(
+            self.session_id, self._idx, "user", t.text, pcm.to_flac(clip), clip.rate, start, end, clip.duration,
+            t.language, round(t.confidence, 4), timings, self.engines.transcriber.name, partial=partial,
+            embedding=self._embed(t.text),
+        ))
+        self.archive.release()
+        self._languages[t.language] += 1
+        self._timings.append(timings)
+        self._user_turns += 1
+        self.on_event(UserSpoke(self.session_id, self._idx, t.text, start, end, t.language))
+        self._idx += 1
+
+    def _embed(self, text: str):
+        return self.engines.embedder.embed([text])[0] if self.engines.embedder is not None and text else None
+
+    # -- speaking ----------------------------------------------------------
+
+    def _answer(self, messages, turn_end: float, closing: bool) -> None:
+        engines = self.engines
+        cancel = threading.Event()
+        result: list = []
+
+        def work() -> None:
+            try:
+                result.append(speak_reply(engines.llm, engines.voice, messages, self.sink, turn_end,
+                                          reply_options(self.settings), cancel=cancel))
+            except BaseException as e:  # handed to the session thread
+                result.append(e)
+
+        self.sink.mark()
+        job = _ReplyJob(threading.Thread(target=work, name="reply", daemon=True), cancel, result, closing)
+        self._reply = job
+        job.thread.start()
+        barge = self._play_while_listening(job)
+        reply = job.outcome()
+        self._reply = None
+        self._archive_reply(reply, *(barge or (None, None)))
+        if reply.error is not None and not reply.text:
+            raise reply.error
+
+    def _play_while_listening(self, job: _ReplyJob) -> tuple[float, float] | None:
+        """Read the microphone until the reply has been written and played.
+
+        Returns (samples heard, seconds from their speech to silence) if the
+        person barged in, else None.
+        """
+        detector = BargeInDetector() if self.options.barge_in and not job.closing else None
+        onset: float | None = None
+        while job.thread.is_alive() or self.sink.pending_s > 0:
+            if job.thread.is_alive() and self.sink.pending_s == 0:
+                self.state = "thinking"
+            else:
+                self.state = "speaking"
+            block = self.source.read(timeout=0.05)
+            if block is None:
+                continue
+            self.level_dbfs = block.level_dbfs
+            if detector is None:
+                continue  # half-duplex: the companion does not listen while it speaks
+            for e in self._feed(block):  # the barge-in speech starts their next turn
+                if isinstance(e, SpeechStarted) and onset is None:
+                    onset = e.at
+            speaking = self.sink.pending_s > 0
+            if detector.feed(block.samples) and speaking:
+                heard = self.sink.played
+                job.cancel.set()
+                self.sink.stop()
+                stopped = time.monotonic()
+                # From the first voiced block we have to the silence: detection plus stopping.
+                stop_s = stopped - block.at + self._detector_span()
+                self.on_event(BargedIn(self.session_id, heard / self.engines.voice.rate, stop_s))
+                self.state = "hearing"
+                return heard, stop_s
+        self._deaf_until = time.monotonic() + self.options.deaf_tail_s
+        if detector is None:
+            self._seg = self._segmenter()  # what it heard while deaf is gone
+        self.state = "listening"
+        return None
+
+    @staticmethod
+    def _detector_span() -> float:
+        return 5 * 0.030  # the voiced frames BargeInDetector needs before it fires
+
+    def _archive_reply(self, reply: SpokenReply, heard: float | None, stop_s: float | None = None) -> None:
+        """Archive a reply; ``heard``: the samples played before it was cut (barge-in, Ctrl-C)."""
+        engines = self.engines
+        text, audio = reply.text or FALLBACK_REPLY, reply.audio
+        timings = dict(reply.timings)
+        partial = reply.error is not None
+        if heard is not None:
+            text, audio = reply.heard(int(heard))
+            timings["heard_s"] = len(audio) / reply.rate
+            partial = True
+        if stop_s is not None:
+            timings["barge_in_stop_s"] = stop_s
+        if not text and not len(audio):
+            self.dialog.add_assistant("…")  # keep user/assistant pairs for the cache
+            return
+        has_audio = len(audio) > 0
+        self.archive.add_turn(TurnRecord(
+            self.session_id, self._idx, "assistant", text,
+            pcm.to_flac(pcm.Clip(audio, reply.rate)) if has_audio else None, reply.rate if has_audio else None,
+            duration_s=len(audio) / reply.rate if has_audio else None, timings=timings,
+            model=f"{engines.llm.backend}:{engines.llm.model}", partial=partial, embedding=self._embed(text),
+        ))
+        self.archive.release()
+        self.dialog.add_assistant(text)
+        self._timings.append(timings)
+        self._partial = self._partial or partial
+        self.on_event(CompanionReplied(self.session_id, self._idx, text, timings, partial))
+        self._idx += 1
+
+    def _say(self, text: str, *, greeting: bool = False) -> None:
+        """Speak fixed words (greeting, closings) and archive them as the companion's turn."""
+        self.state = "speaking" if greeting else "closing"
+        self.sink.mark()
+        chunks: list[np.ndarray] = []
+        heard: int | None = None  # None: all of it
+        try:
+            for s in self.engines.voice.speak(text):
+                self.sink.write(s.samples, s.rate)
+                chunks.append(s.samples)
+            if greeting and self.options.barge_in:
+                heard = self._play_fixed_with_barge_in()
+            else:
+                while self.sink.pending_s > 0:  # keep the level meter alive while it plays
+                    block = self.source.read(timeout=0.05)
+                    if block is not None:
+                        self.level_dbfs = block.level_dbfs
+        except KeyboardInterrupt:
+            heard = int(self.sink.played)
+            self.sink.stop()
+            raise
+        finally:
+            if chunks:
+                audio = np.concatenate(chunks)
+                if heard is None or heard >= len(audio):
+                    self._archive_fixed(text, audio, partial=False)
+                else:
+                    said, cut = SpokenReply(text, text, audio, self.engines.voice.rate, {},
+                                            parts=((text, len(audio)),)).heard(heard)
+                    self._archive_fixed(said, cut, partial=True)
+        self._deaf_until = time.monotonic() + self.options.deaf_tail_s
+        self._seg = self._segmenter()
+
+    def _play_fixed_with_barge_in(self) -> int | None:
+        detector = BargeInDetector()
+        while self.sink.pending_s > 0:
+            block = self.source.read(timeout=0.05)
+            if block is None:
+                continue
+            self.level_dbfs = block.level_dbfs
+            if detector.feed(block.samples):
+                heard = self.sink.played
+                self.sink.stop()
+                return int(heard)
+        return None
+
+    def _archive_fixed(self, text: str, audio: np.ndarray, partial: bool) -> None:
+        rate = self.engines.voice.rate
+        self.archive.add_turn(TurnRecord(
+            self.session_id, self._idx, "assistant", text or "…", pcm.to_flac(pcm.Clip(audio, rate)), rate,
+            duration_s=len(audio) / rate, timings={}, model=self.engines.voice.name, partial=partial,
+            embedding=self._embed(text),
+        ))
+        self.archive.release()
+        self.dialog.add_assistant(text or "…")
+        self.on_event(CompanionReplied(self.session_id, self._idx, text, {}, partial))
+        self._idx += 1
+
+    # -- Ctrl-C --------------------------------------------------------------
+
+    def _on_interrupt(self) -> None:
+        """Keep whatever was in progress, then say goodbye (a second Ctrl-C skips the goodbye)."""
+        import signal
+
+        again = threading.Event()
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, lambda *a: again.set()) if in_main else None
+        try:
+            self.state = "closing"
+            if self._reply is not None:  # a reply being spoken: keep what was heard
+                job, self._reply = self._reply, None
+                heard = self.sink.played
+                job.cancel.set()
+                self.sink.stop()
+                self._archive_reply(job.outcome(), heard)
+            elif self._utterance is not None:  # a whole turn heard, not archived yet
+                u, self._utterance = self._utterance, None
+                self._archive_unanswered(u.clip, self._session_time(u.start), self._session_time(u.end),
+                                         partial=False)
+            elif self._seg.in_speech:  # a turn in progress
+                clip = self._seg.turn_so_far()
+                if clip is not None:
+                    start = self._session_time(self._seg.turn_start)
+                    self._archive_unanswered(clip, start, start + clip.duration, partial=True)
+        finally:
+            if in_main:
+                signal.signal(signal.SIGINT, previous)
+        if again.is_set():
+            return
+        try:
+            self._say(arc.CLOSING_INTERRUPTED)
+        except KeyboardInterrupt:
+            pass  # a second Ctrl-C: they want to go now
+
+    def _archive_unanswered(self, clip: pcm.Clip, start: float, end: float, *, partial: bool) -> None:
+        transcript = self.engines.transcriber.transcribe(clip)
+        if not transcript.text and not partial:
+            return
+        self._archive_user(clip, transcript, start, end, {"stt_s": transcript.stt_s}, partial=partial)
+        self._partial = self._partial or partial
 
 
 # -- transcription of files, without the companion ---------------------------

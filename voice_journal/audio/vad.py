@@ -121,6 +121,16 @@ class Segmenter:
     def in_speech(self) -> bool:
         return self._in_speech
 
+    def turn_so_far(self) -> Clip | None:
+        """The audio of the turn in progress (for early transcription, or a partial turn on Ctrl-C)."""
+        if not self._in_speech or not self._turn:
+            return None
+        return Clip(np.concatenate(self._turn))
+
+    @property
+    def turn_start(self) -> float:
+        return self._t(self._turn_start)
+
     def is_voiced(self, frame: np.ndarray) -> bool:
         """webrtcvad's verdict on one 30 ms frame, with an energy floor."""
         if self._frame_index < self._ignore_n:
@@ -218,6 +228,58 @@ class Segmenter:
         samples = np.concatenate(frames)
         start = self._t(self._turn_start)
         events.append(Utterance(Clip(samples), start, start + len(samples) / RATE, reason, voiced_s))
+
+
+class BargeInDetector:
+    """Says when a person starts talking over the companion, as early as it safely can.
+
+    The turn segmenter waits for 300 ms of mostly voiced audio before it calls
+    it speech; stopping the companion's voice should take about 200 ms, so
+    this asks for a shorter run of consecutive voiced frames (150 ms by
+    default) above a louder floor. Only for use with headphones or echo
+    cancellation: without them the companion's own voice would trigger it.
+    """
+
+    def __init__(self, *, frames: int = 5, aggressiveness: int = 3, floor_dbfs: float = -45.0):
+        import webrtcvad
+
+        self._vad = webrtcvad.Vad(aggressiveness)
+        self._need = frames
+        self._floor = 32768.0 * 10 ** (floor_dbfs / 20)
+        self._run = 0
+        self._pending = np.zeros(0, np.int16)
+
+    def reset(self) -> None:
+        self._run = 0
+        self._pending = np.zeros(0, np.int16)
+
+    def feed(self, samples: np.ndarray) -> bool:
+        """True once the run of voiced frames is long enough."""
+        data = np.concatenate([self._pending, samples]) if len(self._pending) else samples
+        n = len(data) // FRAME
+        fired = False
+        for i in range(n):
+            frame = data[i * FRAME : (i + 1) * FRAME]
+            loud = np.sqrt(np.mean(frame.astype(np.float32) ** 2)) >= self._floor
+            if loud and self._vad.is_speech(frame.tobytes(), RATE):
+                self._run += 1
+                fired = fired or self._run >= self._need
+            else:
+                self._run = 0
+        self._pending = data[n * FRAME :].copy()
+        return fired
+
+
+def silero_speech_s(clip: Clip) -> float:
+    """Seconds of speech Silero finds in a clip (the VAD bundled with faster-whisper).
+
+    A second opinion on a turn webrtcvad started: a cough, a door or a fan
+    can fool webrtcvad but rarely Silero.
+    """
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    stamps = get_speech_timestamps(clip.float32(), VadOptions(min_silence_duration_ms=300, speech_pad_ms=0))
+    return sum(s["end"] - s["start"] for s in stamps) / RATE
 
 
 def segment(blocks, config: SegmenterConfig | None = None):

@@ -47,11 +47,21 @@ def speakable(text: str) -> str:
 
 
 class SentenceSplitter:
-    """Feed text as it streams; get back sentences as soon as they are over."""
+    """Feed text as it streams; get back sentences as soon as they are over.
 
-    def __init__(self, max_chars: int = 120):
+    The first piece is what the person waits for, so a long first sentence
+    is cut at its first clause break past ``first_chars`` characters:
+
+    >>> s = SentenceSplitter()
+    >>> s.feed("It sounds like the argument left you feeling unheard, and that hurts ")
+    ['It sounds like the argument left you feeling unheard,']
+    """
+
+    def __init__(self, max_chars: int = 120, first_chars: int = 48):
         self.max_chars = max_chars
+        self.first_chars = first_chars
         self._buf = ""
+        self._emitted = False
 
     def feed(self, text: str) -> list[str]:
         self._buf += text
@@ -64,6 +74,7 @@ class SentenceSplitter:
             sentence = speakable(sentence)
             if sentence:
                 out.append(sentence)
+                self._emitted = True
         return out
 
     def flush(self) -> list[str]:
@@ -85,6 +96,10 @@ class SentenceSplitter:
             if m.end() > self.max_chars:
                 break
             return m.end()
+        if not self._emitted and len(buf) > self.first_chars:
+            for m in _SOFT_BREAK.finditer(buf):
+                if m.end() >= self.first_chars:
+                    return m.end()
         if len(buf) > self.max_chars:
             return self._long_cut(buf)
         return None

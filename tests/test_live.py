@@ -1,0 +1,236 @@
+"""The live path, end to end, through a real audio stack.
+
+`voice-journal session` runs as a person runs it, against a private
+PulseAudio daemon (the stand-in for a physical microphone and speaker:
+none exist here): real recorded speech is played into the virtual
+microphone in real time, and the companion's voice is recorded from the
+virtual speaker's monitor.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import virtual_audio
+from conftest import LIBRIVOX, ROOT, librivox_clips
+from test_speech import normalise, wer
+from voice_journal.store.archive import Archive
+
+pytestmark = pytest.mark.skipif(virtual_audio.available() is not None, reason=str(virtual_audio.available()))
+
+TRANSCRIPTS = {p.stem: text for p, text in librivox_clips()}
+
+
+@pytest.fixture(scope="module")
+def va(tmp_path_factory):
+    audio = virtual_audio.VirtualAudio.start(tmp_path_factory.mktemp("pulse"))
+    yield audio
+    audio.stop()
+
+
+class Live:
+    """`voice-journal session` on the virtual devices, its output read line by line."""
+
+    def __init__(self, va, db: Path, *args: str, reply_tokens: int = 30):
+        env = va.env({**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200",
+                      "VOICE_JOURNAL_REPLY_TOKENS": str(reply_tokens)})
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "voice_journal", "session", "--fast", "--db", str(db), *args],
+            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        self.lines: queue.Queue[tuple[float, str]] = queue.Queue()
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        threading.Thread(target=self._read, args=(self.proc.stdout, self.stdout, True), daemon=True).start()
+        threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr, False), daemon=True).start()
+
+    def _read(self, stream, into: list[str], queued: bool) -> None:
+        for line in stream:
+            into.append(line)
+            if queued:
+                self.lines.put((time.monotonic(), line))
+
+    def wait_for(self, prefix: str, timeout: float = 90) -> tuple[float, str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                at, line = self.lines.get(timeout=max(0.01, left))
+            except queue.Empty:
+                self.proc.kill()
+                raise AssertionError(f"no {prefix!r} line in {timeout} s; stdout {self.stdout!r}; "
+                                     f"stderr {''.join(self.stderr)[-2000:]}") from None
+            if line.startswith(prefix):
+                return at, line
+
+    def finish(self, timeout: float = 120) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+
+
+def clip(name: str) -> Path:
+    return LIBRIVOX / f"{name}.flac"
+
+
+def assert_heard(text: str, name: str, max_wer: float = 0.3) -> None:
+    ref = normalise(TRANSCRIPTS[name])
+    assert wer(ref, normalise(text)) <= max_wer, (text, TRANSCRIPTS[name])
+
+
+def test_a_spoken_session_on_the_virtual_microphone(va, tmp_path):
+    db = tmp_path / "j.duckdb"
+    spoken = ["0870", "0920"]
+    with va.record_speaker() as speaker:
+        live = Live(va, db, "--max-turns", "2")
+        for name in spoken:
+            live.wait_for("Companion")  # the greeting, then each reply: speak once it has finished
+            time.sleep(0.5)
+            va.say(clip(name))
+            live.wait_for("You")
+        live.wait_for("Companion")
+        assert live.finish() == 0, "".join(live.stderr)
+        time.sleep(0.3)
+    a = Archive.open(db, read_only=True)
+    [row] = a.sessions(5)
+    turns = a.turns(row.id, with_audio=True)
+    a.close()
+    assert row.source == "microphone" and row.status == "complete"
+    assert [t.role for t in turns] == ["assistant", "user", "assistant", "user", "assistant"]
+    users = [t for t in turns if t.role == "user"]
+    for t, name in zip(users, spoken):
+        assert_heard(t.text, name)
+        assert t.audio_flac and 2.0 < t.duration_s < 12 and not t.partial
+    replies = [t for t in turns if t.role == "assistant"]
+    assert all(t.text and t.audio_flac for t in replies)
+    assert all(0 < t.timings["end_to_first_audio_s"] < 15 for t in replies[1:])
+    # The companion was heard: the virtual speaker carried (nearly) all of its archived voice.
+    voice_s = sum(t.duration_s for t in replies)
+    assert speaker.voiced_seconds() >= 0.6 * voice_s, (speaker.voiced_seconds(), voice_s)
+
+
+def test_half_duplex_the_companion_does_not_hear_itself(va, tmp_path):
+    """With an echo path (speaker into microphone), its own voice is never a turn."""
+    db = tmp_path / "j.duckdb"
+    va.echo(True)
+    try:
+        with va.record_microphone() as mic:
+            live = Live(va, db, "--max-turns", "2")
+            for name in ["0930", "0880"]:
+                live.wait_for("Companion")
+                time.sleep(0.5)
+                va.say(clip(name))
+                live.wait_for("You")
+            live.wait_for("Companion")
+            assert live.finish() == 0, "".join(live.stderr)
+    finally:
+        va.echo(False)
+    a = Archive.open(db, read_only=True)
+    [row] = a.sessions(5)
+    turns = a.turns(row.id)
+    a.close()
+    # The microphone really heard the companion (greeting and replies) as well as the person...
+    speech_s = sum(t.duration_s or 0 for t in turns if t.role == "user")
+    assert mic.voiced_seconds() > speech_s + 3.0, (mic.voiced_seconds(), speech_s)
+    # ...and yet only the person's two turns were taken as theirs.
+    users = [t for t in turns if t.role == "user"]
+    assert len(users) == 2, [t.text for t in users]
+    assert_heard(users[0].text, "0930")
+    assert_heard(users[1].text, "0880", max_wer=0.4)
+
+
+def test_barge_in_stops_the_voice_and_archives_what_was_heard(va, tmp_path):
+    db = tmp_path / "j.duckdb"
+    with va.record_speaker() as speaker:
+        live = Live(va, db, "--barge-in", "--max-turns", "2", reply_tokens=80)
+        live.wait_for("Companion")
+        time.sleep(0.5)
+        va.say(clip("0870"))
+        heard_at, _ = live.wait_for("You")
+        deadline = time.monotonic() + 60
+        while (started := speaker.first_loud(heard_at)) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started is not None, "the reply was never heard"
+        time.sleep(1.5)  # let it speak a little, then talk over it
+        said_at = time.monotonic()
+        va.say(clip("0930"), wait=False)
+        _, line = live.wait_for("Companion")
+        assert "(interrupted)" in line, line
+        live.wait_for("You")
+        live.wait_for("Companion")
+        assert live.finish() == 0, "".join(live.stderr)
+        quiet = speaker.silent_after(said_at)
+    a = Archive.open(db, read_only=True)
+    [row] = a.sessions(5)
+    turns = a.turns(row.id, with_audio=True)
+    a.close()
+    assert [t.role for t in turns] == ["assistant", "user", "assistant", "user", "assistant"]
+    cut = turns[2]
+    assert cut.partial and cut.audio_flac
+    # What was archived is what was played: about 1.5 s and the time to stop, not the whole reply.
+    assert 1.0 < cut.duration_s < 4.0, cut.duration_s
+    assert cut.timings["heard_s"] == pytest.approx(cut.duration_s, abs=0.01)
+    assert 0 < cut.timings["barge_in_stop_s"] < 0.6
+    # Measured outside the program: from the moment the person's speech was sent to the
+    # microphone to silence on the speaker (includes PulseAudio's own buffering both ways).
+    assert quiet is not None and quiet - said_at < 0.9, quiet and quiet - said_at
+    print(f"barge-in: heard {cut.duration_s:.2f} s; stop {cut.timings['barge_in_stop_s'] * 1000:.0f} ms after the "
+          f"speech onset (in-program); speaker silent {(quiet - said_at) * 1000:.0f} ms after the speech was sent")
+    assert_heard(turns[3].text, "0930", max_wer=0.4)
+
+
+def test_ctrl_c_mid_turn_keeps_the_partial_turn_and_says_goodbye(va, tmp_path):
+    db = tmp_path / "j.duckdb"
+    live = Live(va, db)
+    live.wait_for("Companion")
+    time.sleep(0.5)
+    p = va.say(clip("0870"), wait=False)
+    time.sleep(3.5)  # half-way through the sentence
+    live.proc.send_signal(signal.SIGINT)
+    p.wait(timeout=30)
+    assert live.finish() == 0, "".join(live.stderr)
+    a = Archive.open(db, read_only=True)
+    [row] = a.sessions(5)
+    turns = a.turns(row.id, with_audio=True)
+    a.close()
+    assert row.status == "interrupted"
+    partial = turns[1]
+    assert partial.role == "user" and partial.partial and partial.audio_flac
+    words = normalise(partial.text)
+    ref = normalise(TRANSCRIPTS["0870"])
+    assert 2 <= len(words) < len(ref) and wer(ref[: len(words)], words) <= 0.4, partial.text
+    assert turns[-1].role == "assistant" and "take good care" in turns[-1].text.lower()
+
+
+def test_sigkill_mid_session_loses_nothing_committed(va, tmp_path):
+    db = tmp_path / "j.duckdb"
+    live = Live(va, db)
+    live.wait_for("Companion")
+    time.sleep(0.5)
+    va.say(clip("0920"))
+    live.wait_for("You")
+    live.wait_for("Companion")
+    time.sleep(0.5)
+    va.say(clip("0930"))
+    live.wait_for("You")
+    live.proc.kill()  # while the companion is thinking
+    live.finish()
+    a = Archive.open(db, read_only=True)
+    [row] = a.sessions(5)
+    turns = a.turns(row.id)
+    a.close()
+    assert row.status == "open"  # never ended, and still listed
+    assert [t.role for t in turns][:4] == ["assistant", "user", "assistant", "user"]
+    assert_heard(turns[1].text, "0920")
+    assert_heard(turns[3].text, "0930")
