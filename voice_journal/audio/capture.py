@@ -150,7 +150,7 @@ class Microphone:
             try:
                 self._stream = self._sd.InputStream(
                     device=self.device, samplerate=rate, channels=1, dtype="int16",
-                    blocksize=rate * self._block_ms // 1000, callback=self._callback,
+                    blocksize=rate * self._block_ms // 1000, callback=self._callback, latency="low",
                 )
             except Exception as e:  # PortAudioError: invalid sample rate, device busy...
                 errors.append(f"{rate} Hz: {_first_line(e)}")

@@ -204,7 +204,7 @@ class Speaker:
             try:
                 self._stream = self._sd.OutputStream(
                     samplerate=device_rate, channels=1, dtype="int16", device=self.device,
-                    blocksize=device_rate * self.BLOCK_MS // 1000, callback=self._callback,
+                    blocksize=device_rate * self.BLOCK_MS // 1000, callback=self._callback, latency="low",
                 )
                 self._stream.start()
             except Exception as e:  # PortAudioError (rate not supported, busy), ValueError
@@ -278,6 +278,13 @@ class Speaker:
             self._offset = 0
             self._queued = 0
             self._idle.set()
+        if self._stream is not None:
+            # Abort, not stop: the audio already in the device's buffers is dropped, not played out.
+            try:
+                self._stream.abort()
+                self._stream.start()
+            except Exception as e:  # PortAudioError: the device went away
+                log.warning("restarting the speaker after a stop: %s", _first_line(e))
 
     def mark(self) -> None:
         """Start counting :attr:`played` from zero (at the start of a reply)."""

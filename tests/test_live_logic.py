@@ -1,0 +1,187 @@
+"""The parts of a live session that need no audio device: barge-in detection, the
+paced recording and clocked sink that stand in for a person and a speaker, what a
+cut reply keeps, goodbyes, and whole sessions driven by a recording in real time."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from conftest import LIBRIVOX
+from voice_journal import config
+from voice_journal.audio import pcm
+from voice_journal.audio.capture import PacedFile
+from voice_journal.audio.playback import ClockedWavSink
+from voice_journal.audio.vad import FRAME, BargeInDetector
+from voice_journal.companion import arc
+from voice_journal.errors import AudioError
+from voice_journal.session import Engines, LiveOptions, LiveSession, SpokenReply
+from voice_journal.store.archive import Archive
+
+
+def frames_until_fired(detector: BargeInDetector, samples: np.ndarray) -> int | None:
+    for i in range(len(samples) // FRAME):
+        if detector.feed(samples[i * FRAME : (i + 1) * FRAME]):
+            return i + 1
+    return None
+
+
+def test_barge_in_fires_early_in_real_speech():
+    speech = pcm.load(LIBRIVOX / "0930.flac").samples
+    onset = next(i for i in range(len(speech) // FRAME)
+                 if np.sqrt(np.mean(speech[i * FRAME:(i + 1) * FRAME].astype(np.float32) ** 2)) > 300)
+    fired = frames_until_fired(BargeInDetector(), speech)
+    assert fired is not None
+    assert (fired - onset) * 30 <= 300  # ms of speech before the voice is stopped
+
+
+def test_barge_in_ignores_quiet_noise_and_clicks():
+    rng = np.random.default_rng(1)
+    noise = rng.normal(0, 40, 16000 * 3).astype(np.int16)  # about -58 dBFS room noise
+    assert frames_until_fired(BargeInDetector(), noise) is None
+    clicks = noise.copy()
+    for k in range(0, len(clicks), 8000):
+        clicks[k : k + 200] = rng.normal(0, 12000, 200).astype(np.int16)  # a desk knock every half second
+    assert frames_until_fired(BargeInDetector(), clicks) is None
+
+
+def test_a_cut_reply_keeps_whole_sentences_and_the_share_of_the_one_playing():
+    parts = (("That sounds exhausting.", 1000), ("You carry a lot for your family, and it shows.", 2000))
+    reply = SpokenReply("", "", np.arange(3000, dtype=np.int16), 1000, {}, parts=parts)
+    assert reply.heard(3000)[0] == "That sounds exhausting. You carry a lot for your family, and it shows."
+    text, audio = reply.heard(2000)
+    assert text == "That sounds exhausting. You carry a lot for…" and len(audio) == 2000  # 5 of its 10 words
+    assert reply.heard(500)[0] == "That…"
+    assert reply.heard(0)[0] == ""
+
+
+@pytest.mark.parametrize("text, ending", [
+    ("Goodbye.", True), ("Okay, goodbye.", True), ("That's all for today.", True), ("That’s all for today, thanks.", True),
+    ("I think that's all for today, thank you.", True), ("I'm done for today.", True), ("Bye for now.", True),
+    ("Let's stop here.", True), ("Thanks. Bye.", True),
+    ("I said goodbye to my dad at the station.", False), ("Goodbye was the hardest word to say to her.", False),
+    ("I wanted to end the session of therapy early.", False), ("That's all I could think about today.", False),
+    ("We said bye to the dog and left.", False),
+])
+def test_goodbyes(text, ending):
+    assert arc.is_goodbye(text) is ending
+
+
+def test_paced_file_plays_in_real_time_and_waits_while_held(tmp_path):
+    path = tmp_path / "tone.wav"
+    pcm.write_wav(path, pcm.Clip((np.sin(np.arange(16000) / 5) * 8000).astype(np.int16)))  # 1 s
+    src = PacedFile(path, trailing_silence=0.0).start()
+    t0 = time.monotonic()
+    got = 0
+    while got < 8000:
+        got += len(src.read(timeout=2).samples)
+    assert 0.4 < time.monotonic() - t0 < 0.8  # half a second of audio took half a second
+    src.hold()
+    while (b := src.read(timeout=0.1)) is not None:  # at most the block already on its way
+        got += len(b.samples)
+    time.sleep(0.5)
+    assert src.read(timeout=0.05) is None  # nothing while held
+    src.resume()
+    while (b := src.read(timeout=2)) is not None:
+        got += len(b.samples)
+    assert got == 34 * FRAME and src.finished  # (the last block padded) it went on where it stopped: nothing lost, nothing repeated
+    src.close()
+
+
+def test_paced_file_rejects_a_bad_recording(tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF....WAVEfmt nonsense")
+    with pytest.raises(AudioError):
+        PacedFile(bad)
+
+
+def test_clocked_sink_keeps_only_what_was_played(tmp_path):
+    out = tmp_path / "out.wav"
+    sink = ClockedWavSink(out)
+    sink.mark()
+    sink.write(np.full(22050, 1000, np.int16), 22050)  # 1 s
+    assert sink.pending_s == pytest.approx(1.0, abs=0.05)
+    time.sleep(0.3)
+    sink.stop()
+    assert sink.pending_s == 0
+    assert sink.played / 22050 == pytest.approx(0.3, abs=0.08)
+    sink.close()
+    assert pcm.info(out).duration == pytest.approx(0.3, abs=0.08)
+
+
+# -- whole sessions from a recording, in real time ------------------------------
+
+
+@pytest.fixture(scope="module")
+def engines(tiny_stt, small_llm, voice):
+    return Engines(tiny_stt, voice, small_llm)
+
+
+def spoken(voice, lines: list[str], pause_s: float = 1.6) -> pcm.Clip:
+    """A person's turns, spoken by the Piper voice at 16 kHz with pauses between them."""
+    import soxr
+
+    parts = [np.zeros(int(0.5 * 16000), np.int16)]
+    for line in lines:
+        audio = np.concatenate([s.samples for s in voice.speak(line)])
+        parts.append((soxr.resample(audio.astype(np.float32) / 32768, voice.rate, 16000) * 32767).astype(np.int16))
+        parts.append(np.zeros(int(pause_s * 16000), np.int16))
+    return pcm.Clip(np.concatenate(parts))
+
+
+def settings(tmp_path, **kw):
+    return config.load(profile="fast", db=tmp_path / "j.duckdb", reply_tokens=24, **kw)
+
+
+def test_goodbye_ends_the_session_with_a_closing_reply(engines, voice, tmp_path):
+    rec = tmp_path / "talk.wav"
+    pcm.write_wav(rec, spoken(voice, ["Today I finally finished the garden fence.", "That's all for today. Goodbye.",
+                                      "This sentence comes after the goodbye."]))
+    s = settings(tmp_path)
+    a = Archive.open(s.db)
+    session = LiveSession(engines, a, s, PacedFile(rec), ClockedWavSink(tmp_path / "replies.wav"))
+    result = session.run()
+    turns = a.turns(result.session_id)
+    [row] = a.sessions(5)
+    a.close()
+    assert row.status == "complete"
+    users = [t.text.lower() for t in turns if t.role == "user"]
+    assert len(users) == 2 and "fence" in users[0] and "goodbye" in users[1]  # nothing after the goodbye
+    assert turns[0].text == arc.GREETING and turns[-1].role == "assistant" and turns[-1].text
+    assert pcm.info(tmp_path / "replies.wav").duration > 3
+
+
+def test_time_limit_wraps_up_gently(engines, voice, tmp_path):
+    rec = tmp_path / "talk.wav"
+    pcm.write_wav(rec, spoken(voice, ["I went for a long walk by the river this morning."], pause_s=30))
+    s = settings(tmp_path)
+    a = Archive.open(s.db)
+    options = LiveOptions(max_minutes=0.2)  # 12 s
+    t0 = time.monotonic()
+    result = LiveSession(engines, a, s, PacedFile(rec), ClockedWavSink(None), options).run()
+    took = time.monotonic() - t0
+    turns = a.turns(result.session_id)
+    a.close()
+    assert [t.role for t in turns] == ["assistant", "user", "assistant", "assistant"]
+    assert turns[-1].text == arc.CLOSING_TIME
+    assert took < 40  # it did not wait for the recording's 30 s of silence to end
+
+
+def test_max_turns_and_early_transcription(engines, voice, tmp_path):
+    rec = tmp_path / "talk.wav"
+    lines = ["My sister called me this evening.", "We talked about our plans for the winter.", "I am not heard."]
+    pcm.write_wav(rec, spoken(voice, lines))
+    s = settings(tmp_path)
+    a = Archive.open(s.db)
+    result = LiveSession(engines, a, s, PacedFile(rec), ClockedWavSink(None), LiveOptions(max_turns=2)).run()
+    turns = a.turns(result.session_id)
+    a.close()
+    users = [t for t in turns if t.role == "user"]
+    assert len(users) == 2 and "sister" in users[0].text.lower() and "winter" in users[1].text.lower()
+    # The transcript was started when the pause began, and used: the end of the turn found it (nearly) done.
+    assert all(t.timings["early_stt"] == 1.0 for t in users)
+    assert all(t.timings["stt_wait_s"] < t.timings["stt_s"] for t in users)
+    # Turn times are session times: the second turn starts after the first ends.
+    assert users[1].start_s > users[0].end_s
