@@ -13,7 +13,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 OUT    := out
 
-.PHONY: demo test bench setup setup-models system clean
+.PHONY: demo test bench setup setup-models system virtual-audio clean
 
 # PortAudio is only needed for the microphone and speaker; file sessions run without it.
 system:
@@ -24,6 +24,17 @@ system:
 		 (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends libportaudio2 >/dev/null 2>&1)) || \
 		echo "note: could not install libportaudio2; live audio needs it (files work without)"; \
 	else echo "note: for the microphone and speaker run: sudo apt-get install libportaudio2 (files work without it)"; fi
+
+# The live-path tests and benchmark play speech into a virtual microphone on a
+# private PulseAudio daemon (no physical device is needed, or touched).
+virtual-audio:
+	@if command -v pulseaudio >/dev/null && command -v parec >/dev/null && ls /usr/lib/*/alsa-lib/libasound_module_pcm_pulse.so >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing PulseAudio (a virtual microphone and speaker for the live-path tests)"; \
+		(apt-get install -y -qq --no-install-recommends pulseaudio pulseaudio-utils libasound2-plugins >/dev/null 2>&1 || \
+		 (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends pulseaudio pulseaudio-utils libasound2-plugins >/dev/null 2>&1)) || \
+		echo "note: could not install PulseAudio; the live-path tests will be skipped"; \
+	else echo "note: for the live-path tests run: sudo apt-get install pulseaudio pulseaudio-utils libasound2-plugins (they are skipped without)"; fi
 
 $(VENV)/.fast: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 is needed: sudo apt-get install python3.11 python3.11-venv"; exit 1; }
@@ -42,7 +53,7 @@ $(VENV)/.models: $(VENV)/.fast
 setup: system $(VENV)/.fast
 setup-models: system $(VENV)/.models
 
-test: setup
+test: setup virtual-audio
 	$(PY) -m pytest
 
 demo: setup-models
@@ -56,8 +67,9 @@ demo: setup-models
 	@echo "The demo journal is $(OUT)/demo/journal.duckdb (your own journal was not touched);"
 	@echo "the companion's spoken replies are in $(OUT)/demo/replies.wav."
 
-bench: setup-models
+bench: setup-models virtual-audio
 	$(PY) benchmarks/pipeline.py
+	$(PY) benchmarks/live.py
 	$(PY) benchmarks/search.py
 
 clean:

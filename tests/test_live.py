@@ -236,3 +236,24 @@ def test_sigkill_mid_session_loses_nothing_committed(va, tmp_path):
     assert [t.role for t in turns][:4] == ["assistant", "user", "assistant", "user"]
     assert_heard(turns[1].text, "0920")
     assert_heard(turns[3].text, "0930")
+
+
+def test_devices_lists_the_virtual_devices(va):
+    import json
+
+    r = subprocess.run([sys.executable, "-m", "voice_journal", "devices", "--json"], env=va.env(), cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    found = json.loads(r.stdout)
+    assert any(d["inputs"] > 0 for d in found) and any(d["outputs"] > 0 for d in found)
+    assert any(d["is_default_input"] for d in found)
+
+
+def test_no_microphone_is_one_line_naming_portaudio(tmp_path):
+    env = {**os.environ, "PULSE_SERVER": f"unix:{tmp_path}/nothing-listens-here"}
+    r = subprocess.run([sys.executable, "-m", "voice_journal", "session", "--fast", "--db", str(tmp_path / "j.duckdb")],
+                       env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 7
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert "PortAudio" in r.stderr and "--input FILE" in r.stderr
+    assert not (tmp_path / "j.duckdb").exists()  # it failed before touching the journal

@@ -117,3 +117,21 @@ def test_speakable_removes_markdown_emoji_and_stage_directions():
     assert speakable("**You** matter *smiles warmly* 😊. # Note") == "You matter. # Note"
     assert speakable("- first\n- second") == "first second"
     assert speakable("\u200bzero\u0007width") == "zerowidth"
+
+
+def test_a_session_detects_its_language_once_then_pins_it(base_stt):
+    from voice_journal.speech.stt import LanguagePin
+
+    pin = LanguagePin(None)
+    clips = librivox_clips()
+    first = base_stt.transcribe(pcm.load(clips[0][0]), pin.language)
+    assert pin.language is None
+    pin.learn(first)
+    assert pin.language == "en" and first.language_probability >= 0.8
+    second = base_stt.transcribe(pcm.load(clips[2][0]), pin.language)
+    assert second.language == "en" and wer(normalise(clips[2][1]), normalise(second.text)) <= 0.15
+    assert LanguagePin("de").language == "de"  # a configured language is never replaced
+    short = LanguagePin(None)
+    short.learn(base_stt.transcribe(pcm.load(SAMPLES / "alsa" / "front_center.wav").__class__(
+        pcm.load(SAMPLES / "alsa" / "front_center.wav", rate=16000).samples)))
+    assert short.language is None  # two words are too few to be sure of a language

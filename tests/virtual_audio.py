@@ -15,6 +15,8 @@ as headphones keep them, unless a test asks for an echo path
 
 from __future__ import annotations
 
+import ctypes.util
+import glob
 import os
 import shutil
 import subprocess
@@ -33,9 +35,14 @@ SPEAKER_RATE = 22_050
 def available() -> str | None:
     """None if a daemon can be started here, else why not."""
     missing = [b for b in ("pulseaudio", "pactl", "paplay", "parec") if shutil.which(b) is None]
+    if not glob.glob("/usr/lib/*/alsa-lib/libasound_module_pcm_pulse.so") and not glob.glob(
+            "/usr/lib/alsa-lib/libasound_module_pcm_pulse.so"):
+        missing.append("the ALSA pulse plugin")
     if missing:
         return (f"PulseAudio is not installed ({', '.join(missing)} missing): "
                 "sudo apt-get install pulseaudio pulseaudio-utils libasound2-plugins")
+    if ctypes.util.find_library("portaudio") is None:
+        return "PortAudio is not installed: sudo apt-get install libportaudio2"
     return None
 
 

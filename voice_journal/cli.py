@@ -165,7 +165,7 @@ def session(
 
 
 def _device(value: Optional[str]):
-    from .audio.capture import device_arg
+    from .audio.devices import device_arg
 
     return device_arg(value)
 
@@ -255,7 +255,7 @@ def _live_session(settings, input: Optional[Path], reply_audio: Optional[Path], 
 @app.command()
 def devices(as_json: bool = JsonOption) -> None:
     """List the microphones and speakers PortAudio sees (for --input-device and --output-device)."""
-    from .audio.capture import devices as list_devices
+    from .audio.devices import devices as list_devices
 
     found = list_devices()
     if as_json:

@@ -44,7 +44,7 @@ from .config import Settings
 from .errors import InputError, LLMError, NoSpeechError, VoiceJournalError
 from .llm.base import LLM, GenerationOptions, Message
 from .speech.sentences import SentenceSplitter
-from .speech.stt import Segment, SttConfig, Transcriber, Transcript
+from .speech.stt import LanguagePin, Segment, SttConfig, Transcriber, Transcript
 from .speech.tts import Voice
 from .store import search
 from .store.archive import Archive, TurnRecord
@@ -303,6 +303,7 @@ class FileSession:
         self._idx = 0
         self._languages: collections.Counter[str] = collections.Counter()
         self._timings: list[dict[str, float]] = []
+        self._pin = LanguagePin(settings.language)
 
     def _segmenter(self) -> Segmenter:
         return Segmenter(SegmenterConfig(end_silence_ms=self.settings.end_silence_ms,
@@ -353,7 +354,8 @@ class FileSession:
 
     def _turn(self, u: Utterance, turn_end: float, vad_s: float, source: str) -> None:
         engines = self.engines
-        transcript = engines.transcriber.transcribe(u.clip)
+        transcript = engines.transcriber.transcribe(u.clip, self._pin.language)
+        self._pin.learn(transcript)
         if not transcript.text:
             self.on_event(Skipped(u.start, u.end, "no words recognised"))
             return
@@ -425,6 +427,7 @@ class LiveOptions:
     deaf_tail_s: float = 0.35  # half-duplex: the microphone stays ignored this long after the voice stops
     greet: bool = True
     confirm_speech_s: float = 0.2  # Silero must find this much speech in a turn, or it was noise
+    early_stt_ms: int = 400  # silence after which the turn so far is transcribed, in case it is over
 
 
 @dataclass(frozen=True)
@@ -513,12 +516,15 @@ class LiveSession:
         self._user_turns = 0
         self._timings: list[dict[str, float]] = []
         self._languages: collections.Counter[str] = collections.Counter()
+        self._pin = LanguagePin(settings.language)
         self._stt = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="stt")
         self._warmer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="llm-warm")
         self._seg = self._segmenter()
         self._seg_origin: float | None = None  # session time of the segmenter's first sample
         self._deaf_until = 0.0
         self._early: tuple[concurrent.futures.Future, float] | None = None  # (transcript, when asked)
+        self._stale: concurrent.futures.Future | None = None  # an early transcript no longer wanted, still running
+        self._dropped_early = 0  # early transcripts thrown away this turn (the person went on)
         self._utterance: Utterance | None = None  # heard, not archived yet
         self._reply: _ReplyJob | None = None
         self._partial = False
@@ -584,8 +590,12 @@ class LiveSession:
 
     def _segmenter(self) -> Segmenter:
         self._seg_origin = None
+        # Early transcription starts at PauseStarted: late enough in a silence that a breath
+        # or a comma rarely triggers it (a dropped transcript costs a whole Whisper window
+        # of CPU), early enough to be well ahead of the end-of-turn decision.
+        pause_ms = min(self.options.early_stt_ms, max(0, self.settings.end_silence_ms - 300))
         return Segmenter(SegmenterConfig(end_silence_ms=self.settings.end_silence_ms,
-                                         max_turn_s=self.settings.max_turn_s))
+                                         max_turn_s=self.settings.max_turn_s, pause_ms=pause_ms))
 
     def _feed(self, block) -> list:
         """Feed the segmenter; its times are counted from its first block, the session's from its start."""
@@ -624,7 +634,7 @@ class LiveSession:
                 elif isinstance(e, PauseStarted):
                     self._transcribe_early()
                 elif isinstance(e, SpeechResumed):
-                    self._early = None  # they were only pausing: that transcript is stale
+                    self._drop_early()  # they were only pausing: that transcript is stale
                 elif isinstance(e, Utterance):
                     if self._person_spoke(e, time.perf_counter()):
                         return
@@ -634,13 +644,23 @@ class LiveSession:
         clip = self._seg.turn_so_far()
         if clip is None:
             return
+        if self._stale is not None and not self._stale.done():
+            return  # a stale one still holds the CPU: another would only queue behind it
         self._early = (self._stt.submit(self._transcribe, clip, True), time.perf_counter())
+
+    def _drop_early(self) -> None:
+        if self._early is None:
+            return
+        future, self._early = self._early[0], None
+        self._dropped_early += 1
+        if not future.cancel():  # already running: Whisper cannot be interrupted mid-window
+            self._stale = future
 
     def _transcribe(self, clip: pcm.Clip, early: bool = False) -> Transcript | None:
         """Whisper's transcript, or None when Silero hears no speech (a noise started the turn)."""
         if silero_speech_s(clip) < self.options.confirm_speech_s:
             return None
-        t = self.engines.transcriber.transcribe(clip)
+        t = self.engines.transcriber.transcribe(clip, self._pin.language)
         if early and t.text and self._early is not None:
             # Evaluate the new turn's prompt while the silence is still being timed.
             self._warmer.submit(self._warm, [*self.dialog.messages(), Message("user", t.text)])
@@ -679,13 +699,17 @@ class LiveSession:
         future = early[0] if reused else self._stt.submit(self._transcribe, u.clip)
         transcript = future.result()
         stt_wait = time.perf_counter() - t0
+        if transcript is not None:
+            self._pin.learn(transcript)
         if transcript is None or not transcript.text:
             self._utterance = None
             self.on_event(Skipped(u.start, u.end, "no speech" if transcript is None else "no words recognised"))
             return False
         self._archive_user(u.clip, transcript, self._session_time(u.start), self._session_time(u.end), {
             "stt_s": transcript.stt_s, "stt_wait_s": stt_wait, "early_stt": float(reused),
+            "early_stt_dropped": float(self._dropped_early),
         })
+        self._dropped_early = 0
         self._utterance = None
         closing = (arc.is_goodbye(transcript.text) or self._time_up()
                    or (self.options.max_turns is not None and self._user_turns >= self.options.max_turns))
@@ -905,7 +929,7 @@ class LiveSession:
             pass  # a second Ctrl-C: they want to go now
 
     def _archive_unanswered(self, clip: pcm.Clip, start: float, end: float, *, partial: bool) -> None:
-        transcript = self.engines.transcriber.transcribe(clip)
+        transcript = self.engines.transcriber.transcribe(clip, self._pin.language)
         if not transcript.text and not partial:
             return
         self._archive_user(clip, transcript, start, end, {"stt_s": transcript.stt_s}, partial=partial)
@@ -944,8 +968,10 @@ def transcribe_file(transcriber: Transcriber, path: str | Path, *,
     segments: list[Segment] = []
     languages: collections.Counter[str] = collections.Counter()
 
+    pin = LanguagePin(transcriber.config.language)
     for u in file_utterances(path, seg, on_progress):
-        t: Transcript = transcriber.transcribe(u.clip)
+        t: Transcript = transcriber.transcribe(u.clip, pin.language)
+        pin.learn(t)
         if t.text:
             languages[t.language] += len(t.text)
         segments.extend(
@@ -1022,8 +1048,10 @@ def import_recording(archive: Archive, transcriber: Transcriber, embedder: Embed
     idx = 0
     languages: collections.Counter[str] = collections.Counter()
 
+    pin = LanguagePin(transcriber.config.language)
     for u in file_utterances(path, seg, on_progress):
-        t = transcriber.transcribe(u.clip)
+        t = transcriber.transcribe(u.clip, pin.language)
+        pin.learn(t)
         if not t.text:
             continue
         if sid is None:

@@ -35,7 +35,7 @@ import soxr
 
 from ..errors import DeviceError
 from . import pcm
-from .playback import import_sounddevice
+from .devices import describe_devices, import_sounddevice
 
 log = logging.getLogger(__name__)
 
@@ -75,50 +75,6 @@ def level_dbfs(samples: np.ndarray) -> float:
         return -120.0
     rms = float(np.sqrt(np.mean(samples.astype(np.float32) ** 2)))
     return 20 * np.log10(max(rms, 1e-3) / 32768.0)
-
-
-@dataclass(frozen=True)
-class Device:
-    index: int
-    name: str
-    inputs: int
-    outputs: int
-    default_rate: float
-    is_default_input: bool
-    is_default_output: bool
-
-
-def devices() -> list[Device]:
-    """The audio devices PortAudio sees (raises DeviceError without PortAudio)."""
-    sd = import_sounddevice()
-    try:
-        found = sd.query_devices()
-        default_in, default_out = sd.default.device
-    except Exception as e:  # PortAudioError
-        raise DeviceError(f"PortAudio cannot list the audio devices: {e}") from None
-    return [
-        Device(d["index"], d["name"], d["max_input_channels"], d["max_output_channels"], d["default_samplerate"],
-               d["index"] == default_in, d["index"] == default_out)
-        for d in found
-    ]
-
-
-def describe_devices(kind: str) -> str:
-    """A one-line list of the devices of one kind ("input" or "output"), for error messages."""
-    try:
-        found = [d for d in devices() if (d.inputs if kind == "input" else d.outputs) > 0]
-    except DeviceError:
-        return "PortAudio lists none"
-    if not found:
-        return "PortAudio lists none"
-    return "PortAudio lists " + ", ".join(f"{d.index}: {d.name}" for d in found)
-
-
-def device_arg(value: str | None) -> str | int | None:
-    """A --input-device/--output-device value: an index if it is a number, else a name."""
-    if value is None or value == "":
-        return None
-    return int(value) if value.strip().isdigit() else value
 
 
 class Microphone:

@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import DeviceError
+from .devices import describe_devices, import_sounddevice
 from .pcm import WavWriter
 
 log = logging.getLogger(__name__)
@@ -145,18 +146,6 @@ class ClockedWavSink:
             self._wav.close()
 
 
-def import_sounddevice():
-    """sounddevice, or a DeviceError that says how to get PortAudio."""
-    try:
-        import sounddevice
-    except OSError as e:  # the module raises OSError when libportaudio is missing
-        raise DeviceError(
-            f"PortAudio is not available ({e}); install it with `sudo apt-get install libportaudio2`, "
-            "or use --input FILE and --reply-audio FILE instead of a microphone and speaker"
-        ) from None
-    return sounddevice
-
-
 class Speaker:
     """Plays replies on an output device while the next sentence is synthesised.
 
@@ -190,7 +179,8 @@ class Speaker:
             info = self._sd.query_devices(device, "output")
         except Exception as e:  # PortAudioError or ValueError: no such device
             raise DeviceError(
-                f"no speaker {device if device is not None else '(default)'} ({_first_line(e)}); {hint}"
+                f"no speaker {device if device is not None else '(default)'} ({_first_line(e)}); "
+                f"{describe_devices('output')}; {hint}"
             ) from None
         self.name = info["name"]
         self._default_rate = int(info["default_samplerate"])

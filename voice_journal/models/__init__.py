@@ -128,7 +128,7 @@ def _part_path(part: str) -> Path:
 
 
 def _install_hint(s: ModelSpec) -> str:
-    return f"install it with `voice-journal models install {s.name}` or `make models`"
+    return f"install it with `voice-journal models install {s.name}` or `make setup-models`"
 
 
 def assemble(s: ModelSpec) -> Path:

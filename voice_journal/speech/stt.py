@@ -89,8 +89,13 @@ class Transcriber:
         self.english_only = not self._model.model.is_multilingual
         log.info("loaded Whisper %s in %.1f s", self.name, time.perf_counter() - t)
 
-    def transcribe(self, clip: Clip) -> Transcript:
-        """The words in ``clip`` (16 kHz mono), or an empty transcript for no speech."""
+    def transcribe(self, clip: Clip, language: str | None = None) -> Transcript:
+        """The words in ``clip`` (16 kHz mono), or an empty transcript for no speech.
+
+        ``language`` overrides the configured one for this clip. Detecting it
+        costs a second pass of the encoder (about 1 s for base on 2 cores),
+        so a session detects it once and passes it on (:class:`LanguagePin`).
+        """
         if clip.rate != RATE:
             raise ValueError("Transcriber takes 16 kHz clips; resample with audio.pcm first")
         t = time.perf_counter()
@@ -100,7 +105,7 @@ class Transcriber:
         c = self.config
         segments, info = self._model.transcribe(
             audio,
-            language="en" if self.english_only else c.language,
+            language="en" if self.english_only else (language or c.language),
             beam_size=c.beam_size,
             condition_on_previous_text=False,
             # No sampling fallback: on noise it is where the invented sentences come from,
@@ -133,6 +138,24 @@ class Transcriber:
             clip.duration,
             time.perf_counter() - t,
         )
+
+
+class LanguagePin:
+    """A session's language: detected on its first clear turn, then fixed.
+
+    People journal in one language per session; detecting it on every turn
+    doubled Whisper's time here. A configured language is used as is.
+    """
+
+    def __init__(self, configured: str | None, *, sure: float = 0.8, min_words: int = 3):
+        self.language = configured or None
+        self._sure = sure
+        self._min_words = min_words
+
+    def learn(self, t: Transcript) -> None:
+        if self.language is None and t.language and t.language_probability >= self._sure \
+                and len(t.text.split()) >= self._min_words:
+            self.language = t.language
 
 
 def _dbfs(audio: np.ndarray) -> float:

@@ -1,0 +1,173 @@
+"""Latency of a live session, heard through a (virtual) microphone and speaker.
+
+    .venv/bin/python benchmarks/live.py            # the quality defaults (Whisper base, Qwen2.5 1.5B)
+    .venv/bin/python benchmarks/live.py --fast     # tiny.en + SmolLM2
+
+Real speech is played in real time into the virtual microphone of a private
+PulseAudio daemon (tests/virtual_audio.py: the stand-in for a person at a
+microphone); the session runs as `voice-journal session` runs it, through
+sounddevice, and speaks on a separate virtual speaker. Ten or more turns.
+
+Then, in the same run and on the same turns, a sequential baseline built
+here does what simple local assistants do: once the turn is over, transcribe
+all of it, write the whole reply, synthesise all of it, then play.
+
+Prints, per pipeline: the time from the end of the turn (the segmenter's
+decision, ``end_silence_ms`` after the person stopped) to the first reply
+audio, p50 and p95, split by stage; and the same from the end of speech.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+import virtual_audio  # noqa: E402
+from pipeline import machine  # noqa: E402
+from voice_journal import config  # noqa: E402
+from voice_journal.audio import pcm  # noqa: E402
+from voice_journal.audio.vad import segment  # noqa: E402
+from voice_journal.companion import arc  # noqa: E402
+from voice_journal.llm.base import Message  # noqa: E402
+from voice_journal.session import CompanionReplied, LiveOptions, LiveSession, load_engines, reply_options  # noqa: E402
+from voice_journal.speech.sentences import speakable  # noqa: E402
+from voice_journal.store.archive import Archive  # noqa: E402
+
+
+def turns_to_say(folder: Path) -> list[Path]:
+    """Ten turns: the five LibriVox sentences (real voices), the demo monologue's four turns and
+    "front center" (a real voice at 48 kHz), each written as a 16 kHz WAV."""
+    clips = [pcm.load(p) for p in sorted((ROOT / "samples" / "librivox").glob("*.flac"))]
+    clips += [u.clip for u in segment(pcm.stream(ROOT / "samples" / "demo" / "journal.flac"))]
+    clips.append(pcm.load(ROOT / "samples" / "alsa" / "front_center.wav"))
+    paths = []
+    for i, c in enumerate(clips):
+        path = folder / f"turn{i:02d}.wav"
+        pcm.write_wav(path, c)
+        paths.append(path)
+    return paths
+
+
+def p95(xs: list[float]) -> float:
+    return sorted(xs)[max(0, int(round(0.95 * len(xs))) - 1)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--fast", action="store_true", help="use the small fast models")
+    args = ap.parse_args()
+    console = Console(width=130)
+    why = virtual_audio.available()
+    if why:
+        console.print(f"[yellow]live benchmark skipped: {why}[/yellow]")
+        return
+    settings = config.load(profile="fast" if args.fast else "quality")
+    with tempfile.TemporaryDirectory() as d:
+        folder = Path(d)
+        va = virtual_audio.VirtualAudio.start(folder / "pulse")
+        os.environ["PULSE_SERVER"] = va.env()["PULSE_SERVER"]  # before PortAudio starts
+        try:
+            results = run(settings, va, turns_to_say(folder), folder)
+        finally:
+            va.stop()
+    report(console, settings, *results)
+
+
+def run(settings, va, says: list[Path], folder: Path):
+    from voice_journal.audio.capture import Microphone
+    from voice_journal.audio.playback import Speaker
+
+    t = time.perf_counter()
+    engines = load_engines(settings)
+    load_s = time.perf_counter() - t
+    archive = Archive.open(folder / "bench.duckdb")
+    queue = list(says)
+
+    def on_event(e) -> None:
+        # The person speaks once the companion has finished (greeting, then each reply).
+        if isinstance(e, CompanionReplied) and queue:
+            path = queue.pop(0)
+            threading.Timer(0.5, lambda: va.say(path)).start()
+
+    session = LiveSession(engines, archive, settings, Microphone(), Speaker(),
+                          LiveOptions(max_turns=len(says), max_minutes=60), on_event=on_event)
+    result = session.run()
+    turns = archive.turns(result.session_id, with_audio=True)
+    archive.close()
+    users = [t for t in turns if t.role == "user"]
+    replies = [t.timings for t in turns if t.role == "assistant" and t.timings]
+
+    # The sequential baseline, on the same turns' audio as the microphone captured it.
+    baseline: list[dict[str, float]] = []
+    history = [Message("system", session.dialog.system), Message("assistant", arc.GREETING)]
+    for u in users:
+        clip = pcm.from_flac(u.audio_flac)
+        t0 = time.perf_counter()
+        text = engines.transcriber.transcribe(clip).text
+        t1 = time.perf_counter()
+        history.append(Message("user", text))
+        reply = engines.llm.stream(history, reply_options(settings)).text().strip()
+        t2 = time.perf_counter()
+        audio = [s.samples for s in engines.voice.speak(speakable(reply))]
+        t3 = time.perf_counter()
+        history.append(Message("assistant", reply))
+        baseline.append({"stt": t1 - t0, "llm": t2 - t1, "tts": t3 - t2, "first_audio": t3 - t0,
+                         "audio_s": sum(len(a) for a in audio) / engines.voice.rate, "words": len(reply.split())})
+    words = [len(t.text.split()) for t in turns if t.role == "assistant" and t.timings]
+    return engines, load_s, users, replies, baseline, session, words
+
+
+def report(console, settings, engines, load_s, users, replies, baseline, session, words) -> None:
+    hangover = settings.end_silence_ms / 1000
+    first = [r["end_to_first_audio_s"] for r in replies if "end_to_first_audio_s" in r]
+    stt_wait = [u.timings["stt_wait_s"] for u in users]
+    early = sum(u.timings.get("early_stt", 0) for u in users)
+    llm_first = [r["llm_first_sentence_s"] - w for r, w in zip(replies, stt_wait) if "llm_first_sentence_s" in r]
+    tts_first = [r["tts_first_s"] for r in replies if "tts_first_s" in r]
+    base_first = [b["first_audio"] for b in baseline]
+
+    def row(name, xs, note=""):
+        return name, f"{statistics.median(xs):.2f}", f"{p95(xs):.2f}", note
+
+    names = engines.names()
+    table = Table(title=f"voice-journal live latency · {machine()}", caption=(
+        f"models: stt {names['stt']}, llm {names['llm']}, tts {names['tts']} · {len(users)} turns of real speech "
+        f"through a PulseAudio virtual microphone and speaker · end-of-turn silence {hangover:.1f} s · "
+        f"model load {load_s:.1f} s · microphone overflows {session.source.overflows}"))
+    for col, justify in (("", "left"), ("p50 s", "right"), ("p95 s", "right"), ("", "left")):
+        table.add_column(col, justify=justify)
+    table.add_row("[bold]this pipeline[/bold]", "", "", "")
+    table.add_row(*row("  end of turn -> first reply audio", first, "the target: p50 <= 1.0 s"))
+    table.add_row(*row("  end of speech -> first reply audio", [f + hangover for f in first]))
+    table.add_row(*row("    STT still running at end of turn", stt_wait,
+                       f"transcription started in the pause for {early:.0f} of {len(users)} turns"))
+    table.add_row(*row("    LLM to first sentence (after STT)", llm_first))
+    table.add_row(*row("    TTS of the first sentence", tts_first))
+    dropped = sum(u.timings.get("early_stt_dropped", 0) for u in users)
+    table.add_row(*row("  reply length, words", words, f"early transcripts dropped (speech went on): {dropped:.0f}"))
+    table.add_row("[bold]sequential baseline[/bold]", "", "", "")
+    table.add_row(*row("  end of turn -> first reply audio", base_first))
+    table.add_row(*row("    STT, whole turn", [b["stt"] for b in baseline]))
+    table.add_row(*row("    LLM, whole reply", [b["llm"] for b in baseline]))
+    table.add_row(*row("    TTS, whole reply", [b["tts"] for b in baseline]))
+    table.add_row(*row("  reply length, words", [b["words"] for b in baseline]))
+    table.add_row("[bold]speed-up (p50)[/bold]", f"{statistics.median(base_first) / statistics.median(first):.1f}x", "",
+                  "the target: >= 3x")
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
