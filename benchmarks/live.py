@@ -44,6 +44,7 @@ from voice_journal.companion import arc  # noqa: E402
 from voice_journal.llm.base import Message  # noqa: E402
 from voice_journal.session import CompanionReplied, LiveOptions, LiveSession, load_engines, reply_options  # noqa: E402
 from voice_journal.speech.sentences import speakable  # noqa: E402
+from voice_journal.speech.stt import LanguagePin  # noqa: E402
 from voice_journal.store.archive import Archive  # noqa: E402
 
 
@@ -113,10 +114,13 @@ def run(settings, va, says: list[Path], folder: Path):
     # The sequential baseline, on the same turns' audio as the microphone captured it.
     baseline: list[dict[str, float]] = []
     history = [Message("system", session.dialog.system), Message("assistant", arc.GREETING)]
+    pin = LanguagePin(settings.language)  # the same language handling, so that only the pipelining differs
     for u in users:
         clip = pcm.from_flac(u.audio_flac)
         t0 = time.perf_counter()
-        text = engines.transcriber.transcribe(clip).text
+        transcript = engines.transcriber.transcribe(clip, pin.language)
+        pin.learn(transcript)
+        text = transcript.text
         t1 = time.perf_counter()
         history.append(Message("user", text))
         reply = engines.llm.stream(history, reply_options(settings)).text().strip()

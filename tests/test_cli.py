@@ -256,8 +256,8 @@ def test_models_and_doctor(tmp_path):
 
 
 def test_no_input_and_usage_errors():
-    r = run_cli("session")
-    assert r.returncode == 2 and "--input" in r.stderr
+    r = run_cli("session", "--realtime")
+    assert r.returncode == 2 and "--input" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("frobnicate")
     assert r.returncode == 2 and "Traceback" not in r.stderr
 

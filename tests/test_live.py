@@ -257,3 +257,23 @@ def test_no_microphone_is_one_line_naming_portaudio(tmp_path):
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
     assert "PortAudio" in r.stderr and "--input FILE" in r.stderr
     assert not (tmp_path / "j.duckdb").exists()  # it failed before touching the journal
+
+
+def test_play_replays_a_turn_on_the_speaker(va, tmp_path):
+    from voice_journal.audio import pcm
+    from voice_journal.store.archive import TurnRecord
+
+    db = tmp_path / "j.duckdb"
+    a = Archive.open(db)
+    sid = a.begin_session(source="test", models={})
+    c = pcm.load(clip("0920"))
+    a.add_turn(TurnRecord(sid, 0, "user", TRANSCRIPTS["0920"], pcm.to_flac(c), c.rate, duration_s=c.duration))
+    a.end_session(sid)
+    a.close()
+    with va.record_speaker() as speaker:
+        r = subprocess.run([sys.executable, "-m", "voice_journal", "play", f"{sid}:0", "--db", str(db)],
+                           env=va.env(), cwd=ROOT, capture_output=True, text=True, timeout=60)
+        time.sleep(0.3)
+    assert r.returncode == 0, r.stderr
+    # The whole turn reached the speaker (its quiet gaps between words aside).
+    assert 0.7 * c.duration <= speaker.voiced_seconds() <= c.duration + 0.5, (speaker.voiced_seconds(), c.duration)
