@@ -157,11 +157,12 @@ def report(console, settings, engines, load_s, users, replies, baseline, session
     table.add_row(*row("  end of turn -> first reply audio", first, "the target: p50 <= 1.0 s"))
     table.add_row(*row("  end of speech -> first reply audio", [f + hangover for f in first]))
     table.add_row(*row("    STT still running at end of turn", stt_wait,
-                       f"transcription started in the pause for {early:.0f} of {len(users)} turns"))
+                       f"all words transcribed in pauses for {early:.0f} of {len(users)} turns"))
     table.add_row(*row("    LLM to first sentence (after STT)", llm_first))
     table.add_row(*row("    TTS of the first sentence", tts_first))
-    dropped = sum(u.timings.get("early_stt_dropped", 0) for u in users)
-    table.add_row(*row("  reply length, words", words, f"early transcripts dropped (speech went on): {dropped:.0f}"))
+    pieces = [u.timings.get("stt_pieces", 0) for u in users]
+    table.add_row(*row("  reply length, words", words,
+                       f"turns transcribed in pieces at pauses: {statistics.mean(pieces):.1f} pieces a turn"))
     table.add_row("[bold]sequential baseline[/bold]", "", "", "")
     table.add_row(*row("  end of turn -> first reply audio", base_first))
     table.add_row(*row("    STT, whole turn", [b["stt"] for b in baseline]))

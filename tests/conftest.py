@@ -99,3 +99,15 @@ def speech_with_pauses(clips: list[Path], pause_s: float = 1.5, lead_s: float = 
         parts.append(quiet(pause_s))
         t += pause_s
     return np.concatenate(parts), spans
+
+
+def spoken(voice, lines: list[str], pause_s: float = 1.6) -> pcm.Clip:
+    """A person's turns, spoken by the Piper voice at 16 kHz with pauses between them."""
+    import soxr
+
+    parts = [np.zeros(int(0.5 * 16000), np.int16)]
+    for line in lines:
+        audio = np.concatenate([s.samples for s in voice.speak(line)])
+        parts.append((soxr.resample(audio.astype(np.float32) / 32768, voice.rate, 16000) * 32767).astype(np.int16))
+        parts.append(np.zeros(int(pause_s * 16000), np.int16))
+    return pcm.Clip(np.concatenate(parts))

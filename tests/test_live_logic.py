@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import LIBRIVOX
+from conftest import LIBRIVOX, spoken
 from voice_journal import config
 from voice_journal.audio import pcm
 from voice_journal.audio.capture import PacedFile
@@ -119,18 +119,6 @@ def engines(tiny_stt, small_llm, voice):
     return Engines(tiny_stt, voice, small_llm)
 
 
-def spoken(voice, lines: list[str], pause_s: float = 1.6) -> pcm.Clip:
-    """A person's turns, spoken by the Piper voice at 16 kHz with pauses between them."""
-    import soxr
-
-    parts = [np.zeros(int(0.5 * 16000), np.int16)]
-    for line in lines:
-        audio = np.concatenate([s.samples for s in voice.speak(line)])
-        parts.append((soxr.resample(audio.astype(np.float32) / 32768, voice.rate, 16000) * 32767).astype(np.int16))
-        parts.append(np.zeros(int(pause_s * 16000), np.int16))
-    return pcm.Clip(np.concatenate(parts))
-
-
 def settings(tmp_path, **kw):
     return config.load(profile="fast", db=tmp_path / "j.duckdb", reply_tokens=24, **kw)
 
@@ -187,3 +175,20 @@ def test_max_turns_and_early_transcription(engines, voice, tmp_path):
     assert all(t.timings["stt_wait_s"] < t.timings["stt_s"] for t in users)
     # Turn times are session times: the second turn starts after the first ends.
     assert users[1].start_s > users[0].end_s
+
+
+def test_a_thinking_pause_splits_the_transcription_not_the_turn(engines, voice, tmp_path):
+    rec = tmp_path / "talk.wav"
+    first, second = spoken(voice, ["I keep thinking about my grandmother."], pause_s=0.7), \
+        spoken(voice, ["She taught me how to bake bread."])
+    pcm.write_wav(rec, pcm.Clip(np.concatenate([first.samples, second.samples[8000:]])))  # a 0.7 s pause inside
+    s = settings(tmp_path)
+    a = Archive.open(s.db)
+    result = LiveSession(engines, a, s, PacedFile(rec), ClockedWavSink(None), LiveOptions(max_turns=1)).run()
+    [user] = [t for t in a.turns(result.session_id) if t.role == "user"]
+    a.close()
+    text = user.text.lower()
+    assert "grandmother" in text and "bread" in text and text.index("grandmother") < text.index("bread")
+    # Each pause closed a piece, transcribed while the person was silent; none was left for the end.
+    assert user.timings["stt_pieces"] == 2 and user.timings["early_stt"] == 1.0
+    assert user.timings["stt_wait_s"] < user.timings["stt_s"]

@@ -119,7 +119,7 @@ def session(
     from .audio import pcm
     from .audio.playback import Speaker, WavSink
     from .progress import bar
-    from .session import CompanionReplied, FileSession, Skipped, UserSpoke, load_engines
+    from .session import CompanionReplied, FileSession, SafetyAlert, Skipped, UserSpoke, load_engines
 
     settings = _settings(db, fast, backend=backend, ollama_model=ollama_model, ollama_host=ollama_host,
                          llm_model=llm_model, stt_model=stt_model, tts_voice=voice, end_silence_ms=end_silence_ms)
@@ -151,6 +151,8 @@ def session(
             elif isinstance(e, CompanionReplied):
                 first = e.timings.get("end_to_first_audio_s") or e.timings.get("llm_first_sentence_s", 0.0)
                 out.print(f"[bold magenta]Companion[/] [dim](first audio {first:.1f}s)[/]  {escape(e.text)}\n")
+            elif isinstance(e, SafetyAlert):
+                _print_safety_alert(e)
             elif isinstance(e, Skipped):
                 log.info("skipped %.1f-%.1f s: %s", e.start, e.end, e.reason)
 
@@ -188,7 +190,8 @@ def _live_session(settings, input: Optional[Path], reply_audio: Optional[Path], 
 
     from .audio.capture import Microphone, PacedFile
     from .audio.playback import ClockedWavSink, Speaker
-    from .session import BargedIn, CompanionReplied, LiveOptions, LiveSession, Skipped, UserSpoke, load_engines
+    from .session import (BargedIn, CompanionReplied, LiveOptions, LiveSession, SafetyAlert, Skipped, UserSpoke,
+                          load_engines)
 
     # Devices and the journal fail before any model loads.
     if input is not None:
@@ -222,6 +225,8 @@ def _live_session(settings, input: Optional[Path], reply_audio: Optional[Path], 
                 out.print(f"[bold magenta]Companion[/]{when}  {escape(e.text)}{cut}\n")
             elif isinstance(e, BargedIn):
                 log.info("barge-in: stopped after %.1f s of the reply, %.0f ms after you spoke", e.heard_s, e.stop_s * 1000)
+            elif isinstance(e, SafetyAlert):
+                _print_safety_alert(e)
             elif isinstance(e, Skipped):
                 log.info("skipped %.1f-%.1f s: %s", e.start, e.end, e.reason)
 
@@ -407,6 +412,16 @@ def _session_id(text: str) -> int:
         raise InputError(f"{text!r} is not a session number; `voice-journal list` shows them") from None
 
 
+def _print_safety_alert(e) -> None:
+    """A crisis message is printed as well as spoken: a number is easier to read than to remember."""
+    if e.message is None:
+        log.info("turn %d: the companion was asked to check in gently (%s)", e.idx, ", ".join(e.reasons))
+        return
+    from rich.panel import Panel
+
+    out.print(Panel(escape(e.message), title="You don't have to go through this alone", border_style="bold red"))
+
+
 @app.command()
 def show(session_ref: str = typer.Argument(..., metavar="SESSION"), db: Optional[Path] = DbOption,
          as_json: bool = JsonOption) -> None:
@@ -419,7 +434,9 @@ def show(session_ref: str = typer.Argument(..., metavar="SESSION"), db: Optional
         print(json.dumps({"session": s.id, "started": s.started_at.isoformat() + "Z", "mode": s.mode,
                           "models": s.models, "turns": [{"turn": t.idx, "role": t.role, "at": t.at.isoformat() + "Z",
                                                          "text": t.text, "start": t.start_s, "end": t.end_s,
-                                                         "timings": t.timings, "partial": t.partial} for t in turns]},
+                                                         "timings": t.timings, "partial": t.partial,
+                                                         "safety": t.safety, "safety_reasons": list(t.safety_reasons)}
+                                                        for t in turns]},
                          ensure_ascii=False, indent=2))
         return
     out.print(f"[bold]Session {s.id}[/] · {_local(s.started_at)} · {s.mode} · {escape(s.source or '')}")
@@ -428,7 +445,8 @@ def show(session_ref: str = typer.Argument(..., metavar="SESSION"), db: Optional
         who = "[bold cyan]You[/]" if t.role == "user" else "[bold magenta]Companion[/]"
         offset = f" [dim]@{t.start_s:.1f}s[/]" if t.start_s is not None else ""
         cut = " [dim](cut short)[/]" if t.partial else ""
-        out.print(f"[dim]{clock}[/] {who}{offset}{cut}  {escape(t.text)}")
+        flag = f" [bold red]⚑ {t.safety}[/] [dim]({escape(', '.join(t.safety_reasons))})[/]" if t.safety else ""
+        out.print(f"[dim]{clock}[/] {who}{offset}{cut}{flag}  {escape(t.text)}")
 
 
 def _when(text: Optional[str], option: str) -> Optional[dt.datetime]:

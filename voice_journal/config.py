@@ -52,6 +52,7 @@ class Settings:
     reply_tokens: int = 120  # the longest reply, in tokens (about 60 spoken words)
     threads: int = 0  # 0: as many as the machine has, up to 4
     encrypt: bool = False  # create new journals encrypted (asks for a passphrase)
+    locale: str = ""  # "en-US", "en-GB", ...: whose crisis helplines to give; "" reads LC_ALL/LANG
 
     def with_(self, **changes) -> "Settings":
         clean = {k: v for k, v in changes.items() if v is not None}

@@ -36,9 +36,9 @@ import numpy as np
 from . import models
 from .audio import pcm
 from .audio.playback import AudioSink
-from .audio.vad import (BargeInDetector, PauseStarted, Segmenter, SegmenterConfig, SpeechResumed, SpeechStarted,
+from .audio.vad import (BargeInDetector, PauseStarted, Segmenter, SegmenterConfig, SpeechStarted,
                         Utterance, silero_speech_s)
-from .companion import arc
+from .companion import arc, safety
 from .companion.dialog import DEFAULT_MODE, Dialog, system_prompt
 from .config import Settings
 from .errors import InputError, LLMError, NoSpeechError, VoiceJournalError
@@ -51,6 +51,8 @@ from .store.archive import Archive, TurnRecord
 from .store.embedding import Embedder
 
 log = logging.getLogger(__name__)
+
+_PROMPT_CHARS = 200  # of the turn so far, given to Whisper with each new piece
 
 FALLBACK_REPLY = "I'm here, and I'm listening. Take your time."
 
@@ -131,7 +133,21 @@ class Skipped:
     reason: str
 
 
-SessionEvent = UserSpoke | CompanionReplied | Skipped
+@dataclass(frozen=True)
+class SafetyAlert:
+    """The safety check was worried by what the person said (see :mod:`companion.safety`).
+
+    On "crisis" the companion speaks ``message`` instead of a reply: print it too.
+    """
+
+    session_id: int
+    idx: int  # the person's turn
+    level: str  # "concern" or "crisis"
+    reasons: tuple[str, ...]
+    message: str | None = None
+
+
+SessionEvent = UserSpoke | CompanionReplied | Skipped | SafetyAlert
 
 
 @dataclass(frozen=True)
@@ -304,6 +320,7 @@ class FileSession:
         self._languages: collections.Counter[str] = collections.Counter()
         self._timings: list[dict[str, float]] = []
         self._pin = LanguagePin(settings.language)
+        self._guard = safety.SessionGuard(settings.locale)
 
     def _segmenter(self) -> Segmenter:
         return Segmenter(SegmenterConfig(end_silence_ms=self.settings.end_silence_ms,
@@ -364,17 +381,25 @@ class FileSession:
                 mode=self.mode, source=f"file:{Path(source).name}", models=engines.names()
             )
         user_timings = {"vad_s": vad_s, "stt_s": transcript.stt_s}
+        check = self._guard.check(transcript.text)  # before the model sees a word of it
         self.archive.add_turn(TurnRecord(
             self.session_id, self._idx, "user", transcript.text, pcm.to_flac(u.clip), u.clip.rate,
             u.start, u.end, u.duration, transcript.language, round(transcript.confidence, 4),
             user_timings, engines.transcriber.name, embedding=self._embed(transcript.text),
+            **_flag(check),
         ))
         self._languages[transcript.language] += 1
         self._timings.append(user_timings)
         self.on_event(UserSpoke(self.session_id, self._idx, transcript.text, u.start, u.end, transcript.language))
         self._idx += 1
+        if check.level != "none":
+            self.on_event(SafetyAlert(self.session_id, self._idx - 1, check.level, check.reasons,
+                                      self._guard.message() if check.crisis else None))
+        if check.crisis:
+            self._crisis_message(transcript.text)
+            return
 
-        messages = self.dialog.add_user(transcript.text)
+        messages = _with_note(self.dialog.add_user(transcript.text), self._guard.model_note(check))
         reply = speak_reply(engines.llm, engines.voice, messages, self.sink, turn_end, reply_options(self.settings))
         text = reply.text or FALLBACK_REPLY
         if not reply.text and reply.error is None and engines.voice is not None:
@@ -405,6 +430,39 @@ class FileSession:
             raise reply.error
 
 
+    def _crisis_message(self, said: str) -> None:
+        """The fixed, reviewed words for a crisis, spoken and archived instead of a reply."""
+        text = self._guard.message()
+        voice = self.engines.voice
+        audio = speak_reply_text(voice, text, self.sink) if voice is not None else np.zeros(0, np.int16)
+        self.archive.add_turn(TurnRecord(
+            self.session_id, self._idx, "assistant", text,
+            pcm.to_flac(pcm.Clip(audio, voice.rate)) if len(audio) else None, voice.rate if len(audio) else None,
+            duration_s=len(audio) / voice.rate if len(audio) else None, timings={},
+            model="safety", embedding=self._embed(text), safety="crisis", safety_reasons=("crisis message",),
+        ))
+        self.archive.release()
+        self.dialog.add_user(said)
+        self.dialog.add_assistant(text)
+        self._timings.append({})
+        self.on_event(CompanionReplied(self.session_id, self._idx, text, {}))
+        self._idx += 1
+        if self.sink is not None and voice is not None:
+            self.sink.gap(0.6, voice.rate)
+
+
+def _flag(check: safety.Assessment) -> dict:
+    """A turn's safety fields for the archive."""
+    return {} if check.level == "none" else {"safety": check.level, "safety_reasons": check.reasons}
+
+
+def _with_note(messages: list[Message], note: str | None) -> list[Message]:
+    """The messages with a note for the model added to the person's last turn (the dialog keeps their words)."""
+    if note is None:
+        return messages
+    return [*messages[:-1], Message("user", f"{messages[-1].content}\n\n{note}")]
+
+
 def speak_reply_text(voice: Voice, text: str, sink: AudioSink | None) -> np.ndarray:
     chunks = []
     for s in voice.speak(text):
@@ -427,7 +485,7 @@ class LiveOptions:
     deaf_tail_s: float = 0.35  # half-duplex: the microphone stays ignored this long after the voice stops
     greet: bool = True
     confirm_speech_s: float = 0.2  # Silero must find this much speech in a turn, or it was noise
-    early_stt_ms: int = 400  # silence after which the turn so far is transcribed, in case it is over
+    early_stt_ms: int = 300  # a pause this long closes a piece of the turn, transcribed at once
 
 
 @dataclass(frozen=True)
@@ -446,7 +504,7 @@ class BargedIn:
     stop_s: float  # from the start of their speech to silence
 
 
-LiveEvent = UserSpoke | CompanionReplied | Skipped | Listening | BargedIn
+LiveEvent = UserSpoke | CompanionReplied | Skipped | SafetyAlert | Listening | BargedIn
 
 
 @dataclass
@@ -473,9 +531,10 @@ class LiveSession:
         PortAudio callback ──Block──▶ bounded queue ──▶ session thread (this one, the only one
           (or PacedFile)                                 that touches the archive and the dialog)
                                                           │ Segmenter events
-               PauseStarted: early transcription ─▶ stt worker ─▶ (transcript) ─▶ llm-warm worker:
-               SpeechResumed: the early result is dropped                      the new turn's prompt
-               Utterance ─▶ transcript (the early one if speech never resumed) is evaluated early
+               PauseStarted: the piece since the last pause ─▶ stt worker ─▶ (piece) ─▶ llm-warm worker:
+                                                                    the turn so far is evaluated
+               Utterance ─▶ the pieces' transcripts, joined              into the KV cache
+                            (plus any speech after the last pause)
                           ─▶ archive: user turn
                           ─▶ reply thread: LLM deltas ─▶ SentenceSplitter ─▶ tts thread ─▶ sink
                                                                          (plays while the next
@@ -517,18 +576,19 @@ class LiveSession:
         self._timings: list[dict[str, float]] = []
         self._languages: collections.Counter[str] = collections.Counter()
         self._pin = LanguagePin(settings.language)
+        self._guard = safety.SessionGuard(settings.locale)
         self._stt = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="stt")
         self._warmer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="llm-warm")
+        self._pieces = []
         self._seg = self._segmenter()
         self._seg_origin: float | None = None  # session time of the segmenter's first sample
         self._deaf_until = 0.0
-        self._early: tuple[concurrent.futures.Future, float] | None = None  # (transcript, when asked)
-        self._stale: concurrent.futures.Future | None = None  # an early transcript no longer wanted, still running
-        self._dropped_early = 0  # early transcripts thrown away this turn (the person went on)
+        self._pieces: list[tuple[int, concurrent.futures.Future]] = []  # this turn's: (end sample, transcript)
         self._utterance: Utterance | None = None  # heard, not archived yet
         self._reply: _ReplyJob | None = None
         self._partial = False
         self._closing_spoken = False
+        self._crisis_unanswered = False
 
     # -- the public face ---------------------------------------------------
 
@@ -590,9 +650,10 @@ class LiveSession:
 
     def _segmenter(self) -> Segmenter:
         self._seg_origin = None
-        # Early transcription starts at PauseStarted: late enough in a silence that a breath
-        # or a comma rarely triggers it (a dropped transcript costs a whole Whisper window
-        # of CPU), early enough to be well ahead of the end-of-turn decision.
+        self._pieces = []  # they belong to the old segmenter's turn
+        # A piece is transcribed at PauseStarted: late enough in a silence that a breath
+        # rarely triggers it (each piece costs a Whisper window of CPU), early enough to
+        # be done near the end-of-turn decision.
         pause_ms = min(self.options.early_stt_ms, max(0, self.settings.end_silence_ms - 300))
         return Segmenter(SegmenterConfig(end_silence_ms=self.settings.end_silence_ms,
                                          max_turn_s=self.settings.max_turn_s, pause_ms=pause_ms))
@@ -631,40 +692,70 @@ class LiveSession:
             for e in self._feed(block):
                 if isinstance(e, SpeechStarted):
                     self.state = "hearing"
+                    self._new_turn()
                 elif isinstance(e, PauseStarted):
-                    self._transcribe_early()
-                elif isinstance(e, SpeechResumed):
-                    self._drop_early()  # they were only pausing: that transcript is stale
+                    self._transcribe_piece()
                 elif isinstance(e, Utterance):
                     if self._person_spoke(e, time.perf_counter()):
                         return
                     self.state = "listening"
 
-    def _transcribe_early(self) -> None:
+    # -- transcription in pieces ------------------------------------------
+    #
+    # Whisper's cost is mostly one 30 s encoder window per call, whatever the
+    # length of the clip, plus its tokens. Waiting for the end of a turn to
+    # start it left the person waiting for all of it. Instead, each pause of
+    # ``early_stt_ms`` closes a piece of the turn (audio cut in a silence, so
+    # no word is split), transcribed at once while the person thinks or goes
+    # on; when the turn ends, only what followed the last piece is left to do
+    # (usually nothing: the last pause was the end of the turn). Each piece
+    # is prompted with the pieces before it so that Whisper keeps the thread.
+
+    def _new_turn(self) -> None:
+        self._pieces = []
+
+    def _transcribe_piece(self) -> None:
         clip = self._seg.turn_so_far()
         if clip is None:
             return
-        if self._stale is not None and not self._stale.done():
-            return  # a stale one still holds the CPU: another would only queue behind it
-        self._early = (self._stt.submit(self._transcribe, clip, True), time.perf_counter())
-
-    def _drop_early(self) -> None:
-        if self._early is None:
+        start = self._pieces[-1][0] if self._pieces else 0
+        if len(clip.samples) - start < pcm.RATE // 4:
             return
-        future, self._early = self._early[0], None
-        self._dropped_early += 1
-        if not future.cancel():  # already running: Whisper cannot be interrupted mid-window
-            self._stale = future
+        before = [f for _, f in self._pieces]
+        # The conversation as it stands now, for warming the model (read here, on the session thread).
+        context = self.dialog.messages()
+        self._pieces.append((len(clip.samples), self._stt.submit(
+            self._piece, pcm.Clip(clip.samples[start:]), before, context)))
 
-    def _transcribe(self, clip: pcm.Clip, early: bool = False) -> Transcript | None:
-        """Whisper's transcript, or None when Silero hears no speech (a noise started the turn)."""
-        if silero_speech_s(clip) < self.options.confirm_speech_s:
-            return None
-        t = self.engines.transcriber.transcribe(clip, self._pin.language)
-        if early and t.text and self._early is not None:
-            # Evaluate the new turn's prompt while the silence is still being timed.
-            self._warmer.submit(self._warm, [*self.dialog.messages(), Message("user", t.text)])
+    def _piece(self, clip: pcm.Clip, before: list[concurrent.futures.Future],
+               context: list[Message] | None) -> Transcript:
+        """Transcribe one piece of a turn (on the stt thread, after the pieces before it)."""
+        said = " ".join(t.text for t in (f.result() for f in before) if t.text)
+        if silero_speech_s(clip) < 0.1:  # webrtcvad heard a noise as speech
+            t = Transcript("", self._pin.language or "", 0.0, (), clip.duration, 0.0)
+        else:
+            t = self.engines.transcriber.transcribe(clip, self._pin.language, prompt=said[-_PROMPT_CHARS:] or None)
+            self._pin.learn(t)
+        text = f"{said} {t.text}".strip()
+        if context is not None and t.text:
+            # Evaluate the turn so far while the person pauses or goes on: if this was the end
+            # of the turn, the reply only has to be written; if not, the next piece adds its
+            # own words only, the rest being in the model's cache.
+            self._warmer.submit(self._warm, [*context, Message("user", text)])
         return t
+
+    def _transcript_of(self, u: Utterance, pieces: list[tuple[int, concurrent.futures.Future]]) -> Transcript | None:
+        """The whole turn's transcript from its pieces and what followed them; None if Silero hears no speech."""
+        covered = pieces[-1][0] if pieces else 0
+        futures = [f for _, f in pieces]
+        offsets = [0, *(end for end, _ in pieces[:-1])]
+        if len(u.clip.samples) - covered >= pcm.RATE // 4:  # speech after the last pause (or no pause at all)
+            futures.append(self._stt.submit(self._piece, pcm.Clip(u.clip.samples[covered:]), list(futures),
+                                            None))
+            offsets.append(covered)
+        if silero_speech_s(u.clip) < self.options.confirm_speech_s:
+            return None  # a noise started the turn
+        return Transcript.joined([(o / pcm.RATE, f.result()) for o, f in zip(offsets, futures)])
 
     def _warm(self, messages) -> None:
         try:
@@ -693,11 +784,10 @@ class LiveSession:
     def _respond(self, u: Utterance, turn_end: float) -> bool:
         self._utterance = u
         self.state = "thinking"
-        early, self._early = self._early, None
-        reused = early is not None and u.reason == "silence"
+        pieces, self._pieces = self._pieces, []
+        covered = pieces[-1][0] if pieces else 0
         t0 = time.perf_counter()
-        future = early[0] if reused else self._stt.submit(self._transcribe, u.clip)
-        transcript = future.result()
+        transcript = self._transcript_of(u, pieces)
         stt_wait = time.perf_counter() - t0
         if transcript is not None:
             self._pin.learn(transcript)
@@ -705,33 +795,41 @@ class LiveSession:
             self._utterance = None
             self.on_event(Skipped(u.start, u.end, "no speech" if transcript is None else "no words recognised"))
             return False
+        check = self._guard.check(transcript.text)  # before the model sees a word of it
         self._archive_user(u.clip, transcript, self._session_time(u.start), self._session_time(u.end), {
-            "stt_s": transcript.stt_s, "stt_wait_s": stt_wait, "early_stt": float(reused),
-            "early_stt_dropped": float(self._dropped_early),
-        })
-        self._dropped_early = 0
+            "stt_s": transcript.stt_s, "stt_wait_s": stt_wait, "stt_pieces": float(len(pieces)),
+            # 1.0: every word was transcribed during the person's pauses, none after the turn ended.
+            "early_stt": float(bool(pieces) and len(u.clip.samples) - covered < pcm.RATE // 4),
+        }, check=check)
         self._utterance = None
         closing = (arc.is_goodbye(transcript.text) or self._time_up()
                    or (self.options.max_turns is not None and self._user_turns >= self.options.max_turns))
-        note = arc.WRAP_UP_NOTE if self._time_up() else arc.CLOSING_NOTE
-        messages = self.dialog.add_user(transcript.text)
-        if closing:  # the note is for the model only; the dialog keeps their words
-            messages = [*messages[:-1], Message("user", f"{transcript.text}\n\n{note}")]
+        if check.crisis:  # the normal flow stops: fixed, reviewed words instead of a reply
+            self.dialog.add_user(transcript.text)
+            self._say(self._guard.message(), crisis=True)
+            return closing
+        # The notes are for the model only; the dialog keeps their words.
+        messages = _with_note(self.dialog.add_user(transcript.text), self._guard.model_note(check))
+        if closing:
+            messages = _with_note(messages, arc.WRAP_UP_NOTE if self._time_up() else arc.CLOSING_NOTE)
         self._answer(messages, turn_end, closing)
         return closing
 
     def _archive_user(self, clip: pcm.Clip, t: Transcript, start: float, end: float,
-                      timings: dict[str, float], partial: bool = False) -> None:
+                      timings: dict[str, float], partial: bool = False, *, check: safety.Assessment) -> None:
         self.archive.add_turn(TurnRecord(
             self.session_id, self._idx, "user", t.text, pcm.to_flac(clip), clip.rate, start, end, clip.duration,
             t.language, round(t.confidence, 4), timings, self.engines.transcriber.name, partial=partial,
-            embedding=self._embed(t.text),
+            embedding=self._embed(t.text), **_flag(check),
         ))
         self.archive.release()
         self._languages[t.language] += 1
         self._timings.append(timings)
         self._user_turns += 1
         self.on_event(UserSpoke(self.session_id, self._idx, t.text, start, end, t.language))
+        if check.level != "none":
+            self.on_event(SafetyAlert(self.session_id, self._idx, check.level, check.reasons,
+                                      self._guard.message() if check.crisis else None))
         self._idx += 1
 
     def _embed(self, text: str):
@@ -782,8 +880,9 @@ class LiveSession:
             if detector is None:
                 continue  # half-duplex: the companion does not listen while it speaks
             for e in self._feed(block):  # the barge-in speech starts their next turn
-                if isinstance(e, SpeechStarted) and onset is None:
-                    onset = e.at
+                if isinstance(e, SpeechStarted):
+                    self._new_turn()
+                    onset = e.at if onset is None else onset
             speaking = self.sink.pending_s > 0
             if detector.feed(block.samples) and speaking:
                 heard = self.sink.played
@@ -834,9 +933,9 @@ class LiveSession:
         self.on_event(CompanionReplied(self.session_id, self._idx, text, timings, partial))
         self._idx += 1
 
-    def _say(self, text: str, *, greeting: bool = False) -> None:
-        """Speak fixed words (greeting, closings) and archive them as the companion's turn."""
-        self.state = "speaking" if greeting else "closing"
+    def _say(self, text: str, *, greeting: bool = False, crisis: bool = False) -> None:
+        """Speak fixed words (greeting, crisis message, closings) and archive them as the companion's turn."""
+        self.state = "speaking" if greeting or crisis else "closing"
         self.sink.mark()
         chunks: list[np.ndarray] = []
         heard: int | None = None  # None: all of it
@@ -844,7 +943,7 @@ class LiveSession:
             for s in self.engines.voice.speak(text):
                 self.sink.write(s.samples, s.rate)
                 chunks.append(s.samples)
-            if greeting and self.options.barge_in:
+            if (greeting or crisis) and self.options.barge_in:
                 heard = self._play_fixed_with_barge_in()
             else:
                 while self.sink.pending_s > 0:  # keep the level meter alive while it plays
@@ -859,11 +958,11 @@ class LiveSession:
             if chunks:
                 audio = np.concatenate(chunks)
                 if heard is None or heard >= len(audio):
-                    self._archive_fixed(text, audio, partial=False)
+                    self._archive_fixed(text, audio, partial=False, crisis=crisis)
                 else:
                     said, cut = SpokenReply(text, text, audio, self.engines.voice.rate, {},
                                             parts=((text, len(audio)),)).heard(heard)
-                    self._archive_fixed(said, cut, partial=True)
+                    self._archive_fixed(said, cut, partial=True, crisis=crisis)
         self._deaf_until = time.monotonic() + self.options.deaf_tail_s
         self._seg = self._segmenter()
 
@@ -880,12 +979,13 @@ class LiveSession:
                 return int(heard)
         return None
 
-    def _archive_fixed(self, text: str, audio: np.ndarray, partial: bool) -> None:
+    def _archive_fixed(self, text: str, audio: np.ndarray, partial: bool, crisis: bool = False) -> None:
         rate = self.engines.voice.rate
         self.archive.add_turn(TurnRecord(
             self.session_id, self._idx, "assistant", text or "…", pcm.to_flac(pcm.Clip(audio, rate)), rate,
-            duration_s=len(audio) / rate, timings={}, model=self.engines.voice.name, partial=partial,
-            embedding=self._embed(text),
+            duration_s=len(audio) / rate, timings={}, model="safety" if crisis else self.engines.voice.name,
+            partial=partial, embedding=self._embed(text),
+            **({"safety": "crisis", "safety_reasons": ("crisis message",)} if crisis else {}),
         ))
         self.archive.release()
         self.dialog.add_assistant(text or "…")
@@ -924,7 +1024,10 @@ class LiveSession:
         if again.is_set():
             return
         try:
-            self._say(arc.CLOSING_INTERRUPTED)
+            if self._crisis_unanswered:  # they said it, then Ctrl-C: the helplines matter more than a goodbye
+                self._say(self._guard.message(), crisis=True)
+            else:
+                self._say(arc.CLOSING_INTERRUPTED)
         except KeyboardInterrupt:
             pass  # a second Ctrl-C: they want to go now
 
@@ -932,7 +1035,9 @@ class LiveSession:
         transcript = self.engines.transcriber.transcribe(clip, self._pin.language)
         if not transcript.text and not partial:
             return
-        self._archive_user(clip, transcript, start, end, {"stt_s": transcript.stt_s}, partial=partial)
+        check = self._guard.check(transcript.text)
+        self._archive_user(clip, transcript, start, end, {"stt_s": transcript.stt_s}, partial=partial, check=check)
+        self._crisis_unanswered = check.crisis
         self._partial = self._partial or partial
 
 

@@ -58,6 +58,21 @@ class Transcript:
             return 0.0
         return sum(s.confidence * (s.end - s.start) for s in self.segments) / total
 
+    @classmethod
+    def joined(cls, parts: list[tuple[float, "Transcript"]]) -> "Transcript":
+        """One transcript from consecutive pieces of a clip, each with its offset in seconds."""
+        spoken = [t for _, t in parts if t.text]
+        best = max(spoken or [t for _, t in parts] or [None], key=lambda t: t.language_probability if t else 0)
+        return cls(
+            " ".join(t.text for t in spoken),
+            best.language if best else "",
+            best.language_probability if best else 0.0,
+            tuple(Segment(round(s.start + o, 3), round(s.end + o, 3), s.text, s.confidence)
+                  for o, t in parts for s in t.segments),
+            sum(t.duration for _, t in parts),
+            sum(t.stt_s for _, t in parts),
+        )
+
 
 @dataclass(frozen=True)
 class SttConfig:
@@ -89,12 +104,14 @@ class Transcriber:
         self.english_only = not self._model.model.is_multilingual
         log.info("loaded Whisper %s in %.1f s", self.name, time.perf_counter() - t)
 
-    def transcribe(self, clip: Clip, language: str | None = None) -> Transcript:
+    def transcribe(self, clip: Clip, language: str | None = None, *, prompt: str | None = None) -> Transcript:
         """The words in ``clip`` (16 kHz mono), or an empty transcript for no speech.
 
         ``language`` overrides the configured one for this clip. Detecting it
         costs a second pass of the encoder (about 1 s for base on 2 cores),
         so a session detects it once and passes it on (:class:`LanguagePin`).
+        ``prompt``: the words just before this clip, when it continues a turn
+        transcribed in pieces (Whisper's ``initial_prompt``).
         """
         if clip.rate != RATE:
             raise ValueError("Transcriber takes 16 kHz clips; resample with audio.pcm first")
@@ -114,6 +131,7 @@ class Transcriber:
             no_speech_threshold=c.no_speech_threshold,
             log_prob_threshold=c.log_prob_threshold,
             vad_filter=False,  # the segmenter already cut this clip at speech
+            initial_prompt=prompt,
         )
         kept = []
         for s in segments:  # a generator: decoding happens here

@@ -33,7 +33,7 @@ from .embedding import coarse
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Migrations in order; MIGRATIONS[n] takes a journal from version n to n + 1.
 MIGRATIONS: list[str] = [
@@ -145,6 +145,17 @@ MIGRATIONS: list[str] = [
     DROP TABLE turns;
     ALTER TABLE turns_v4 RENAME TO turns;
     """,
+    # v5: what the safety check found in a turn (and the companion's fixed answer to it).
+    # Its own table: a flag is rare, and a new table needs no rebuild of the turns.
+    """
+    CREATE TABLE turn_flags (
+        session_id BIGINT NOT NULL,
+        idx INTEGER NOT NULL,
+        level VARCHAR NOT NULL CHECK (level IN ('concern', 'crisis')),
+        reasons JSON,                        -- what the check matched, for the person to see
+        PRIMARY KEY (session_id, idx)
+    );
+    """,
 ]
 
 UID_STRIDE = 1_000_000  # turns per session, at most
@@ -174,6 +185,8 @@ class TurnRecord:
     partial: bool = False
     at: dt.datetime | None = None
     embedding: np.ndarray | None = field(default=None, compare=False, repr=False)  # 384 floats
+    safety: str | None = None  # "concern" or "crisis" when the safety check flagged the turn
+    safety_reasons: tuple[str, ...] = ()
 
     @property
     def uid(self) -> int:
@@ -440,11 +453,13 @@ class Archive:
         with self._transaction():
             if idx is None:
                 n = self._con.execute("DELETE FROM turns WHERE session_id = ?", [session_id]).fetchone()[0]
+                self._con.execute("DELETE FROM turn_flags WHERE session_id = ?", [session_id])
                 self._con.execute("DELETE FROM sessions WHERE id = ?", [session_id])
             else:
                 n = self._con.execute("DELETE FROM turns WHERE session_id = ? AND idx = ?", [session_id, idx]).fetchone()[0]
                 if not n:
                     raise InputError(f"session {session_id} has no turn {idx}")
+                self._con.execute("DELETE FROM turn_flags WHERE session_id = ? AND idx = ?", [session_id, idx])
         return int(n)
 
     @property
@@ -505,6 +520,9 @@ class Archive:
                  None if turn.embedding is None else turn.embedding.astype(np.float32).tolist(),
                  None if turn.embedding is None else coarse(turn.embedding).tolist()],
             )
+            if turn.safety:
+                self._con.execute("INSERT INTO turn_flags VALUES (?, ?, ?, ?)",
+                                  [turn.session_id, turn.idx, turn.safety, json.dumps(list(turn.safety_reasons))])
 
     def set_embeddings(self, rows: list[tuple[int, np.ndarray]]) -> None:
         """Store (uid, embedding) pairs, with their sketches, in one transaction."""
@@ -545,14 +563,16 @@ class Archive:
     def turns(self, session_id: int, *, with_audio: bool = False) -> list[TurnRecord]:
         cols = "audio" if with_audio else "NULL"
         rows = self._con.execute(
-            f"""SELECT session_id, idx, role, text, {cols}, sample_rate, start_s, end_s, duration_s, language,
-                       confidence, timings, model, partial, recorded_at
-                FROM turns WHERE session_id = ? ORDER BY idx""",
+            f"""SELECT t.session_id, t.idx, role, text, {cols}, sample_rate, start_s, end_s, duration_s, language,
+                       confidence, timings, model, partial, recorded_at, f.level, f.reasons
+                FROM turns t LEFT JOIN turn_flags f ON f.session_id = t.session_id AND f.idx = t.idx
+                WHERE t.session_id = ? ORDER BY t.idx""",
             [session_id],
         ).fetchall()
         return [
             TurnRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
-                       json.loads(r[11] or "{}"), r[12], r[13], r[14])
+                       json.loads(r[11] or "{}"), r[12], r[13], r[14], safety=r[15],
+                       safety_reasons=tuple(json.loads(r[16])) if r[16] else ())
             for r in rows
         ]
 

@@ -1,0 +1,280 @@
+"""Is the person at risk of harming themselves? Checked on every transcript, before the LLM.
+
+The check is deterministic on purpose: a language model can be talked out
+of noticing, can miss what it was not prompted for, and answers differently
+from one run to the next. :func:`assess` reads one turn's words and says::
+
+    >>> assess("Some days I think everyone would be better off without me.")
+    Assessment(level='crisis', reasons=('better off without me',))
+    >>> assess("This job is killing me.")
+    Assessment(level='none', reasons=())
+
+``crisis``: suicidal thoughts said directly or indirectly, self-harm now or
+intended, a plan or the means, or goodbye behaviour. The session then stops
+its normal flow and speaks :func:`crisis_message`, a fixed, reviewed text
+with who can help right now. ``concern``: hopelessness, feeling a burden,
+self-harm in the past; the companion is told to check in gently.
+
+It stays quiet on idioms ("this job is killing me", "I could die of
+embarrassment"), on accidents ("I cut myself chopping onions"), on grief for
+someone else ("my uncle took his own life") and on the news, because a
+companion that raises the alarm at every figure of speech teaches people to
+stop telling it things. It reads words, not tone: it is a floor, not a
+clinician, and the prompts still ask the model to notice what it misses.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+LEVELS = ("none", "concern", "crisis")
+
+
+@dataclass(frozen=True)
+class Assessment:
+    level: str  # "none", "concern" or "crisis"
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def crisis(self) -> bool:
+        return self.level == "crisis"
+
+    @property
+    def concern(self) -> bool:
+        return self.level == "concern"
+
+
+NONE = Assessment("none")
+
+# Words that put a self-harm verb in the past or in recovery: worth a gentle check-in, not an alarm.
+_PAST = r"(?:used\s+to|when\s+i\s+was|years?\s+ago|as\s+a\s+(?:teen(?:ager)?|kid|child)|in\s+high\s+school|" \
+        r"haven'?t|have\s+not|hadn'?t|stopped|(?:days|weeks|months|years)\s+(?:clean|free|since))"
+# An accident, not an act: "I burned myself on the stove".
+_ACCIDENT = r"(?:accident|by\s+mistake|shaving|cooking|chopping|cutting\s+(?:onions?|vegetables|bread)|" \
+            r"on\s+the\s+(?:stove|oven|iron|stairs|pan|kettle)|at\s+the\s+gym|lifting|running|playing|" \
+            r"gardening|slipped|tripped|fell|falling|paper\s+cut)"
+_SELF_VERB = r"(?:cut|cutting|burn|burning|burned|burnt|hurt|hurting|harm|harming|hit|hitting)"
+_KILL = r"(?:kill|killing|killed|hang|hanging|hanged|drown|drowning|shoot|shooting|shot|poison|poisoning|off)"
+# "I would never kill myself", "I'm not going to hurt myself": said to reassure, not to disclose.
+_NEGATED = re.compile(r"\b(?:never|not|\w+n't|cannot|dont|wouldnt|no\s+way\s+(?:i'?d|i\s+would))(?:\s+\w+){0,2}\s*$")
+
+# (reason, pattern) pairs; each pattern names its own first-person subject, so that
+# "my brother killed himself" or "a man took his own life" never matches.
+_CRISIS: list[tuple[str, str]] = [
+    ("suicidal thoughts", rf"\b{_KILL}\s+myself\b(?!\s+(?:laughing|with\s+laughter))"),
+    ("suicidal thoughts", r"\b(?:end|ending|take|taking)\s+my\s+(?:own\s+)?life\b(?!\s+(?:back|in(?:to)?\s+my))"),
+    ("suicidal thoughts", r"\b(?:i'?m|i\s+am|i\s+feel|i\s+felt|i\s+was|i'?ve\s+been|i\s+have\s+been|feeling|having|"
+                          r"i\s+get|i'?ve\s+had|i\s+have)\s+(?:\w+\s+){0,2}suicidal\b"),
+    ("suicidal thoughts", r"\bi\s+(?:\w+\s+){0,3}(?:commit|attempt|attempted|tried|try)\s+(?:to\s+commit\s+)?suicide\b"),
+    ("suicidal thoughts", r"\b(?:i|i'?m|i'?ll|i'?d|me)\b[^.!?]{0,30}\bend\s+it\s+all\b"),
+    ("suicidal thoughts", r"\b(?:want|wanted|need)\s+(?:it\s+all|everything|the\s+pain|my\s+life)\s+to\s+(?:stop|end)\b"),
+    ("suicidal thoughts", r"\b(?:thinking|thought|think)\s+(?:a\s+lot\s+)?about\s+(?:suicide|killing\s+myself|"
+                          r"not\s+being\s+(?:here|alive|around)|ending\s+it|disappearing\s+for\s+good)\b"),
+    ("suicidal thoughts", r"\b(?:i|i'?d)\s+(?:\w+\s+){0,2}(?:want|wanted|wanna|need|would\s+like|wish\s+i\s+could)"
+                          r"\s+(?:to\s+)?die\b(?!\s+(?:of|from|laughing|a\s+little))"),
+    ("suicidal thoughts", r"\b(?:don'?t|do\s+not|no\s+longer|not\s+sure\s+(?:if\s+)?i|never)\s+(?:\w+\s+)?"
+                          r"want\s+to\s+(?:live|be\s+alive|be\s+here|exist|wake\s+up|go\s+on|keep\s+going)\b"),
+    ("suicidal thoughts", r"\b(?:wish|wishing|hope|hoping)\s+(?:that\s+)?i\s+(?:was|were|could\s+be|'?d\s+be|would\s+be)"
+                          r"\s+dead\b"),
+    ("suicidal thoughts", r"\b(?:wish|wishing)\s+i\s+(?:had\s+never\s+been|was\s+never|were\s+never|'?d\s+never\s+been)"
+                          r"\s+born\b"),
+    ("suicidal thoughts", r"\b(?:go\s+to\s+sleep|fall\s+asleep|sleep)\s+and\s+(?:never|not)\s+wake\s+up\b"),
+    ("suicidal thoughts", r"\b(?:hope|hoping|wish)\s+i\s+(?:don'?t|do\s+not|won'?t|never)\s+wake\s+up\b"),
+    ("suicidal thoughts", r"\bno\s+(?:reason|point)\s+(?:to|in)\s+(?:live|living|being\s+alive|staying\s+alive|"
+                          r"going\s+on|go\s+on\s+living|keep\s+living)\b"),
+    ("suicidal thoughts", r"\b(?:i'?d|i\s+would|i\s+am|i'?m)\s+(?:\w+\s+)?better\s+off\s+dead\b"),
+    ("better off without me", r"\b(?:better\s+off|happier|easier)\s+(?:\w+\s+){0,2}without\s+me\b"),
+    ("suicidal thoughts", r"\b(?:can'?t|cannot)\s+(?:\w+\s+)?go\s+on\s+living\b"),
+    ("self-harm", rf"\b(?:want|wanted|wanna|need|urge|urges|tempted|thinking\s+about|thought\s+about|going\s+to|"
+                  rf"gonna|might|feel\s+like|felt\s+like|started|keep|kept|been|used)\s+(?:to\s+)?{_SELF_VERB}\s+myself\b"),
+    ("self-harm", rf"\bi\s+(?:\w+\s+)?{_SELF_VERB}\s+myself\b"),
+    ("self-harm", r"\bself[-\s]?harm(?:ing|ed)?\b"),
+    ("self-harm", r"\b(?:been|started|start|keep|kept|went\s+back\s+to|i)\s+(?:cutting|cut)\s+again\b"),
+    ("self-harm", r"\b(?:relapsed?|relapsing)\b[^.!?]{0,30}\b(?:cutting|self[-\s]?harm|hurting\s+myself)\b"),
+    ("a plan", r"\b(?:i|i'?ve)\s+(?:\w+\s+){0,2}(?:a|the)\s+plan\s+(?:to|for\s+how\s+to)\s+(?:die|end|kill|do\s+it)\b"),
+    ("a plan", r"\b(?:saving|saved|stockpiling|stockpiled|hoarding|hoarded|collecting|collected)\s+(?:up\s+)?"
+               r"(?:my\s+|all\s+my\s+|the\s+)?(?:pills|tablets|meds|medication|sleeping\s+pills)\b"),
+    ("a plan", r"\bhow\s+many\s+(?:pills|tablets|sleeping\s+pills)\b[^.!?]{0,40}\b(?:take|kill|die|enough|would\s+it)\b"),
+    ("a plan", r"\b(?:looked|looking|look)\s+up\s+(?:how|ways)\s+to\s+(?:die|kill\s+myself|end\s+it|overdose)\b"),
+    ("a plan", r"\b(?:researching|googled|googling|searched|searching)\s+(?:for\s+)?(?:how|ways)\s+to\s+"
+               r"(?:die|kill\s+myself|end\s+it|overdose)\b"),
+    ("a plan", r"\b(?:i|i'?m|i'?ll|i'?d)\s+(?:\w+\s+){0,3}(?:overdose|o\.?d\.?)\b(?!\s+on\s+(?:coffee|sugar|tv))"),
+    ("a plan", r"\b(?:take|swallow|taking|swallowing)\s+(?:all|every\s+one)\s+(?:of\s+)?(?:my|the|those|these)\s+"
+               r"(?:pills|tablets|meds)\b"),
+    ("an overdose", r"\b(?:took|take|taken|taking|swallowed)\s+(?:too\s+many|way\s+too\s+many|a\s+(?:bunch|handful|lot)"
+                    r"\s+of)\s+(?:my\s+|the\s+)?(?:pills|tablets|meds|painkillers|sleeping\s+pills)\b"),
+    ("a plan", r"\b(?:jump|jumping|throw\s+myself)\s+(?:off|from)\s+(?:a|the|that)\s+(?:bridge|roof|building|"
+               r"cliff|balcony|overpass)\b"),
+    ("a plan", r"\b(?:step|stepping|walk|walking|throw\s+myself)\s+in\s+front\s+of\s+(?:a|the)\s+(?:train|bus|"
+               r"car|truck)\b"),
+    ("the means", r"\b(?:bought|got|buying|getting)\s+(?:a|some)\s+rope\b(?!\s+(?:for|to))"),
+    ("a plan", r"\b(?:wrote|written|writing|write)\s+(?:a|my)\s+(?:suicide|goodbye)\s+(?:note|letter)s?\b"),
+    ("goodbye behaviour", r"\b(?:giving|gave|give)\s+away\s+(?:all\s+)?(?:my|all\s+my)\s+(?:things|stuff|belongings|"
+                          r"possessions)\b"),
+    ("goodbye behaviour", r"\b(?:said|saying|say)\s+(?:my\s+)?goodbyes?\s+to\s+(?:everyone|everybody|my\s+family|"
+                          r"the\s+people\s+i\s+love)\b"),
+    ("goodbye behaviour", r"\b(?:won'?t|will\s+not)\s+be\s+(?:around|here)\s+(?:much\s+longer|for\s+much\s+longer|"
+                          r"anymore|any\s+more)\b"),
+    ("goodbye behaviour", r"\bthis\s+is\s+(?:my|the)\s+last\s+(?:entry|recording|journal|time\s+i'?ll)\b"),
+    ("goodbye behaviour", r"\b(?:put|putting|getting|got)\s+my\s+affairs\s+in\s+order\b"),
+]
+
+_CONCERN: list[tuple[str, str]] = [
+    ("hopelessness", r"\b(?:hopeless|no\s+hope|lost\s+all\s+hope|nothing\s+to\s+look\s+forward\s+to)\b"),
+    ("hopelessness", r"\b(?:what'?s|what\s+is)\s+the\s+point\b|\bno\s+point\s+(?:in|to)\s+(?:anything|trying|"
+                     r"any\s+of\s+(?:it|this))\b"),
+    ("hopelessness", r"\b(?:everything|life|my\s+life)\s+(?:is|feels|seems)\s+(?:so\s+)?(?:pointless|meaningless)\b"),
+    ("hopelessness", r"\b(?:can'?t|cannot)\s+(?:go\s+on|do\s+this\s+any\s*more|take\s+(?:it|this)\s+any\s*more|"
+                     r"keep\s+going)\b"),
+    ("feeling a burden", r"\b(?:i'?m|i\s+am|i\s+feel\s+like|i\s+feel)\s+(?:such\s+|just\s+)?a\s+burden\b"),
+    ("feeling worthless", r"\b(?:i'?m|i\s+am|i\s+feel)\s+(?:so\s+|completely\s+|totally\s+)?worthless\b"),
+    ("feeling worthless", r"\bi\s+hate\s+(?:myself|my\s+life)\b|\bmy\s+life\s+is\s+(?:over|a\s+waste|worthless)\b"),
+    ("hopelessness", r"\b(?:so\s+)?done\s+with\s+(?:everything|life|it\s+all|living)\b"),
+    ("wanting to disappear", r"\b(?:want|wanted|wish\s+i\s+could)\s+to\s+disappear\b|\bdisappear\s+forever\b"),
+    ("nobody would care", r"\b(?:no\s*one|nobody)\s+would\s+(?:\w+\s+)?(?:care|notice|miss\s+me)\b"),
+    ("trapped", r"\b(?:i\s+feel|i'?m|i\s+am)\s+(?:so\s+)?trapped\b|\bno\s+way\s+out\b"),
+    ("not eating", r"\b(?:starve|starving|starved)\s+myself\b"),
+    ("thinking about death", r"\b(?:i|i'?ve|i'?m)\s+(?:\w+\s+){0,2}(?:thinking|thought)\s+(?:a\s+lot\s+)?about\s+"
+                             r"(?:death|dying|being\s+dead)\b"),
+]
+
+_COMPILED_CRISIS = [(r, re.compile(p)) for r, p in _CRISIS]
+_COMPILED_CONCERN = [(r, re.compile(p)) for r, p in _CONCERN]
+_SELF_HARM_ACT = re.compile(rf"\b{_SELF_VERB}\s+myself\b|\b{_KILL}\s+myself\b|\bmy\s+(?:own\s+)?life\b|"
+                            r"\bsuicid|\bdie\b|\bdead\b|\bself[-\s]?harm")
+
+
+def normalise(text: str) -> str:
+    """Lower case, one kind of apostrophe and space, no formatting characters."""
+    text = unicodedata.normalize("NFKC", text)
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cf", "Cc") or ch in "\n\t")
+    text = re.sub(r"[\u2018\u2019\u02bc\u0060\u00b4]", "'", text)
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
+def _clauses(text: str) -> list[str]:
+    # Negation and past tense belong to a clause: "I used to cut myself, but last night I did again".
+    return [c for c in re.split(r"[.!?;]+|,\s*(?:but|and\s+now|yet)\b|\bbut\b", text) if c.strip()]
+
+
+def assess(text: str) -> Assessment:
+    """How worried to be about what someone just said; see the module docstring."""
+    text = normalise(text)
+    crisis: list[str] = []
+    concern: list[str] = []
+    for clause in _clauses(text):
+        clause = clause.strip()
+        for reason, pattern in _COMPILED_CRISIS:
+            m = pattern.search(clause)
+            if m is None:
+                continue
+            if _discounted(clause, m, reason):
+                if reason == "self-harm" and re.search(_PAST, clause):
+                    concern.append("self-harm in the past")
+                continue
+            crisis.append(reason)
+        for reason, pattern in _COMPILED_CONCERN:
+            if pattern.search(clause):
+                concern.append(reason)
+    if crisis:
+        return Assessment("crisis", tuple(dict.fromkeys(crisis)))
+    if concern:
+        return Assessment("concern", tuple(dict.fromkeys(concern)))
+    return NONE
+
+
+def _discounted(clause: str, m: re.Match, reason: str) -> bool:
+    """A match said in the negative, in the past, or about an accident."""
+    act = _SELF_HARM_ACT.search(clause, m.start())
+    before = clause[: act.start() if act else m.start()]
+    if _NEGATED.search(before) and reason in ("suicidal thoughts", "self-harm"):
+        return True
+    if reason == "self-harm" and re.search(_PAST, clause):
+        return True
+    if reason == "self-harm" or "killed" in m.group(0):
+        if re.search(_ACCIDENT, clause) and not re.search(r"\b(?:on\s+purpose|deliberately|meant\s+to)\b", clause):
+            return True
+    return False
+
+
+# -- what the companion says then ---------------------------------------------
+
+# Who can help right now, by locale ("en-US" style; the language alone as a fallback).
+HELPLINES: dict[str, str] = {
+    "en-US": "In the US you can call or text 988, the Suicide and Crisis Lifeline, any time, day or night. "
+             "If you are in danger right now, call 911.",
+    "en-GB": "In the UK you can call Samaritans free on 116 123, any time, day or night. "
+             "If you are in danger right now, call 999.",
+    "en-IE": "In Ireland you can call Samaritans free on 116 123, any time, day or night. "
+             "If you are in danger right now, call 112 or 999.",
+}
+ELSEWHERE = ("You can find a free helpline in your country at findahelpline.com. "
+             "If you are in danger right now, call your local emergency number.")
+
+CRISIS_OPENING = ("I'm really glad you told me, and I can hear how much pain you're in right now. "
+                  "I'm an AI, and I can't keep you safe, but people can help you right now.")
+CRISIS_CLOSING = "Would you be willing to reach out to one of them, or to someone you trust, now?"
+
+# Told to the model (never shown as the person's words) when a turn gives cause for concern,
+# and for the rest of a session in which a crisis message was spoken.
+CONCERN_NOTE = ("(Note for the companion, not from the person: what they said may mean they are struggling a lot. "
+                "Before anything else, gently check in on how they are doing and whether they feel safe. "
+                "Stay warm and brief; do not diagnose, do not lecture, and do not suggest they keep this to "
+                "themselves. If they mention wanting to die or hurt themselves, encourage them to contact a "
+                "crisis line or someone they trust now.)")
+
+
+def helpline(locale: str | None) -> str:
+    """The helpline sentence for a locale such as "en-US", "en_GB.UTF-8" or None."""
+    if locale:
+        tag = locale.split(".")[0].split("@")[0].replace("_", "-")
+        parts = tag.split("-")
+        if len(parts) >= 2:
+            key = f"{parts[0].lower()}-{parts[1].upper()}"
+            if key in HELPLINES:
+                return HELPLINES[key]
+    return ELSEWHERE
+
+
+def crisis_message(locale: str | None) -> str:
+    """The fixed words spoken (and printed) when :func:`assess` says "crisis"."""
+    return f"{CRISIS_OPENING} {helpline(locale)} {CRISIS_CLOSING}"
+
+
+def system_locale() -> str | None:
+    """The person's locale from the environment (LC_ALL, LC_MESSAGES, LANG), if it names a country."""
+    import os
+
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(name, "")
+        if value and value not in ("C", "POSIX") and not value.startswith("C."):
+            return value
+    return None
+
+
+class SessionGuard:
+    """A session's use of :func:`assess`: it remembers a crisis for the rest of the session.
+
+    After a crisis message, every later turn is treated at least as a
+    concern, so that the model keeps checking in rather than moving on.
+    """
+
+    def __init__(self, locale: str | None = None):
+        self.locale = locale or system_locale()
+        self.crisis_seen = False
+
+    def check(self, text: str) -> Assessment:
+        a = assess(text)
+        self.crisis_seen = self.crisis_seen or a.crisis
+        return a
+
+    def message(self) -> str:
+        return crisis_message(self.locale)
+
+    def model_note(self, a: Assessment) -> str | None:
+        """What to tell the model along with this turn, if anything."""
+        if a.concern or (self.crisis_seen and not a.crisis):
+            return CONCERN_NOTE
+        return None
