@@ -103,7 +103,12 @@ def session(
     output_device: Optional[str] = typer.Option(None, "--output-device", help="Speaker: name or index (see `devices`)."),
     db: Optional[Path] = DbOption,
     fast: bool = FastOption,
-    mode: str = typer.Option("free", "--mode", help="Companion mode."),
+    mode: str = typer.Option("free", "--mode", help="Companion mode: free, check-in, reframe, hold-space, values, "
+                             "parts, letter, gratitude (`voice-journal modes`). By voice: \"let's do a check-in\"."),
+    memory: Optional[bool] = typer.Option(None, "--memory/--no-memory", help="Let the companion recall related "
+                                          "past entries (default on; setting `memory`)."),
+    mood: Optional[bool] = typer.Option(None, "--mood/--no-mood", help="Ask for a 1-10 mood rating at the start and "
+                                        "the end (setting `mood_check`)."),
     backend: Optional[str] = typer.Option(None, "--backend", help="auto, ollama or embedded."),
     ollama_model: Optional[str] = typer.Option(None, "--ollama-model", help="Model name on the Ollama server."),
     ollama_host: Optional[str] = typer.Option(None, "--ollama-host", help="Ollama server (default OLLAMA_HOST)."),
@@ -119,10 +124,14 @@ def session(
     from .audio import pcm
     from .audio.playback import Speaker, WavSink
     from .progress import bar
-    from .session import CompanionReplied, FileSession, SafetyAlert, Skipped, UserSpoke, load_engines
+    from .session import CompanionReplied, FileSession, ModeChanged, SafetyAlert, Skipped, UserSpoke, load_engines
+
+    from .companion import modes
 
     settings = _settings(db, fast, backend=backend, ollama_model=ollama_model, ollama_host=ollama_host,
-                         llm_model=llm_model, stt_model=stt_model, tts_voice=voice, end_silence_ms=end_silence_ms)
+                         llm_model=llm_model, stt_model=stt_model, tts_voice=voice, end_silence_ms=end_silence_ms,
+                         memory=memory, mood_check=mood)
+    modes.load(mode)  # an unknown mode fails before anything else
     if play and reply_audio:
         raise InputError("choose one of --play and --reply-audio")
     if reply_audio is not None and reply_audio.is_dir():
@@ -153,9 +162,12 @@ def session(
                 out.print(f"[bold magenta]Companion[/] [dim](first audio {first:.1f}s)[/]  {escape(e.text)}\n")
             elif isinstance(e, SafetyAlert):
                 _print_safety_alert(e)
+            elif isinstance(e, ModeChanged):
+                _print_mode(e.mode)
             elif isinstance(e, Skipped):
                 log.info("skipped %.1f-%.1f s: %s", e.start, e.end, e.reason)
 
+        _gentle_notes(settings, archive)
         with bar(f"Listening to {input.name}", info.duration or None) as advance:
             result = FileSession(engines, archive, settings, sink=sink, mode=mode, on_event=on_event,
                                  on_progress=advance).run(input)
@@ -164,6 +176,30 @@ def session(
     out.print(f"[green]Saved session {result.session_id}[/]: {result.user_turns} turns in {settings.db}"
               + (f"; replies in {reply_audio}" if reply_audio else ""))
     out.print(f"[dim]See it again with: voice-journal show {result.session_id}[/dim]")
+
+
+def _print_mode(name: str) -> None:
+    from .companion import modes
+
+    out.print(f"[dim]mode: {escape(modes.load(name).title)}[/dim]")
+
+
+def _gentle_notes(settings, archive) -> None:
+    """A gentle, dismissible note when journaling may be turning into rumination (never blocks)."""
+    if not settings.gentle_notes:
+        return
+    try:
+        from .companion import rumination
+        from .store.insights import recent_history
+
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        notes = rumination.notes(recent_history(archive, now), now)
+        archive.release()
+    except VoiceJournalError as e:  # a note is a courtesy: never let it stop a session
+        log.warning("no gentle notes: %s", e)
+        return
+    for note in notes:
+        err.print(f"[italic yellow]{escape(note)}[/] [dim](turn these notes off with gentle_notes = false)[/dim]")
 
 
 def _device(value: Optional[str]):
@@ -190,8 +226,8 @@ def _live_session(settings, input: Optional[Path], reply_audio: Optional[Path], 
 
     from .audio.capture import Microphone, PacedFile
     from .audio.playback import ClockedWavSink, Speaker
-    from .session import (BargedIn, CompanionReplied, LiveOptions, LiveSession, SafetyAlert, Skipped, UserSpoke,
-                          load_engines)
+    from .session import (BargedIn, CompanionReplied, LiveOptions, LiveSession, ModeChanged, SafetyAlert, Skipped,
+                          UserSpoke, load_engines)
 
     # Devices and the journal fail before any model loads.
     if input is not None:
@@ -227,9 +263,12 @@ def _live_session(settings, input: Optional[Path], reply_audio: Optional[Path], 
                 log.info("barge-in: stopped after %.1f s of the reply, %.0f ms after you spoke", e.heard_s, e.stop_s * 1000)
             elif isinstance(e, SafetyAlert):
                 _print_safety_alert(e)
+            elif isinstance(e, ModeChanged):
+                _print_mode(e.mode)
             elif isinstance(e, Skipped):
                 log.info("skipped %.1f-%.1f s: %s", e.start, e.end, e.reason)
 
+        _gentle_notes(settings, archive)
         options = LiveOptions(barge_in=barge_in, max_turns=max_turns, max_minutes=max_minutes)
         s = LiveSession(engines, archive, settings, source, sink, options, mode=mode, on_event=on_event)
         if err.is_terminal:
@@ -663,6 +702,89 @@ def export(
     with _open_journal(db) as a:
         written = export_journal(a, folder, fmt=fmt, audio=audio)
     out.print(f"wrote {len(written)} files to {folder}")
+
+
+_BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def _spark(values) -> str:
+    """Mood values (1-10) as a line of blocks, one a point, on the same scale for every line."""
+    return "".join(_BLOCKS[min(7, max(0, round((v - 1) / 9 * 7)))] for v in values)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+@app.command()
+def insights(
+    since: Optional[str] = typer.Option(None, "--since", help="Only sessions from this date on (2026-11-01)."),
+    png: Optional[Path] = typer.Option(None, "--png", help="Also draw the charts into this PNG file."),
+    db: Optional[Path] = DbOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Look back: your mood over time, recurring themes, and how often you journal."""
+    from .store import insights as insights_mod
+
+    start = _when(since, "--since")
+    if png is not None and png.is_dir():
+        raise InputError(f"--png {png} is a folder: give a file name such as {png / 'insights.png'}")
+    with _open_journal(db) as a:
+        found = insights_mod.compute(a, since=start)
+    if png is not None and not found.empty:
+        from .store.chart import save_png
+
+        save_png(found, png)
+    if as_json:
+        print(json.dumps(found.to_dict(), ensure_ascii=False, indent=2))
+        if png is not None and not found.empty:
+            err.print(f"chart written to {escape(str(png))}")
+        return
+    if found.empty:
+        when = f" since {since}" if since else " yet"
+        out.print(f"Nothing to look back on{escape(when)}: after a few sessions, your moods, themes and rhythm "
+                  "will show here." + (" (No chart was written.)" if png is not None else ""))
+        return
+    by_session: dict[int, dict[str, float]] = {}
+    starts: dict[int, dt.datetime] = {}
+    for p in found.mood:
+        by_session.setdefault(p.session_id, {})[p.kind] = p.value
+        starts[p.session_id] = p.at
+    if by_session:
+        out.print("[bold]Mood[/] [dim](1-10)[/]")
+        table = Table("date", "session", "before", "after", "estimate")
+        shown = list(by_session)[-14:]
+        for sid in shown:
+            row = by_session[sid]
+            table.add_row(f"{starts[sid]:%Y-%m-%d %H:%M}", str(sid),
+                          *(f"{row[k]:g}" if k in row else "-" for k in insights_mod.KINDS))
+        out.print(table)
+        if len(shown) < len(by_session):
+            out.print(f"[dim]{len(by_session) - len(shown)} earlier sessions not shown[/dim]")
+        for kind in insights_mod.KINDS:
+            values = [p.value for p in found.series(kind)]
+            if values:
+                out.print(f"  {kind:<9} {_spark(values)}  [dim]{values[0]:g} → {values[-1]:g}[/dim]")
+    else:
+        out.print("No mood ratings yet.")
+    out.print()
+    if found.themes:
+        out.print("[bold]Recurring themes[/]")
+        table = Table("theme", "sessions", "first", "last")
+        for t in found.themes[:10]:
+            table.add_row(escape(t.name), str(t.count), t.first.isoformat(), t.last.isoformat())
+        out.print(table)
+    else:
+        out.print("No themes yet: they are written after each session.")
+    out.print()
+    out.print("[bold]Consistency[/]")
+    out.print(f"This week: {_plural(found.this_week, 'session')}")
+    out.print("Per week: " + " · ".join(f"{w.label.split('-')[1]} {w.sessions}" for w in found.weeks))
+    out.print(f"Current streak: {_plural(found.current_streak, 'day')}")
+    out.print(f"Longest streak: {_plural(found.longest_streak, 'day')}")
+    out.print(f"In all: {_plural(found.total_sessions, 'session')} on {_plural(found.days_journaled, 'day')}")
+    if png is not None:
+        out.print(f"[green]Chart written to {escape(str(png))}[/]")
 
 
 @app.command()

@@ -53,6 +53,9 @@ class Settings:
     threads: int = 0  # 0: as many as the machine has, up to 4
     encrypt: bool = False  # create new journals encrypted (asks for a passphrase)
     locale: str = ""  # "en-US", "en-GB", ...: whose crisis helplines to give; "" reads LC_ALL/LANG
+    memory: bool = True  # the companion may recall related past turns (they never leave the machine)
+    mood_check: bool = False  # ask for a 1-10 mood rating at the start and the end of a live session
+    gentle_notes: bool = True  # a note at the start when journaling may be turning into rumination
 
     def with_(self, **changes) -> "Settings":
         clean = {k: v for k, v in changes.items() if v is not None}

@@ -5,9 +5,10 @@ From a file (this module) the data flows::
     pcm.stream ──blocks──▶ Segmenter ──Utterance──▶ Transcriber ──Transcript──▶ archive: user turn
                                                                    │
                                                                    ▼
-                                          Dialog ──messages──▶ LLM ──deltas──▶ SentenceSplitter
-                                                                                    │ sentences
-                                                                          queue ◀───┘
+     Conversation (safety check, mode step, mood, memory) ──Plan──▶ fixed words, or
+                                          messages ──▶ LLM ──deltas──▶ SentenceSplitter ─▶ ReplyGate
+                                                                        (length, questions) │ sentences
+                                                                          queue ◀───────────┘
                                                                             │
                                                tts thread: Voice ──audio──▶ sink (WAV / speaker)
                                                                             │
@@ -39,7 +40,9 @@ from .audio.playback import AudioSink
 from .audio.vad import (BargeInDetector, PauseStarted, Segmenter, SegmenterConfig, SpeechStarted,
                         Utterance, silero_speech_s)
 from .companion import arc, safety
-from .companion.dialog import DEFAULT_MODE, Dialog, system_prompt
+from .companion.checker import ReplyGate, ReplyRules
+from .companion.conversation import Conversation, Plan, Recalled
+from .companion.modes import DEFAULT_MODE
 from .config import Settings
 from .errors import InputError, LLMError, NoSpeechError, VoiceJournalError
 from .llm.base import LLM, GenerationOptions, Message
@@ -47,7 +50,7 @@ from .speech.sentences import SentenceSplitter
 from .speech.stt import LanguagePin, Segment, SttConfig, Transcriber, Transcript
 from .speech.tts import Voice
 from .store import search
-from .store.archive import Archive, TurnRecord
+from .store.archive import Answer, Archive, TurnRecord
 from .store.embedding import Embedder
 
 log = logging.getLogger(__name__)
@@ -147,7 +150,15 @@ class SafetyAlert:
     message: str | None = None
 
 
-SessionEvent = UserSpoke | CompanionReplied | Skipped | SafetyAlert
+@dataclass(frozen=True)
+class ModeChanged:
+    """The person asked for another mode ("let's do a check-in")."""
+
+    session_id: int
+    mode: str
+
+
+SessionEvent = UserSpoke | CompanionReplied | Skipped | SafetyAlert | ModeChanged
 
 
 @dataclass(frozen=True)
@@ -200,14 +211,19 @@ def reply_options(settings: Settings) -> GenerationOptions:
 
 def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
                 turn_end: float, options: GenerationOptions = GenerationOptions(),
-                cancel: threading.Event | None = None) -> SpokenReply:
+                cancel: threading.Event | None = None, *, rules: ReplyRules | None = None,
+                then: str | None = None) -> SpokenReply:
     """Stream a reply from the LLM and speak it sentence by sentence.
 
     ``turn_end`` is the ``perf_counter`` time at which the person's turn was
     judged over; the timings are measured from it. Setting ``cancel`` (from
     any thread) stops the generation at its next token and the voice at its
-    next sentence; the caller silences the sink itself.
+    next sentence; the caller silences the sink itself. ``rules`` hold the
+    reply to a length and a number of questions as it streams (what breaks
+    them is not spoken, and the model is stopped); ``then`` is fixed words
+    spoken after the model's (a check-in's next question).
     """
+    gate = ReplyGate(rules) if rules is not None else None
     cancel = cancel or threading.Event()
     sentences: queue.Queue[str | None] = queue.Queue()
     spoken: list[str] = []
@@ -255,18 +271,29 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
                 continue  # the stream ends at its next step
             text.append(delta)
             for s in splitter.feed(delta):
+                if gate is not None and not gate.admit(s):
+                    continue
                 marks.setdefault("first_sentence", time.perf_counter())
                 sentences.put(s)
                 sent.append(s)
+            if gate is not None and gate.done:
+                stream.cancel()  # the rest would not be spoken: stop paying for it
     except LLMError as e:
         error = e
     finally:
         rest = [] if cancel.is_set() else splitter.flush()
+        if gate is not None:
+            rest = [s for s in rest if gate.admit(s)]
         if rest and sent and stream.usage is not None and stream.usage.stopped == "length":
             # The reply hit its length limit mid-sentence: end on the last whole sentence
             # rather than speak a dangling "And you".
             rest = []
             text = [" ".join(sent)]
+        if gate is not None and gate.trimmed:
+            text = [" ".join([*sent, *rest])]  # what is spoken is what is kept
+        if then and not cancel.is_set() and (sent or rest) and error is None:
+            rest = [*rest, then]
+            text = ["".join(text).strip() + " " + then]
         if rest:
             marks.setdefault("first_sentence", time.perf_counter())
         for s in rest:
@@ -311,16 +338,20 @@ class FileSession:
         self.archive = archive
         self.settings = settings
         self.sink = sink
-        self.mode = mode
         self.on_event = on_event
         self.on_progress = on_progress
-        self.dialog = Dialog(system_prompt(mode))
         self.session_id: int | None = None
+        self.conv = Conversation(mode, locale=settings.locale, ask_mood=settings.mood_check,
+                                 recall=recaller(archive, engines.embedder, lambda: self.session_id)
+                                 if settings.memory else None)
         self._idx = 0
         self._languages: collections.Counter[str] = collections.Counter()
         self._timings: list[dict[str, float]] = []
         self._pin = LanguagePin(settings.language)
-        self._guard = safety.SessionGuard(settings.locale)
+
+    @property
+    def mode(self) -> str:
+        return self.conv.mode.name
 
     def _segmenter(self) -> Segmenter:
         return Segmenter(SegmenterConfig(end_silence_ms=self.settings.end_silence_ms,
@@ -331,7 +362,7 @@ class FileSession:
         path = Path(path)
         pcm.info(path)  # a bad file fails before any model time is spent
         llm = self.engines.llm
-        warm = threading.Thread(target=llm.warm, args=(self.dialog.messages(),), name="llm-warm", daemon=True)
+        warm = threading.Thread(target=llm.warm, args=(self.conv.dialog.messages(),), name="llm-warm", daemon=True)
         warm.start()  # the system prompt evaluates while the first turn is heard
         seg = self._segmenter()
         status = "interrupted"
@@ -367,7 +398,7 @@ class FileSession:
         return SessionResult(self.session_id, users, len(self._timings) - users, tuple(self._timings))
 
     def _embed(self, text: str):
-        return self.engines.embedder.embed([text])[0] if self.engines.embedder is not None else None
+        return self.engines.embedder.embed([text])[0] if self.engines.embedder is not None and text else None
 
     def _turn(self, u: Utterance, turn_end: float, vad_s: float, source: str) -> None:
         engines = self.engines
@@ -380,27 +411,30 @@ class FileSession:
             self.session_id = self.archive.begin_session(
                 mode=self.mode, source=f"file:{Path(source).name}", models=engines.names()
             )
+        plan = self.conv.turn(transcript.text)  # the safety check sees their words before the model does
         user_timings = {"vad_s": vad_s, "stt_s": transcript.stt_s}
-        check = self._guard.check(transcript.text)  # before the model sees a word of it
         self.archive.add_turn(TurnRecord(
             self.session_id, self._idx, "user", transcript.text, pcm.to_flac(u.clip), u.clip.rate,
             u.start, u.end, u.duration, transcript.language, round(transcript.confidence, 4),
             user_timings, engines.transcriber.name, embedding=self._embed(transcript.text),
-            **_flag(check),
+            **_flag(plan.check),
         ))
+        _keep_answers(self.archive, self.session_id, self._idx, plan)
         self._languages[transcript.language] += 1
         self._timings.append(user_timings)
         self.on_event(UserSpoke(self.session_id, self._idx, transcript.text, u.start, u.end, transcript.language))
         self._idx += 1
-        if check.level != "none":
-            self.on_event(SafetyAlert(self.session_id, self._idx - 1, check.level, check.reasons,
-                                      self._guard.message() if check.crisis else None))
-        if check.crisis:
-            self._crisis_message(transcript.text)
+        if plan.check.level != "none":
+            self.on_event(SafetyAlert(self.session_id, self._idx - 1, plan.check.level, plan.check.reasons,
+                                      plan.fixed if plan.crisis else None))
+        if plan.switched:
+            self.on_event(ModeChanged(self.session_id, plan.mode))
+        if plan.fixed is not None:
+            self._fixed(plan)
             return
 
-        messages = _with_note(self.dialog.add_user(transcript.text), self._guard.model_note(check))
-        reply = speak_reply(engines.llm, engines.voice, messages, self.sink, turn_end, reply_options(self.settings))
+        reply = speak_reply(engines.llm, engines.voice, plan.messages, self.sink, turn_end,
+                            reply_options(self.settings), rules=plan.rules, then=plan.then)
         text = reply.text or FALLBACK_REPLY
         if not reply.text and reply.error is None and engines.voice is not None:
             # The model said nothing: a gentle fixed line rather than silence.
@@ -418,8 +452,9 @@ class FileSession:
             duration_s=len(reply.audio) / reply.rate if has_audio else None,
             timings=timings, model=f"{engines.llm.backend}:{engines.llm.model}",
             partial=reply.error is not None, embedding=self._embed(text),
+            recalled=tuple(r.as_dict() for r in plan.recalled),
         ))
-        self.dialog.add_assistant(text)
+        self.conv.replied(text)
         self._timings.append(timings)
         self.on_event(CompanionReplied(self.session_id, self._idx, text, timings, reply.error is not None))
         self._idx += 1
@@ -429,21 +464,19 @@ class FileSession:
         if reply.error is not None:
             raise reply.error
 
-
-    def _crisis_message(self, said: str) -> None:
-        """The fixed, reviewed words for a crisis, spoken and archived instead of a reply."""
-        text = self._guard.message()
+    def _fixed(self, plan: Plan) -> None:
+        """Fixed words instead of a model reply: the crisis message, a mode's opening, a mood question."""
+        text = plan.fixed
         voice = self.engines.voice
         audio = speak_reply_text(voice, text, self.sink) if voice is not None else np.zeros(0, np.int16)
         self.archive.add_turn(TurnRecord(
             self.session_id, self._idx, "assistant", text,
             pcm.to_flac(pcm.Clip(audio, voice.rate)) if len(audio) else None, voice.rate if len(audio) else None,
             duration_s=len(audio) / voice.rate if len(audio) else None, timings={},
-            model="safety", embedding=self._embed(text), safety="crisis", safety_reasons=("crisis message",),
+            model=_fixed_model(plan, voice), embedding=self._embed(text), **_crisis_flag(plan),
         ))
         self.archive.release()
-        self.dialog.add_user(said)
-        self.dialog.add_assistant(text)
+        self.conv.replied(text)
         self._timings.append({})
         self.on_event(CompanionReplied(self.session_id, self._idx, text, {}))
         self._idx += 1
@@ -451,16 +484,55 @@ class FileSession:
             self.sink.gap(0.6, voice.rate)
 
 
+MEMORY_MIN_SCORE = 0.5  # a hybrid score (cosine plus keyword bonus) below which a past turn rarely relates
+MEMORY_TURNS = 2
+
+
+def recaller(archive: Archive, embedder: Embedder | None,
+             current: Callable[[], int | None]) -> Callable[[str], list[Recalled]] | None:
+    """The companion's memory: the person's past turns most related to what they just said.
+
+    Found with the journal's own search (so what memory sees is what
+    ``voice-journal search`` finds), from other sessions than ``current()``.
+    """
+    if embedder is None:
+        return None
+
+    def recall(text: str) -> list[Recalled]:
+        if len(text.split()) < 4:  # "yes", "thank you": nothing to relate
+            return []
+        try:
+            hits = search.search(archive, text[:1000], embedder=embedder, limit=MEMORY_TURNS + 6,
+                                 filters=search.Filters(role="user"))
+        except VoiceJournalError as e:  # memory is a courtesy: never let it stop a reply
+            log.warning("memory not searched: %s", e)
+            return []
+        now = current()
+        return [Recalled(h.session_id, h.idx, h.at, h.text, h.score) for h in hits
+                if h.session_id != now and h.score >= MEMORY_MIN_SCORE][:MEMORY_TURNS]
+
+    return recall
+
+
+def _keep_answers(archive: Archive, session_id: int, idx: int, plan: Plan) -> None:
+    """Archive what a turn answered (a check-in's field, a mood rating) and a mode the person asked for."""
+    for field_, text, value in plan.answers:
+        archive.add_answer(Answer(session_id, idx, plan.mode, field_, text, value))
+    if plan.switched:
+        archive.set_mode(session_id, plan.mode)
+
+
+def _fixed_model(plan: Plan, voice: Voice | None) -> str:
+    return "safety" if plan.crisis else (voice.name if voice is not None else "fixed")
+
+
+def _crisis_flag(plan: Plan) -> dict:
+    return {"safety": "crisis", "safety_reasons": ("crisis message",)} if plan.crisis else {}
+
+
 def _flag(check: safety.Assessment) -> dict:
     """A turn's safety fields for the archive."""
     return {} if check.level == "none" else {"safety": check.level, "safety_reasons": check.reasons}
-
-
-def _with_note(messages: list[Message], note: str | None) -> list[Message]:
-    """The messages with a note for the model added to the person's last turn (the dialog keeps their words)."""
-    if note is None:
-        return messages
-    return [*messages[:-1], Message("user", f"{messages[-1].content}\n\n{note}")]
 
 
 def speak_reply_text(voice: Voice, text: str, sink: AudioSink | None) -> np.ndarray:
@@ -504,7 +576,7 @@ class BargedIn:
     stop_s: float  # from the start of their speech to silence
 
 
-LiveEvent = UserSpoke | CompanionReplied | Skipped | SafetyAlert | Listening | BargedIn
+LiveEvent = UserSpoke | CompanionReplied | Skipped | SafetyAlert | ModeChanged | Listening | BargedIn
 
 
 @dataclass
@@ -515,6 +587,7 @@ class _ReplyJob:
     cancel: threading.Event
     result: list  # [SpokenReply] or [exception]
     closing: bool
+    recalled: tuple[Recalled, ...] = ()
 
     def outcome(self) -> SpokenReply:
         self.thread.join()
@@ -564,10 +637,11 @@ class LiveSession:
         self.source = source
         self.sink = sink
         self.options = options
-        self.mode = mode
         self.on_event = on_event
-        self.dialog = Dialog(system_prompt(mode))
         self.session_id: int | None = None
+        self.conv = Conversation(mode, locale=settings.locale, ask_mood=settings.mood_check,
+                                 recall=recaller(archive, engines.embedder, lambda: self.session_id)
+                                 if settings.memory else None)
         self.state = "starting"  # listening, hearing, thinking, speaking, closing, ended
         self.level_dbfs = -120.0
         self.started = time.monotonic()
@@ -576,10 +650,8 @@ class LiveSession:
         self._timings: list[dict[str, float]] = []
         self._languages: collections.Counter[str] = collections.Counter()
         self._pin = LanguagePin(settings.language)
-        self._guard = safety.SessionGuard(settings.locale)
         self._stt = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="stt")
         self._warmer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="llm-warm")
-        self._pieces = []
         self._seg = self._segmenter()
         self._seg_origin: float | None = None  # session time of the segmenter's first sample
         self._deaf_until = 0.0
@@ -591,6 +663,14 @@ class LiveSession:
         self._crisis_unanswered = False
 
     # -- the public face ---------------------------------------------------
+
+    @property
+    def mode(self) -> str:
+        return self.conv.mode.name
+
+    @property
+    def dialog(self):
+        return self.conv.dialog
 
     @property
     def elapsed(self) -> float:
@@ -613,7 +693,7 @@ class LiveSession:
                     self.source.start()
                 self.started = time.monotonic()
                 if self.options.greet:
-                    self._say(arc.GREETING, greeting=True)
+                    self._say(self.conv.opening(), greeting=True)
                 if waits:
                     self.source.start()
                 self._warmer.submit(self._warm, self.dialog.messages())
@@ -795,25 +875,25 @@ class LiveSession:
             self._utterance = None
             self.on_event(Skipped(u.start, u.end, "no speech" if transcript is None else "no words recognised"))
             return False
-        check = self._guard.check(transcript.text)  # before the model sees a word of it
+        closing = (arc.is_goodbye(transcript.text) or self._time_up()
+                   or (self.options.max_turns is not None and self._user_turns + 1 >= self.options.max_turns))
+        # The safety check sees their words before the model does.
+        plan = self.conv.turn(transcript.text, closing=closing, wrap_up=self._time_up())
         self._archive_user(u.clip, transcript, self._session_time(u.start), self._session_time(u.end), {
             "stt_s": transcript.stt_s, "stt_wait_s": stt_wait, "stt_pieces": float(len(pieces)),
             # 1.0: every word was transcribed during the person's pauses, none after the turn ended.
             "early_stt": float(bool(pieces) and len(u.clip.samples) - covered < pcm.RATE // 4),
-        }, check=check)
+        }, check=plan.check)
+        _keep_answers(self.archive, self.session_id, self._idx - 1, plan)
+        self.archive.release()
         self._utterance = None
-        closing = (arc.is_goodbye(transcript.text) or self._time_up()
-                   or (self.options.max_turns is not None and self._user_turns >= self.options.max_turns))
-        if check.crisis:  # the normal flow stops: fixed, reviewed words instead of a reply
-            self.dialog.add_user(transcript.text)
-            self._say(self._guard.message(), crisis=True)
-            return closing
-        # The notes are for the model only; the dialog keeps their words.
-        messages = _with_note(self.dialog.add_user(transcript.text), self._guard.model_note(check))
-        if closing:
-            messages = _with_note(messages, arc.WRAP_UP_NOTE if self._time_up() else arc.CLOSING_NOTE)
-        self._answer(messages, turn_end, closing)
-        return closing
+        if plan.switched:
+            self.on_event(ModeChanged(self.session_id, plan.mode))
+        if plan.fixed is not None:  # crisis message, a mode's opening, a mood question: fixed, reviewed words
+            self._say(plan.fixed, crisis=plan.crisis, interruptible=not plan.ends)
+        else:
+            self._answer(plan, turn_end)
+        return plan.ends
 
     def _archive_user(self, clip: pcm.Clip, t: Transcript, start: float, end: float,
                       timings: dict[str, float], partial: bool = False, *, check: safety.Assessment) -> None:
@@ -829,7 +909,7 @@ class LiveSession:
         self.on_event(UserSpoke(self.session_id, self._idx, t.text, start, end, t.language))
         if check.level != "none":
             self.on_event(SafetyAlert(self.session_id, self._idx, check.level, check.reasons,
-                                      self._guard.message() if check.crisis else None))
+                                      self.conv.guard.message() if check.crisis else None))
         self._idx += 1
 
     def _embed(self, text: str):
@@ -837,26 +917,28 @@ class LiveSession:
 
     # -- speaking ----------------------------------------------------------
 
-    def _answer(self, messages, turn_end: float, closing: bool) -> None:
+    def _answer(self, plan: Plan, turn_end: float) -> None:
         engines = self.engines
         cancel = threading.Event()
         result: list = []
 
         def work() -> None:
             try:
-                result.append(speak_reply(engines.llm, engines.voice, messages, self.sink, turn_end,
-                                          reply_options(self.settings), cancel=cancel))
+                result.append(speak_reply(engines.llm, engines.voice, plan.messages, self.sink, turn_end,
+                                          reply_options(self.settings), cancel=cancel, rules=plan.rules,
+                                          then=plan.then))
             except BaseException as e:  # handed to the session thread
                 result.append(e)
 
         self.sink.mark()
-        job = _ReplyJob(threading.Thread(target=work, name="reply", daemon=True), cancel, result, closing)
+        job = _ReplyJob(threading.Thread(target=work, name="reply", daemon=True), cancel, result, plan.ends,
+                        plan.recalled)
         self._reply = job
         job.thread.start()
         barge = self._play_while_listening(job)
         reply = job.outcome()
         self._reply = None
-        self._archive_reply(reply, *(barge or (None, None)))
+        self._archive_reply(reply, *(barge or (None, None)), recalled=plan.recalled)
         if reply.error is not None and not reply.text:
             raise reply.error
 
@@ -904,7 +986,8 @@ class LiveSession:
     def _detector_span() -> float:
         return 5 * 0.030  # the voiced frames BargeInDetector needs before it fires
 
-    def _archive_reply(self, reply: SpokenReply, heard: float | None, stop_s: float | None = None) -> None:
+    def _archive_reply(self, reply: SpokenReply, heard: float | None, stop_s: float | None = None, *,
+                       recalled: tuple[Recalled, ...] = ()) -> None:
         """Archive a reply; ``heard``: the samples played before it was cut (barge-in, Ctrl-C)."""
         engines = self.engines
         text, audio = reply.text or FALLBACK_REPLY, reply.audio
@@ -917,7 +1000,7 @@ class LiveSession:
         if stop_s is not None:
             timings["barge_in_stop_s"] = stop_s
         if not text and not len(audio):
-            self.dialog.add_assistant("…")  # keep user/assistant pairs for the cache
+            self.conv.replied("")  # keep user/assistant pairs for the cache
             return
         has_audio = len(audio) > 0
         self.archive.add_turn(TurnRecord(
@@ -925,17 +1008,22 @@ class LiveSession:
             pcm.to_flac(pcm.Clip(audio, reply.rate)) if has_audio else None, reply.rate if has_audio else None,
             duration_s=len(audio) / reply.rate if has_audio else None, timings=timings,
             model=f"{engines.llm.backend}:{engines.llm.model}", partial=partial, embedding=self._embed(text),
+            recalled=tuple(r.as_dict() for r in recalled),
         ))
         self.archive.release()
-        self.dialog.add_assistant(text)
+        self.conv.replied(text)
         self._timings.append(timings)
         self._partial = self._partial or partial
         self.on_event(CompanionReplied(self.session_id, self._idx, text, timings, partial))
         self._idx += 1
 
-    def _say(self, text: str, *, greeting: bool = False, crisis: bool = False) -> None:
-        """Speak fixed words (greeting, crisis message, closings) and archive them as the companion's turn."""
-        self.state = "speaking" if greeting or crisis else "closing"
+    def _say(self, text: str, *, greeting: bool = False, crisis: bool = False, interruptible: bool = False) -> None:
+        """Speak fixed words (greeting, crisis message, a mode's opening, closings) and archive them.
+
+        ``greeting``, ``crisis`` and ``interruptible`` words can be talked over with barge-in.
+        """
+        interruptible = interruptible or greeting or crisis
+        self.state = "speaking" if interruptible else "closing"
         self.sink.mark()
         chunks: list[np.ndarray] = []
         heard: int | None = None  # None: all of it
@@ -943,7 +1031,7 @@ class LiveSession:
             for s in self.engines.voice.speak(text):
                 self.sink.write(s.samples, s.rate)
                 chunks.append(s.samples)
-            if (greeting or crisis) and self.options.barge_in:
+            if interruptible and self.options.barge_in:
                 heard = self._play_fixed_with_barge_in()
             else:
                 while self.sink.pending_s > 0:  # keep the level meter alive while it plays
@@ -988,7 +1076,7 @@ class LiveSession:
             **({"safety": "crisis", "safety_reasons": ("crisis message",)} if crisis else {}),
         ))
         self.archive.release()
-        self.dialog.add_assistant(text or "…")
+        self.conv.replied(text)
         self.on_event(CompanionReplied(self.session_id, self._idx, text, {}, partial))
         self._idx += 1
 
@@ -1008,7 +1096,7 @@ class LiveSession:
                 heard = self.sink.played
                 job.cancel.set()
                 self.sink.stop()
-                self._archive_reply(job.outcome(), heard)
+                self._archive_reply(job.outcome(), heard, recalled=job.recalled)
             elif self._utterance is not None:  # a whole turn heard, not archived yet
                 u, self._utterance = self._utterance, None
                 self._archive_unanswered(u.clip, self._session_time(u.start), self._session_time(u.end),
@@ -1025,7 +1113,7 @@ class LiveSession:
             return
         try:
             if self._crisis_unanswered:  # they said it, then Ctrl-C: the helplines matter more than a goodbye
-                self._say(self._guard.message(), crisis=True)
+                self._say(self.conv.guard.message(), crisis=True)
             else:
                 self._say(arc.CLOSING_INTERRUPTED)
         except KeyboardInterrupt:
@@ -1035,7 +1123,7 @@ class LiveSession:
         transcript = self.engines.transcriber.transcribe(clip, self._pin.language)
         if not transcript.text and not partial:
             return
-        check = self._guard.check(transcript.text)
+        check = self.conv.guard.check(transcript.text)
         self._archive_user(clip, transcript, start, end, {"stt_s": transcript.stt_s}, partial=partial, check=check)
         self._crisis_unanswered = check.crisis
         self._partial = self._partial or partial

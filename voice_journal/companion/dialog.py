@@ -8,21 +8,8 @@ append-only list, each reply evaluates only the newest turn.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib import resources
 
 from ..llm.base import Message
-
-DEFAULT_MODE = "free"
-
-
-def system_prompt(mode: str = DEFAULT_MODE) -> str:
-    """The prompt file of a mode (``companion/prompts/<mode>.md``)."""
-    path = resources.files(__package__).joinpath("prompts", f"{mode}.md")
-    if not path.is_file():
-        from ..errors import InputError
-
-        raise InputError(f"unknown companion mode {mode!r}")
-    return path.read_text().strip()
 
 
 @dataclass

@@ -33,7 +33,7 @@ from .embedding import coarse
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # Migrations in order; MIGRATIONS[n] takes a journal from version n to n + 1.
 MIGRATIONS: list[str] = [
@@ -156,6 +156,35 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (session_id, idx)
     );
     """,
+    # v6: what a session yields besides its words: structured answers (a check-in's
+    # fields, mood ratings), the past turns the companion recalled, and the summary,
+    # themes and estimated mood written after it. New tables: no rebuild.
+    """
+    CREATE TABLE answers (
+        session_id BIGINT NOT NULL,
+        idx INTEGER NOT NULL,                -- the person's turn that answered
+        mode VARCHAR NOT NULL,               -- 'check-in', 'reframe', ... or 'mood'
+        field VARCHAR NOT NULL,              -- 'feeling', 'event', 'need'; 'before' / 'after' for mood
+        text VARCHAR NOT NULL,
+        value DOUBLE,                        -- a mood rating, 1-10
+        PRIMARY KEY (session_id, idx, field)
+    );
+    CREATE TABLE turn_memory (
+        session_id BIGINT NOT NULL,
+        idx INTEGER NOT NULL,                -- the reply that was given them
+        recalled JSON NOT NULL,              -- [{session, turn, at, text, score}]
+        PRIMARY KEY (session_id, idx)
+    );
+    CREATE TABLE summaries (
+        session_id BIGINT PRIMARY KEY,
+        created_at TIMESTAMP NOT NULL,
+        summary VARCHAR NOT NULL,
+        themes JSON NOT NULL,                -- 1-5 short phrases, lower case
+        mood DOUBLE,                         -- estimated 1-10 from their words; NULL if unclear
+        model VARCHAR,
+        embedding FLOAT[384]                 -- of the summary, for search
+    );
+    """,
 ]
 
 UID_STRIDE = 1_000_000  # turns per session, at most
@@ -187,10 +216,37 @@ class TurnRecord:
     embedding: np.ndarray | None = field(default=None, compare=False, repr=False)  # 384 floats
     safety: str | None = None  # "concern" or "crisis" when the safety check flagged the turn
     safety_reasons: tuple[str, ...] = ()
+    recalled: tuple[dict, ...] = ()  # past turns the companion was reminded of for this reply
 
     @property
     def uid(self) -> int:
         return self.session_id * UID_STRIDE + self.idx
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A structured answer given in a session: a check-in's field, a reframe step, a mood rating."""
+
+    session_id: int
+    idx: int
+    mode: str
+    field: str
+    text: str
+    value: float | None = None  # a mood rating, 1-10
+    at: dt.datetime | None = None  # the session's start (filled when read)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a session was about, written after it (in the background)."""
+
+    session_id: int
+    summary: str
+    themes: tuple[str, ...]
+    mood: float | None  # estimated from their words, 1-10
+    model: str | None = None
+    created_at: dt.datetime | None = None
+    at: dt.datetime | None = None  # the session's start (filled when read)
 
 
 @dataclass(frozen=True)
@@ -453,13 +509,17 @@ class Archive:
         with self._transaction():
             if idx is None:
                 n = self._con.execute("DELETE FROM turns WHERE session_id = ?", [session_id]).fetchone()[0]
-                self._con.execute("DELETE FROM turn_flags WHERE session_id = ?", [session_id])
+                for table in ("turn_flags", "turn_memory", "answers", "summaries"):
+                    self._con.execute(f"DELETE FROM {table} WHERE session_id = ?", [session_id])
                 self._con.execute("DELETE FROM sessions WHERE id = ?", [session_id])
             else:
                 n = self._con.execute("DELETE FROM turns WHERE session_id = ? AND idx = ?", [session_id, idx]).fetchone()[0]
                 if not n:
                     raise InputError(f"session {session_id} has no turn {idx}")
-                self._con.execute("DELETE FROM turn_flags WHERE session_id = ? AND idx = ?", [session_id, idx])
+                for table in ("turn_flags", "turn_memory", "answers"):
+                    self._con.execute(f"DELETE FROM {table} WHERE session_id = ? AND idx = ?", [session_id, idx])
+                # The summary was written from the turn's words: it goes too (it can be written again).
+                self._con.execute("DELETE FROM summaries WHERE session_id = ?", [session_id])
         return int(n)
 
     @property
@@ -523,6 +583,42 @@ class Archive:
             if turn.safety:
                 self._con.execute("INSERT INTO turn_flags VALUES (?, ?, ?, ?)",
                                   [turn.session_id, turn.idx, turn.safety, json.dumps(list(turn.safety_reasons))])
+            if turn.recalled:
+                self._con.execute("INSERT INTO turn_memory VALUES (?, ?, ?)",
+                                  [turn.session_id, turn.idx, json.dumps(list(turn.recalled), default=str)])
+
+    def add_answer(self, answer: Answer) -> None:
+        """Keep a structured answer (a check-in field, a mood rating) in its own transaction."""
+        with self._transaction():
+            self._con.execute("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?)",
+                              [answer.session_id, answer.idx, answer.mode, answer.field, answer.text, answer.value])
+
+    def answers(self, session_id: int | None = None, *, since: dt.datetime | None = None) -> list[Answer]:
+        """Structured answers of one session, or of every session (since a time), oldest first."""
+        rows = self._con.execute(
+            """SELECT a.session_id, a.idx, a.mode, a.field, a.text, a.value, s.started_at
+               FROM answers a JOIN sessions s ON s.id = a.session_id
+               WHERE (? IS NULL OR a.session_id = ?) AND (? IS NULL OR s.started_at >= ?)
+               ORDER BY s.started_at, a.session_id, a.idx, a.field""",
+            [session_id, session_id, since, since]).fetchall()
+        return [Answer(*r) for r in rows]
+
+    def set_summary(self, summary: Summary, embedding: np.ndarray | None = None) -> None:
+        with self._transaction():
+            self._con.execute(
+                "INSERT OR REPLACE INTO summaries VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [summary.session_id, summary.created_at or _now(), summary.summary, json.dumps(list(summary.themes)),
+                 summary.mood, summary.model, None if embedding is None else np.asarray(embedding, np.float32).tolist()])
+
+    def summaries(self, *, since: dt.datetime | None = None, session_id: int | None = None) -> list[Summary]:
+        """Session summaries, oldest session first."""
+        rows = self._con.execute(
+            """SELECT m.session_id, m.summary, m.themes, m.mood, m.model, m.created_at, s.started_at
+               FROM summaries m JOIN sessions s ON s.id = m.session_id
+               WHERE (? IS NULL OR s.started_at >= ?) AND (? IS NULL OR m.session_id = ?)
+               ORDER BY s.started_at, m.session_id""",
+            [since, since, session_id, session_id]).fetchall()
+        return [Summary(r[0], r[1], tuple(json.loads(r[2])), r[3], r[4], r[5], r[6]) for r in rows]
 
     def set_embeddings(self, rows: list[tuple[int, np.ndarray]]) -> None:
         """Store (uid, embedding) pairs, with their sketches, in one transaction."""
@@ -530,6 +626,11 @@ class Archive:
             for uid, vec in rows:
                 self._con.execute("UPDATE turns SET embedding = ?::FLOAT[384], coarse = ?::FLOAT[96] WHERE uid = ?",
                                   [np.asarray(vec, np.float32).tolist(), coarse(vec).tolist(), uid])
+
+    def set_mode(self, session_id: int, mode: str) -> None:
+        """The mode a session moved to (the person asked for it); its answers keep their own."""
+        with self._transaction():
+            self._con.execute("UPDATE sessions SET mode = ? WHERE id = ?", [mode, session_id])
 
     def end_session(self, session_id: int, *, status: str = "complete", language: str | None = None,
                     ended_at: dt.datetime | None = None) -> None:
@@ -564,15 +665,17 @@ class Archive:
         cols = "audio" if with_audio else "NULL"
         rows = self._con.execute(
             f"""SELECT t.session_id, t.idx, role, text, {cols}, sample_rate, start_s, end_s, duration_s, language,
-                       confidence, timings, model, partial, recorded_at, f.level, f.reasons
+                       confidence, timings, model, partial, recorded_at, f.level, f.reasons, m.recalled
                 FROM turns t LEFT JOIN turn_flags f ON f.session_id = t.session_id AND f.idx = t.idx
+                LEFT JOIN turn_memory m ON m.session_id = t.session_id AND m.idx = t.idx
                 WHERE t.session_id = ? ORDER BY t.idx""",
             [session_id],
         ).fetchall()
         return [
             TurnRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
                        json.loads(r[11] or "{}"), r[12], r[13], r[14], safety=r[15],
-                       safety_reasons=tuple(json.loads(r[16])) if r[16] else ())
+                       safety_reasons=tuple(json.loads(r[16])) if r[16] else (),
+                       recalled=tuple(json.loads(r[17])) if r[17] else ())
             for r in rows
         ]
 

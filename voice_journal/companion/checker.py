@@ -1,0 +1,108 @@
+"""Hold a reply to its mode's rules: how long it may be, and how many questions it may ask.
+
+The prompt asks the model for a short reply with at most one question, and a
+small model often writes two questions or runs on. Regenerating would make
+the person wait twice, so the rules are applied to the reply as it streams:
+a :class:`ReplyGate` sees each sentence before it is spoken and lets it
+through, drops it, or ends the reply (the model is then stopped, which also
+saves its time).
+
+>>> gate = ReplyGate(ReplyRules(max_words=60, max_questions=1))
+>>> gate.admit("That sounds like a long day.")
+True
+>>> gate.admit("What felt hardest about it?")
+True
+>>> gate.done  # one question asked: the reply ends on it
+True
+
+:func:`check` says what is wrong with a finished reply, for the evaluation.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_WORD = re.compile(r"[\w'’-]+")
+_MARKUP = re.compile(r"(\*\*|__|^#+\s|^\s*[-•*]\s|^\s*\d+[.)]\s)", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class ReplyRules:
+    """What a reply may be. ``max_questions`` 0: no questions at all (hold-space)."""
+
+    max_words: int = 60
+    max_questions: int = 1
+
+
+def words(text: str) -> int:
+    return len(_WORD.findall(text))
+
+
+def is_question(sentence: str) -> bool:
+    return sentence.rstrip(" \"'”’)").endswith("?")
+
+
+class ReplyGate:
+    """Decides, sentence by sentence, what of a streaming reply is spoken."""
+
+    def __init__(self, rules: ReplyRules):
+        self.rules = rules
+        self.words = 0
+        self.questions = 0
+        self.kept = 0
+        self.trimmed = False  # something the model wrote was not spoken
+        self.done = False  # nothing more will be admitted: stop the model
+
+    def admit(self, sentence: str) -> bool:
+        if self.done:
+            self.trimmed = True
+            return False
+        n = words(sentence)
+        if self.kept and self.words + n > self.rules.max_words:
+            # The first sentence always goes (a reply must say something); after it, the
+            # reply ends on the last whole sentence that fits.
+            self.trimmed = self.done = True
+            return False
+        if is_question(sentence):
+            if self.questions >= self.rules.max_questions:
+                self.trimmed = True
+                # With questions allowed, a second one ends the reply (it belongs at the end);
+                # where none are allowed, a statement may still follow.
+                self.done = self.rules.max_questions > 0
+                return False
+            self.questions += 1
+            if self.questions >= self.rules.max_questions:
+                self.done = True  # the question closes the reply
+        self.words += n
+        self.kept += 1
+        return True
+
+
+def check(text: str, rules: ReplyRules) -> list[str]:
+    """What a finished reply breaks of ``rules``: an empty list when it keeps them."""
+    from ..speech.sentences import SentenceSplitter
+
+    problems = []
+    n = words(text)
+    if n > rules.max_words:
+        problems.append(f"{n} words (at most {rules.max_words})")
+    if n == 0:
+        problems.append("empty")
+    splitter = SentenceSplitter(max_chars=10_000, first_chars=10_000)
+    sentences = [*splitter.feed(text + " "), *splitter.flush()]
+    q = sum(is_question(s) for s in sentences)
+    if q > rules.max_questions:
+        problems.append(f"{q} questions (at most {rules.max_questions})")
+    if _MARKUP.search(text):
+        problems.append("markdown or a list")
+    return problems
+
+
+def trim(text: str, rules: ReplyRules) -> str:
+    """A finished reply cut to the rules, as the gate would have spoken it."""
+    from ..speech.sentences import SentenceSplitter
+
+    splitter = SentenceSplitter(max_chars=10_000, first_chars=10_000)
+    gate = ReplyGate(rules)
+    return " ".join(s for s in [*splitter.feed(text + " "), *splitter.flush()] if gate.admit(s))

@@ -1,0 +1,187 @@
+"""The companion's side of a session: what each of the person's turns gets back.
+
+A session hands every transcript to :meth:`Conversation.turn` and gets a
+:class:`Plan`: either fixed words to speak as they are (the crisis message,
+a mode's opening, the mood questions) or messages for the model with the
+rules its reply must keep and, sometimes, fixed words to say after it (a
+check-in's next question). Then it tells the conversation what was actually
+said with :meth:`Conversation.replied`. The order of the checks is the
+order of what matters:
+
+1. safety: a crisis stops everything (``safety.assess`` sees the words
+   before the model does);
+2. the mood rating the session opened or is closing with;
+3. a spoken request for another mode ("let's do a check-in");
+4. the mode's step: its guide for the model, the field the answer fills;
+5. memory: past turns that relate, offered to the model to mention.
+
+Nothing here touches audio, models or the archive: the session wires those.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Callable
+
+from ..llm.base import Message
+from . import arc, modes, safety
+from .checker import ReplyRules
+from .dialog import Dialog
+from .mood import parse_mood
+
+HELLO = "Hi, I'm here and listening."
+MOOD_BEFORE = "Before we begin: on a scale of one to ten, how are you feeling right now?"
+MOOD_AFTER = "Before you go: on a scale of one to ten, how are you feeling now?"
+GOODBYE_AFTER_MOOD = "Thank you. Take good care of yourself until next time."
+
+
+@dataclass(frozen=True)
+class Recalled:
+    """A past turn of the person's, brought back because it relates to what they just said."""
+
+    session: int
+    turn: int
+    at: dt.datetime  # UTC, naive, as archived
+    text: str
+    score: float
+
+    def as_dict(self) -> dict:
+        return {"session": self.session, "turn": self.turn, "at": self.at.isoformat(),
+                "text": self.text, "score": round(self.score, 3)}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the companion does with one of the person's turns."""
+
+    check: safety.Assessment
+    messages: tuple[Message, ...] = ()  # for the model; empty when the words are fixed
+    fixed: str | None = None  # spoken as it is, instead of a model reply
+    then: str | None = None  # fixed words spoken after the model's reply
+    rules: ReplyRules = ReplyRules()
+    answers: tuple[tuple[str, str, float | None], ...] = ()  # (field, their words, a rating) in ``mode``
+    mode: str = modes.DEFAULT_MODE  # the mode the answers belong to
+    switched: bool = False  # the person asked for this mode with this turn
+    recalled: tuple[Recalled, ...] = ()
+    ends: bool = False  # the session ends once this reply is spoken
+
+    @property
+    def crisis(self) -> bool:
+        return self.check.crisis
+
+
+class Conversation:
+    """One session's conversation: mode, dialog, safety and mood, turn by turn."""
+
+    def __init__(self, mode: str = modes.DEFAULT_MODE, *, locale: str | None = None, ask_mood: bool = False,
+                 recall: Callable[[str], list[Recalled]] | None = None, now: Callable[[], dt.datetime] | None = None):
+        self.run = modes.ModeRun(modes.load(mode))
+        self.dialog = Dialog(self.run.mode.prompt)
+        self.guard = safety.SessionGuard(locale)
+        self.recall = recall
+        self._now = now or (lambda: dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
+        self._awaiting: str | None = "before" if ask_mood else None  # the mood rating we asked for
+        self._ask_after = ask_mood
+
+    @property
+    def mode(self) -> modes.Mode:
+        return self.run.mode
+
+    def opening(self) -> str:
+        """What the companion says first."""
+        return f"{HELLO} {MOOD_BEFORE if self._awaiting == 'before' else self.mode.opening}"
+
+    def turn(self, text: str, *, closing: bool = False, wrap_up: bool = False) -> Plan:
+        """The person said ``text``; ``closing``: it ends the session (goodbye, the turn or time limit)."""
+        check = self.guard.check(text)  # before anything else sees their words
+        if check.crisis:
+            self._awaiting = self._ask_after = None  # no rating questions after that
+            self.dialog.add_user(text)
+            return Plan(check, fixed=self.guard.message(), mode=self.mode.name, ends=closing)
+
+        if self._awaiting is not None:
+            plan = self._mood_answer(text, check)
+            if plan is not None:
+                return plan
+
+        wanted = modes.requested(text, self.mode.name) if not closing else None
+        if wanted is not None:
+            self.run = modes.ModeRun(wanted)
+            self.dialog.system = wanted.prompt  # the model's cache is rebuilt once, on the next reply
+            self.dialog.add_user(text)
+            return Plan(check, fixed=wanted.opening, mode=wanted.name, switched=True)
+
+        mode = self.mode
+        if closing:
+            step, notes = None, [arc.WRAP_UP_NOTE if wrap_up else arc.CLOSING_NOTE]
+            rules = ReplyRules(mode.max_words, 0)
+        else:
+            step = self.run.turn(text)
+            notes = [step.guide] if step.guide else []
+            rules = step.rules
+            if rules.max_questions == 0 and not step.then and "?" in text:
+                rules = ReplyRules(rules.max_words, 1)  # they asked something: an answer may ask back
+        if note := self.guard.model_note(check):
+            notes.insert(0, note)
+        recalled = tuple(self.recall(text)) if self.recall is not None and not closing else ()
+        if recalled:
+            notes.append(self._memory_note(recalled))
+        messages = self.dialog.add_user(text)
+        if notes:  # for the model only: the dialog keeps their words as they said them
+            content = messages[-1].content + "\n\n" + " ".join(f"({n.strip('()')})" for n in notes)
+            messages = [*messages[:-1], Message("user", content)]
+        then = step.then if step is not None else None
+        ends = closing
+        if closing and self._ask_after:
+            then, ends = MOOD_AFTER, False
+            self._awaiting, self._ask_after = "after", False
+        answers = ((step.field, text, None),) if step is not None and step.field else ()
+        return Plan(check, tuple(messages), then=then, rules=rules, answers=answers, mode=mode.name,
+                    recalled=recalled, ends=ends)
+
+    def replied(self, text: str) -> None:
+        """What the companion actually said (on barge-in, only what was heard)."""
+        self.dialog.add_assistant(text or "…")
+
+    # -- the mood rating ----------------------------------------------------
+
+    def _mood_answer(self, text: str, check: safety.Assessment) -> Plan | None:
+        """The person's answer to a mood question, or None if they went straight to journaling."""
+        kind, self._awaiting = self._awaiting, None
+        value = parse_mood(text)
+        if value is None and len(text.split()) > 12:
+            return None  # no rating: they began to talk, and that matters more
+        answers = (("before" if kind == "before" else "after", text, value),) if value is not None else ()
+        self.dialog.add_user(text)
+        if kind == "after":
+            return Plan(check, fixed=GOODBYE_AFTER_MOOD, answers=answers, mode="mood", ends=True)
+        thanks = "Thank you." if value is not None else "That's all right, we don't need a number."
+        return Plan(check, fixed=f"{thanks} {self.mode.opening}", answers=answers, mode="mood")
+
+    # -- memory ---------------------------------------------------------------
+
+    def _memory_note(self, recalled: tuple[Recalled, ...]) -> str:
+        said = " ".join(f'{_when(r.at, self._now())} they said: "{_clip(r.text)}"' for r in recalled)
+        return (f"From their earlier journal entries: {said} If it truly relates, you may mention it "
+                "naturally and briefly, for example \"last Tuesday you mentioned...\"; if not, ignore it.")
+
+
+def _clip(text: str, limit: int = 220) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + "…"
+
+
+def _when(at: dt.datetime, now: dt.datetime) -> str:
+    """A spoken, relative date: "yesterday", "last Tuesday", "on 3 November" (both times naive UTC)."""
+    at, now = (t.replace(tzinfo=dt.timezone.utc).astimezone() for t in (at, now))  # the person's calendar
+    days = (now.date() - at.date()).days
+    if days <= 0:
+        return "Earlier today"
+    if days == 1:
+        return "Yesterday"
+    if days < 7:
+        return f"On {at:%A}"
+    if days < 14:
+        return f"Last {at:%A}" if at.weekday() <= now.weekday() else f"On {at:%A} {at.day} {at:%B}"
+    return f"On {at.day} {at:%B}" + ("" if at.year == now.year else f" {at.year}")
