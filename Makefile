@@ -71,6 +71,7 @@ bench: setup-models virtual-audio
 	$(PY) benchmarks/pipeline.py
 	$(PY) benchmarks/live.py
 	$(PY) benchmarks/search.py
+	$(PY) benchmarks/companion_eval.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache

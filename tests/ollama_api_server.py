@@ -97,6 +97,8 @@ class OllamaAPIServer:
                     temperature=float(opts.get("temperature", 0.8)),
                     top_p=float(opts.get("top_p", 0.9)),
                     repeat_penalty=float(opts.get("repeat_penalty", 1.1)),
+                    # Ollama's "format": "json" or a JSON schema, enforced by a grammar as Ollama does.
+                    json_schema=({"type": "object"} if body.get("format") == "json" else body.get("format") or None),
                 )
                 messages = [Message(m["role"], m["content"]) for m in body.get("messages", [])]
                 t0 = time.perf_counter_ns()

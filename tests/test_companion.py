@@ -150,6 +150,13 @@ def test_asking_for_a_mode_by_voice_switches_to_it(said, mode):
     assert conv.mode.name == mode and conv.dialog.system == modes.load(mode).prompt
 
 
+@pytest.mark.parametrize("name", [n for n in modes.names()])
+def test_the_example_each_mode_shows_is_understood(name):
+    m = modes.load(name)
+    other = "gratitude" if name == "free" else "free"
+    assert m.ask and modes.requested(m.ask, other) == m
+
+
 @pytest.mark.parametrize("said", [
     "I had a check-in with my manager today and it went badly, and I keep replaying what she said.",
     "My letter from the council arrived.", "I'm grateful, I guess.",
@@ -202,3 +209,159 @@ def test_memory_is_offered_to_the_model_and_kept_with_the_plan():
     assert plan.recalled == (past,) and "Last Tuesday they said" in note and "fight with my brother" in note
     assert conv.dialog.turns[-1].content == "My brother called again and it turned into another argument."
     assert not Conversation("free", recall=None).turn("My brother called.").recalled
+
+
+# -- spoken sessions, real models -------------------------------------------------
+
+
+class SpyLLM:
+    """The real model, with a record of every conversation it was shown (a spy, not a stand-in)."""
+
+    def __init__(self, llm):
+        self._llm = llm
+        self.backend, self.model = llm.backend, llm.model
+        self.shown: list[list] = []
+
+    def stream(self, messages, options=None):
+        self.shown.append(list(messages))
+        return self._llm.stream(messages, options) if options else self._llm.stream(messages)
+
+    def warm(self, messages):
+        self._llm.warm(messages)
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    from voice_journal.store.embedding import Embedder
+
+    return Embedder.load()
+
+
+def test_a_check_in_from_a_recording(tiny_stt, small_llm, voice, embedder, tmp_path):
+    from voice_journal import config
+    from voice_journal.audio import pcm
+    from voice_journal.audio.playback import WavSink
+    from voice_journal.session import Engines, FileSession
+    from voice_journal.store.archive import Archive
+
+    from conftest import spoken
+
+    rec = tmp_path / "check-in.wav"
+    pcm.write_wav(rec, spoken(voice, ["I feel tired but calm.", "My sister called and we laughed a lot.",
+                                      "I need an early night."]))
+    s = config.load(profile="fast", db=tmp_path / "j.duckdb", reply_tokens=48)
+    with Archive.open(s.db) as a:
+        sid = FileSession(Engines(tiny_stt, voice, small_llm, embedder), a, s, sink=WavSink(tmp_path / "r.wav"),
+                          mode="check-in").run(rec).session_id
+        answers = a.answers(sid)
+        turns = a.turns(sid)
+        assert a.session(sid).mode == "check-in"
+    assert [(x.mode, x.field) for x in answers] == [("check-in", "feeling"), ("check-in", "event"),
+                                                    ("check-in", "need")]
+    assert "tired" in answers[0].text.lower() and "sister" in answers[1].text.lower()
+    assert "early night" in answers[2].text.lower()
+    replies = [t.text for t in turns if t.role == "assistant"]
+    steps = modes.load("check-in").steps
+    for reply, step in zip(replies, steps):
+        assert reply.endswith(step.then)  # the app asks the next question itself
+        own = reply[: -len(step.then)]
+        assert "?" not in own and len(own.split()) <= 40, reply  # the model only reflected, within the rules
+
+
+def test_a_live_session_with_a_mood_rating_and_a_mode_asked_for_by_voice(tiny_stt, small_llm, voice, embedder,
+                                                                        tmp_path):
+    from voice_journal import config
+    from voice_journal.audio import pcm
+    from voice_journal.audio.capture import PacedFile
+    from voice_journal.audio.playback import ClockedWavSink
+    from voice_journal.companion.conversation import GOODBYE_AFTER_MOOD, HELLO
+    from voice_journal.session import Engines, LiveOptions, LiveSession, ModeChanged
+    from voice_journal.store.archive import Archive
+
+    from conftest import spoken
+
+    rec = tmp_path / "talk.wav"
+    pcm.write_wav(rec, spoken(voice, ["About a six.", "Let's do a check-in.", "A bit anxious about tomorrow.",
+                                      "That's all for today.", "Maybe a seven."]))
+    s = config.load(profile="fast", db=tmp_path / "j.duckdb", reply_tokens=32, mood_check=True)
+    events = []
+    with Archive.open(s.db) as a:
+        result = LiveSession(Engines(tiny_stt, voice, small_llm, embedder), a, s, PacedFile(rec),
+                             ClockedWavSink(None), LiveOptions(max_turns=8), on_event=events.append).run()
+        turns = a.turns(result.session_id)
+        answers = a.answers(result.session_id)
+        assert a.session(result.session_id).mode == "check-in"
+    assert turns[0].text == f"{HELLO} {MOOD_BEFORE}"
+    assert result.user_turns == 5 and turns[-1].text == GOODBYE_AFTER_MOOD
+    got = {(x.mode, x.field): x for x in answers}
+    assert got[("mood", "before")].value == 6 and got[("mood", "after")].value == 7
+    assert "anxious" in got[("check-in", "feeling")].text.lower()
+    assert [e.mode for e in events if isinstance(e, ModeChanged)] == ["check-in"]
+    opening = next(t for t in turns if t.role == "assistant" and t.idx > 2 and "check-in" in t.text.lower())
+    assert opening.text == modes.load("check-in").opening
+    assert any(t.text.endswith(MOOD_AFTER) for t in turns if t.role == "assistant")
+
+
+def test_memory_brings_back_a_related_past_entry(tiny_stt, small_llm, voice, embedder, tmp_path):
+    from voice_journal import config
+    from voice_journal.audio import pcm
+    from voice_journal.session import Engines, FileSession, write_entry
+    from voice_journal.store.archive import Archive
+
+    from conftest import spoken
+
+    rec = tmp_path / "talk.wav"
+    pcm.write_wav(rec, spoken(voice, ["My brother called again and we argued about selling the house."]))
+    past = dt.datetime(2026, 11, 10, 19, 0)
+    with Archive.open(tmp_path / "j.duckdb") as a:
+        old = write_entry(a, embedder, "I had a huge fight with my brother about selling our parents' house.", at=past)
+        write_entry(a, embedder, "The garden needs work before the frost comes.", at=past)
+        for memory in (True, False):
+            llm = SpyLLM(small_llm)
+            s = config.load(profile="fast", db=tmp_path / "j.duckdb", reply_tokens=24, memory=memory)
+            sid = FileSession(Engines(tiny_stt, voice, llm, embedder), a, s).run(rec).session_id
+            reply = [t for t in a.turns(sid) if t.role == "assistant"][0]
+            if memory:
+                assert [r["session"] for r in reply.recalled] == [old]
+                assert "fight with my brother" in llm.shown[0][-1].content  # offered to the model...
+                assert "fight" not in next(m for m in llm.shown[0] if m.role == "system").content
+            else:
+                assert reply.recalled == () and "earlier journal" not in llm.shown[0][-1].content
+
+
+@pytest.mark.parametrize("sentence", [
+    "You should talk to your manager about it.", "Try to get some rest tonight.", "It might help to write it down.",
+    "Have you tried going for a walk?", "Take a deep breath and be gentle with yourself.",
+    "Reach out to someone you trust.", "I suggest making a list.", "It's important to set boundaries.",
+])
+def test_unasked_advice_is_left_out(sentence):
+    gate = ReplyGate(ReplyRules(60, 1))
+    assert gate.admit("That sounds really hard.") and not gate.admit(sentence) and gate.trimmed
+    assert "advice, unasked" in check(f"That sounds really hard. {sentence}", ReplyRules(60, 1))
+    assert ReplyGate(ReplyRules(60, 1, advice=True)).admit(sentence)
+
+
+@pytest.mark.parametrize("sentence", [
+    "You sound exhausted, and it makes sense after a week like that.", "What would feel supportive right now?",
+    "You tried so hard to make it work.", "It's important to you that your sister feels heard.",
+])
+def test_reflection_is_not_mistaken_for_advice(sentence):
+    assert ReplyGate(ReplyRules(60, 1)).admit(sentence)
+
+
+def test_advice_is_allowed_when_they_ask_for_it():
+    conv = Conversation("free")
+    assert not conv.turn("Work was awful today.").rules.advice
+    conv.replied("That sounds hard.")
+    assert conv.turn("What should I do about my boss?").rules.advice
+    held = Conversation("hold-space")
+    assert held.turn('My sister said "why don\'t you just move?" and I froze.').rules.max_questions == 0
+
+
+def test_the_models_echo_of_a_note_is_not_spoken():
+    from voice_journal.speech.sentences import speakable
+
+    echoed = "That took courage. (Step 3 of 4: they explored other interpretations.) What feels truer now?"
+    assert speakable(echoed) == "That took courage. What feels truer now?"
+    assert "a bracketed note" in check(echoed, ReplyRules(60, 1))
+    assert speakable("I'm here (always).") == "I'm here (always)."

@@ -176,6 +176,28 @@ def session(
     out.print(f"[green]Saved session {result.session_id}[/]: {result.user_turns} turns in {settings.db}"
               + (f"; replies in {reply_audio}" if reply_audio else ""))
     out.print(f"[dim]See it again with: voice-journal show {result.session_id}[/dim]")
+    _summarise_later(settings, [result.session_id])
+
+
+def _summarise_later(settings, session_ids: list[int]) -> None:
+    """Summarise sessions in a background process, so that nobody waits for it."""
+    if not settings.summaries:
+        return
+    args = [sys.executable, "-m", "voice_journal", "summarize", *map(str, session_ids), "--background",
+            "--db", str(settings.db),
+            "--backend", settings.backend, "--llm-model", settings.llm_model, "--ollama-model", settings.ollama_model,
+            "--ollama-host", settings.ollama_host]
+    typed = _TYPED.get(Path(settings.db).resolve())
+    try:
+        child = subprocess.Popen(args, stdin=subprocess.PIPE if typed else subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        if typed:
+            child.stdin.write(typed.encode() + b"\n")
+            child.stdin.close()
+    except OSError as e:
+        log.warning("no background summary: %s", e)
+        return
+    err.print("[dim]summarising in the background (`voice-journal show` and `insights` will include it)[/dim]")
 
 
 def _print_mode(name: str) -> None:
@@ -290,6 +312,7 @@ def _live_session(settings, input: Optional[Path], reply_audio: Optional[Path], 
     else:
         out.print(f"[green]Saved session {result.session_id}[/]: {result.user_turns} turns in {settings.db}"
                   + (f"; replies in {reply_audio}" if reply_audio else ""))
+        _summarise_later(settings, [result.session_id])
     if source.overflows or source.dropped:
         err.print(f"[yellow]the microphone overflowed {source.overflows} times; {source.dropped} blocks were dropped "
                   "(the machine was too busy)[/yellow]")
@@ -371,11 +394,16 @@ def transcribe(
 # -- the journal --------------------------------------------------------------
 
 
+_TYPED: dict[Path, str] = {}  # passphrases typed at a prompt, handed to the background summary on its stdin
+
+
 def _passphrase(path: Path, *, confirm: bool = False) -> str:
     """The journal's passphrase: VOICE_JOURNAL_PASSPHRASE, the OS keyring, or a prompt."""
     env = os.environ.get("VOICE_JOURNAL_PASSPHRASE")
     if env:
         return env
+    if path.resolve() in _TYPED:
+        return _TYPED[path.resolve()]
     try:  # the keyring package is optional: use it where the person has one
         import keyring
 
@@ -393,6 +421,7 @@ def _passphrase(path: Path, *, confirm: bool = False) -> str:
         raise InputError("the two passphrases differ; nothing was changed")
     if not phrase:
         raise InputError("the passphrase is empty")
+    _TYPED[path.resolve()] = phrase
     return phrase
 
 
@@ -469,16 +498,30 @@ def show(session_ref: str = typer.Argument(..., metavar="SESSION"), db: Optional
     with _open_journal(db) as a:
         s = a.session(sid)
         turns = a.turns(sid)
+        answers = a.answers(sid)
+        summary = next(iter(a.summaries(session_id=sid)), None)
     if as_json:
         print(json.dumps({"session": s.id, "started": s.started_at.isoformat() + "Z", "mode": s.mode,
-                          "models": s.models, "turns": [{"turn": t.idx, "role": t.role, "at": t.at.isoformat() + "Z",
+                          "models": s.models,
+                          "summary": {"text": summary.summary, "themes": list(summary.themes), "mood": summary.mood}
+                          if summary else None,
+                          "answers": [{"turn": x.idx, "mode": x.mode, "field": x.field, "text": x.text,
+                                       "value": x.value} for x in answers],
+                          "turns": [{"turn": t.idx, "role": t.role, "at": t.at.isoformat() + "Z",
                                                          "text": t.text, "start": t.start_s, "end": t.end_s,
                                                          "timings": t.timings, "partial": t.partial,
-                                                         "safety": t.safety, "safety_reasons": list(t.safety_reasons)}
+                                                         "safety": t.safety, "safety_reasons": list(t.safety_reasons),
+                                                         "recalled": list(t.recalled)}
                                                         for t in turns]},
                          ensure_ascii=False, indent=2))
         return
     out.print(f"[bold]Session {s.id}[/] · {_local(s.started_at)} · {s.mode} · {escape(s.source or '')}")
+    if summary:
+        mood = f" · mood about {summary.mood:g}/10" if summary.mood is not None else ""
+        out.print(f"[italic]{escape(summary.summary)}[/] [dim]({escape(', '.join(summary.themes))}{mood})[/]")
+    for x in answers:
+        value = f" → {x.value:g}/10" if x.value is not None else ""
+        out.print(f"[dim]{escape(x.mode)} · {escape(x.field)}:[/] {escape(x.text)}{value}")
     for t in turns:
         clock = t.at.replace(tzinfo=dt.timezone.utc).astimezone().strftime("%H:%M:%S")
         who = "[bold cyan]You[/]" if t.role == "user" else "[bold magenta]Companion[/]"
@@ -486,6 +529,9 @@ def show(session_ref: str = typer.Argument(..., metavar="SESSION"), db: Optional
         cut = " [dim](cut short)[/]" if t.partial else ""
         flag = f" [bold red]⚑ {t.safety}[/] [dim]({escape(', '.join(t.safety_reasons))})[/]" if t.safety else ""
         out.print(f"[dim]{clock}[/] {who}{offset}{cut}{flag}  {escape(t.text)}")
+        for r in t.recalled:
+            out.print(f"[dim]    ↺ recalled session {r.get('session')}, turn {r.get('turn')}: "
+                      f"{escape(str(r.get('text', ''))[:80])}[/]")
 
 
 def _when(text: Optional[str], option: str) -> Optional[dt.datetime]:
@@ -639,9 +685,11 @@ def write(
         text = sys.stdin.read()
     when = _when(at, "--at")
     embedder = Embedder.load()
-    with _archive(_settings(db)) as a:
+    settings = _settings(db)
+    with _archive(settings) as a:
         sid = write_entry(a, embedder, text, when)
     out.print(f"[green]Saved as session {sid}[/]")
+    _summarise_later(settings, [sid])
 
 
 @app.command("import")
@@ -667,6 +715,7 @@ def import_(
         except VoiceJournalError as e:
             err.print(f"error: {escape(str(e))}")
             worst = max(worst, e.exit_code)
+    imported = []
     if good:
         transcriber = load_transcriber(settings)
         embedder = Embedder.load()
@@ -685,8 +734,72 @@ def import_(
                     out.print(f"{escape(str(f))}: skipped, {r.skipped}")
                 else:
                     out.print(f"[green]{escape(str(f))}[/]: session {r.session_id}, {r.turns} turns")
+                    imported.append(r.session_id)
+    if imported:
+        _summarise_later(settings, imported)
     if worst:
         raise typer.Exit(worst)
+
+
+@app.command("modes")
+def list_modes(as_json: bool = JsonOption) -> None:
+    """The companion's modes (files in voice_journal/companion/modes/)."""
+    from .companion import modes
+
+    found = [modes.load(n) for n in modes.names()]
+    if as_json:
+        print(json.dumps([{"mode": m.name, "title": m.title, "summary": m.summary, "opening": m.opening,
+                           "steps": [st.field for st in m.steps], "ask": m.ask} for m in found],
+                         ensure_ascii=False, indent=2))
+        return
+    table = Table("mode", "what it is", "say")
+    for m in found:
+        table.add_row(m.name, escape(m.summary), escape(f"“{m.ask}”") if m.ask else "")
+    out.print(table)
+    out.print("[dim]voice-journal session --mode NAME, or ask for one aloud in a session[/dim]")
+
+
+@app.command()
+def summarize(
+    sessions: Optional[List[str]] = typer.Argument(None, metavar="[SESSION]...", help="Sessions to summarise "
+                                                   "(default: every finished session without a summary)."),
+    db: Optional[Path] = DbOption,
+    fast: bool = FastOption,
+    backend: Optional[str] = typer.Option(None, "--backend", help="auto, ollama or embedded."),
+    ollama_model: Optional[str] = typer.Option(None, "--ollama-model", help="Model name on the Ollama server."),
+    ollama_host: Optional[str] = typer.Option(None, "--ollama-host", help="Ollama server (default OLLAMA_HOST)."),
+    llm_model: Optional[str] = typer.Option(None, "--llm-model", help="Embedded model: registry name or GGUF path."),
+    background: bool = typer.Option(False, "--background", hidden=True),
+) -> None:
+    """Write each session's summary, themes and estimated mood (sessions do this by themselves, in the background)."""
+    from .session import load_engines, summarise_sessions
+
+    if background:
+        os.nice(10)  # the person may already be in their next session
+        if not sys.stdin.isatty():
+            phrase = sys.stdin.readline().strip()
+            if phrase:
+                _TYPED[(db or _settings().db).resolve()] = phrase
+    ids = [_session_id(s) for s in sessions] if sessions else None
+    settings = _settings(db, fast, backend=backend, ollama_model=ollama_model, ollama_host=ollama_host,
+                         llm_model=llm_model)
+    archive = _archive(settings)
+    try:
+        for sid in ids or []:
+            archive.session(sid)  # an unknown session fails before the model loads
+        archive.release()
+        with err.status("loading the companion's model") as status:
+            engines = load_engines(settings, voice=False, stt=False, on_status=lambda s: status.update(s))
+
+        def done(s) -> None:
+            mood = f" · mood about {s.mood:g}/10" if s.mood is not None else ""
+            out.print(f"[bold]Session {s.session_id}[/] · {escape(', '.join(s.themes))}{mood}\n  {escape(s.summary)}")
+
+        written = summarise_sessions(archive, engines.llm, engines.embedder, ids, on_done=done)
+    finally:
+        archive.close()
+    if not written:
+        out.print("Nothing to summarise." if ids is None else "No summary could be written (see --verbose).")
 
 
 @app.command()

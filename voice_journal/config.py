@@ -55,6 +55,7 @@ class Settings:
     locale: str = ""  # "en-US", "en-GB", ...: whose crisis helplines to give; "" reads LC_ALL/LANG
     memory: bool = True  # the companion may recall related past turns (they never leave the machine)
     mood_check: bool = False  # ask for a 1-10 mood rating at the start and the end of a live session
+    summaries: bool = True  # after a session, summarise it (themes, estimated mood) in the background
     gentle_notes: bool = True  # a note at the start when journaling may be turning into rumination
 
     def with_(self, **changes) -> "Settings":

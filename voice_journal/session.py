@@ -43,6 +43,7 @@ from .companion import arc, safety
 from .companion.checker import ReplyGate, ReplyRules
 from .companion.conversation import Conversation, Plan, Recalled
 from .companion.modes import DEFAULT_MODE
+from .companion.summary import summarise
 from .config import Settings
 from .errors import InputError, LLMError, NoSpeechError, VoiceJournalError
 from .llm.base import LLM, GenerationOptions, Message
@@ -50,7 +51,7 @@ from .speech.sentences import SentenceSplitter
 from .speech.stt import LanguagePin, Segment, SttConfig, Transcriber, Transcript
 from .speech.tts import Voice
 from .store import search
-from .store.archive import Answer, Archive, TurnRecord
+from .store.archive import Answer, Archive, Summary, TurnRecord
 from .store.embedding import Embedder
 
 log = logging.getLogger(__name__)
@@ -64,13 +65,13 @@ FALLBACK_REPLY = "I'm here, and I'm listening. Take your time."
 class Engines:
     """The loaded models a session needs."""
 
-    transcriber: Transcriber
+    transcriber: Transcriber | None  # None only for work without audio (summaries)
     voice: Voice | None
     llm: LLM | None
     embedder: Embedder | None = None  # for search; a turn is archived without a vector if None
 
     def names(self) -> dict[str, str]:
-        out = {"stt": self.transcriber.name}
+        out = {"stt": self.transcriber.name} if self.transcriber is not None else {}
         if self.llm is not None:
             out["llm"] = f"{self.llm.backend}:{self.llm.model}"
         if self.voice is not None:
@@ -84,12 +85,14 @@ def load_transcriber(settings: Settings) -> Transcriber:
                        SttConfig(language=settings.language or None, threads=settings.threads or 2))
 
 
-def load_engines(settings: Settings, *, voice: bool = True, llm: bool = True,
+def load_engines(settings: Settings, *, voice: bool = True, llm: bool = True, stt: bool = True,
                  on_status: Callable[[str], None] = lambda s: None) -> Engines:
     """Load (and on first use assemble and verify) the configured models."""
     threads = settings.threads or None
-    on_status(f"loading speech recognition ({settings.stt_model})")
-    transcriber = load_transcriber(settings)
+    transcriber = None
+    if stt:
+        on_status(f"loading speech recognition ({settings.stt_model})")
+        transcriber = load_transcriber(settings)
     the_llm = None
     if llm:
         from .llm.select import open_llm
@@ -291,9 +294,10 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
             text = [" ".join(sent)]
         if gate is not None and gate.trimmed:
             text = [" ".join([*sent, *rest])]  # what is spoken is what is kept
-        if then and not cancel.is_set() and (sent or rest) and error is None:
+        if then and not cancel.is_set() and error is None:
+            # Said even if the gate kept nothing of the model's: the check-in goes on.
             rest = [*rest, then]
-            text = ["".join(text).strip() + " " + then]
+            text = [("".join(text).strip() + " " + then).strip()]
         if rest:
             marks.setdefault("first_sentence", time.perf_counter())
         for s in rest:
@@ -1266,3 +1270,36 @@ def import_recording(archive: Archive, transcriber: Transcriber, embedder: Embed
     search.refresh_index(archive)
     archive.release()
     return Imported(str(path), sid, idx)
+
+
+# -- after a session: what it was about ------------------------------------------
+
+
+def summarise_sessions(archive: Archive, llm: LLM, embedder: Embedder | None, session_ids: list[int] | None = None,
+                       *, on_done: Callable[[Summary], None] = lambda s: None) -> list[Summary]:
+    """Summarise sessions (by default every finished one without a summary yet); return the new summaries.
+
+    The journal is held only to read a session's words and to store its
+    summary, never while the model writes, so a session can record meanwhile.
+    """
+    if session_ids is None:
+        done = {s.session_id for s in archive.summaries()}
+        session_ids = [s.id for s in reversed(archive.sessions()) if s.id not in done and s.status != "open"
+                       and s.user_turns]
+    written = []
+    for sid in session_ids:
+        said = [t.text for t in archive.turns(sid) if t.role == "user"]
+        archive.release()
+        if not said:
+            continue
+        try:
+            found = summarise(llm, said)
+        except ValueError as e:
+            log.warning("session %d not summarised: %s", sid, e)
+            continue
+        summary = Summary(sid, found.summary, found.themes, found.mood, f"{llm.backend}:{llm.model}")
+        archive.set_summary(summary, embedder.embed([found.summary])[0] if embedder is not None else None)
+        archive.release()
+        written.append(summary)
+        on_done(summary)
+    return written

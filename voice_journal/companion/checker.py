@@ -24,15 +24,38 @@ import re
 from dataclasses import dataclass
 
 _WORD = re.compile(r"[\w'’-]+")
+_ASIDE = re.compile(r"[(\[][^()\[\]]*?\S+(?:\s+\S+){3,}[^()\[\]]*?[)\]]")
 _MARKUP = re.compile(r"(\*\*|__|^#+\s|^\s*[-•*]\s|^\s*\d+[.)]\s)", re.MULTILINE)
 
 
 @dataclass(frozen=True)
 class ReplyRules:
-    """What a reply may be. ``max_questions`` 0: no questions at all (hold-space)."""
+    """What a reply may be. ``max_questions`` 0: no questions at all (hold-space).
+
+    ``advice``: whether the reply may advise (only when the person asked for it).
+    """
 
     max_words: int = 60
     max_questions: int = 1
+    advice: bool = False
+
+
+# Advice, as small models give it unasked: "you should", "try to", "it might help to", and
+# sentences that open with an instruction ("Take a deep breath.", "Reach out to a friend.").
+_ADVICE = re.compile(
+    r"\b(?:you\s+(?:should|ought\s+to|need\s+to|must|could\s+try|might\s+try|may\s+want\s+to|might\s+want\s+to)|"
+    r"try\s+to|i\s+(?:would\s+)?(?:suggest|recommend|encourage\s+you)|it\s+(?:might|may|could|would)\s+help\s+to|"
+    r"it(?:'?s|\s+is)\s+(?:important|helpful|a\s+good\s+idea)\s+to\s+(?!you\b|me\b|him\b|her\b|them\b|us\b)|"
+    r"make\s+sure\s+(?:you|to)|remember\s+to|don'?t\s+forget\s+to|have\s+you\s+(?:tried|considered)|"
+    r"consider\s+\w+ing|one\s+thing\s+you\s+(?:can|could|might))\b"
+    r"|^(?:try|consider|reach\s+out|focus\s+on|practi[cs]e|take\s+(?:a|some)\s+(?:moment|time|deep|break|walk)|"
+    r"make\s+time|set\s+aside|write\s+down|talk\s+to)\b",
+    re.IGNORECASE,
+)
+
+
+def is_advice(sentence: str) -> bool:
+    return bool(_ADVICE.search(sentence.strip().replace("’", "'")))
 
 
 def words(text: str) -> int:
@@ -59,6 +82,9 @@ class ReplyGate:
             self.trimmed = True
             return False
         n = words(sentence)
+        if not self.rules.advice and is_advice(sentence):
+            self.trimmed = True  # unasked advice is left out; what else they said may stand
+            return False
         if self.kept and self.words + n > self.rules.max_words:
             # The first sentence always goes (a reply must say something); after it, the
             # reply ends on the last whole sentence that fits.
@@ -94,6 +120,10 @@ def check(text: str, rules: ReplyRules) -> list[str]:
     q = sum(is_question(s) for s in sentences)
     if q > rules.max_questions:
         problems.append(f"{q} questions (at most {rules.max_questions})")
+    if not rules.advice and any(is_advice(s) for s in sentences):
+        problems.append("advice, unasked")
+    if _ASIDE.search(text):
+        problems.append("a bracketed note")
     if _MARKUP.search(text):
         problems.append("markdown or a list")
     return problems

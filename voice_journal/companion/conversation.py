@@ -21,6 +21,7 @@ Nothing here touches audio, models or the archive: the session wires those.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -120,8 +121,10 @@ class Conversation:
             step = self.run.turn(text)
             notes = [step.guide] if step.guide else []
             rules = step.rules
-            if rules.max_questions == 0 and not step.then and "?" in text:
-                rules = ReplyRules(rules.max_words, 1)  # they asked something: an answer may ask back
+            if asks_for_advice(text):
+                rules = ReplyRules(rules.max_words, rules.max_questions, advice=True)
+            if rules.max_questions == 0 and not step.then and _asks(text):
+                rules = ReplyRules(rules.max_words, 1, rules.advice)  # they asked something: an answer may ask back
         if note := self.guard.model_note(check):
             notes.insert(0, note)
         recalled = tuple(self.recall(text)) if self.recall is not None and not closing else ()
@@ -165,6 +168,24 @@ class Conversation:
         said = " ".join(f'{_when(r.at, self._now())} they said: "{_clip(r.text)}"' for r in recalled)
         return (f"From their earlier journal entries: {said} If it truly relates, you may mention it "
                 "naturally and briefly, for example \"last Tuesday you mentioned...\"; if not, ignore it.")
+
+
+_ADVICE_WANTED = re.compile(
+    r"\b(?:what\s+should\s+i|what\s+(?:do|can|could)\s+i\s+do|any\s+(?:advice|tips|ideas|suggestions)|"
+    r"(?:give|got)\s+(?:me\s+)?(?:some\s+|any\s+)?(?:advice|tips)|how\s+(?:do|can|should|could)\s+i|"
+    r"what\s+would\s+you\s+(?:do|suggest)|what\s+do\s+you\s+(?:suggest|recommend)|"
+    r"help\s+me\s+(?:figure|decide|work\s+out|think)|i\s+(?:need|want|could\s+use)\s+(?:some\s+)?advice)\b",
+    re.IGNORECASE)
+
+
+def asks_for_advice(text: str) -> bool:
+    """Did the person ask for advice? Only then may a reply give it."""
+    return bool(_ADVICE_WANTED.search(text.replace("’", "'")))
+
+
+def _asks(text: str) -> bool:
+    """Did the person end on a question to the companion (not a question they quote)?"""
+    return text.rstrip(" \"'”’)").endswith("?")
 
 
 def _clip(text: str, limit: int = 220) -> str:

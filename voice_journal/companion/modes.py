@@ -7,6 +7,7 @@ prompt::
     title = "Daily check-in"
     opening = "Let's do a short check-in. How are you feeling right now?"
     voice = ["check-in", "check in"]      # "let's do a check-in" switches to it
+    ask = "let's do a check-in"           # the example `voice-journal modes` shows
     max_words = 40                        # the reply checker's rules
     max_questions = 1
 
@@ -57,6 +58,7 @@ class Mode:
     prompt: str  # the shared rules (_base.md), then the mode's own
     opening: str
     voice: tuple[str, ...] = ()
+    ask: str = ""  # an example of asking for it aloud
     steps: tuple[Step, ...] = ()
     after: str | None = None
     max_words: int = 60

@@ -35,6 +35,7 @@ class GenerationOptions:
     temperature: float = 0.7
     top_p: float = 0.9
     repeat_penalty: float = 1.1
+    json_schema: dict | None = None  # constrain the answer to JSON of this schema (llama.cpp grammar, Ollama format)
 
 
 class ReplyStream:

@@ -68,6 +68,8 @@ class EmbeddedLLM:
             "repeat_penalty": options.repeat_penalty,
             "cache_prompt": True,
         }
+        if options.json_schema is not None:
+            request["response_format"] = {"type": "json_schema", "json_schema": {"schema": options.json_schema}}
 
         def on_chunk(chunk: dict) -> bool:
             if "error" in chunk:

@@ -73,6 +73,7 @@ class OllamaLLM:
                     model=self.model,
                     messages=[m.as_dict() for m in messages],
                     stream=True,
+                    format=options.json_schema,
                     options={
                         "num_predict": options.max_tokens,
                         "temperature": options.temperature,

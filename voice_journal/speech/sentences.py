@@ -27,12 +27,16 @@ _MARKDOWN = re.compile(r"(\*\*|__|\*|`|^#+\s*|^\s*[-•]\s+)", re.MULTILINE)
 
 _BOLD = re.compile(r"(?:\*\*|__)(.+?)(?:\*\*|__)")
 _STAGE_DIRECTION = re.compile(r"\*[^*\n]{1,80}\*")
+# A bracketed aside of four words or more: a small model echoing the app's notes to it
+# ("(Step 3 of 4: they explore other interpretations.)"). A voice must not read those out.
+_ASIDE = re.compile(r"[(\[][^()\[\]]*?\S+(?:\s+\S+){3,}[^()\[\]]*?[)\]]")
 
 
 def speakable(text: str) -> str:
     """Text as it should be spoken: no markdown, stage directions, emoji or control characters."""
     text = _BOLD.sub(r"\1", text)
     text = _STAGE_DIRECTION.sub("", text)  # "*nods gently*": small models act; a voice should not
+    text = _ASIDE.sub("", text)
     text = _MARKDOWN.sub("", text)
     kept = []
     for ch in text:

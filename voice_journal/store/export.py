@@ -1,8 +1,8 @@
 """Export the journal: Markdown that opens well in Obsidian, or JSON with everything.
 
 Markdown: one file per session, ``YYYY-MM-DD-HHMM-session-N.md``, with YAML
-front matter (date, mode, session, language, models, themes) and then the
-dialogue. With audio, each turn's recording is written beside it as FLAC and
+front matter (date, mode, session, language, models, themes, mood) and then
+the summary, the structured answers (a check-in's fields) and the dialogue. With audio, each turn's recording is written beside it as FLAC and
 embedded (``![[...]]``) under its turn.
 """
 
@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from ..errors import InputError
-from .archive import Archive, SessionRow, TurnRecord
+from .archive import Answer, Archive, SessionRow, Summary, TurnRecord
 
 
 def _iso(t: dt.datetime | None) -> str | None:
@@ -29,8 +29,14 @@ def _yaml_str(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid YAML scalar
 
 
-def _markdown(s: SessionRow, turns: list[TurnRecord], audio_names: dict[int, str]) -> str:
+def _moods(answers: list[Answer]) -> dict[str, float]:
+    return {a.field: a.value for a in answers if a.mode == "mood" and a.value is not None}
+
+
+def _markdown(s: SessionRow, turns: list[TurnRecord], audio_names: dict[int, str], summary: Summary | None,
+              answers: list[Answer]) -> str:
     local = s.started_at.replace(tzinfo=dt.timezone.utc).astimezone()
+    moods = _moods(answers)
     lines = [
         "---",
         f"date: {local.isoformat(timespec='minutes')}",
@@ -40,13 +46,20 @@ def _markdown(s: SessionRow, turns: list[TurnRecord], audio_names: dict[int, str
         f"language: {_yaml_str(s.language or '')}",
         f"source: {_yaml_str(s.source or '')}",
         "models: " + json.dumps(s.models, ensure_ascii=False),
-        "themes: []",
+        "themes: " + json.dumps(list(summary.themes) if summary else [], ensure_ascii=False),
+        *(f"mood_{k}: {v:g}" for k, v in sorted(moods.items())),
+        *([f"mood_estimate: {summary.mood:g}"] if summary and summary.mood is not None else []),
         "tags: [journal]",
         "---",
         "",
         f"# Journal, {local:%A %d %B %Y, %H:%M}",
         "",
     ]
+    if summary:
+        lines += [f"> {summary.summary}", ""]
+    fields = [a for a in answers if a.mode != "mood"]
+    if fields:
+        lines += [f"- **{a.mode} · {a.field}**: {a.text}" for a in fields] + [""]
     for t in turns:
         clock = t.at.replace(tzinfo=dt.timezone.utc).astimezone().strftime("%H:%M")
         who = "**Me**" if t.role == "user" else "**Companion**"
@@ -67,8 +80,11 @@ def export(archive: Archive, folder: Path, *, fmt: str = "md", audio: bool = Fal
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     everything = []
+    summaries = {m.session_id: m for m in archive.summaries()}
     for s in sorted(archive.sessions(), key=lambda s: (s.started_at, s.id)):
         turns = archive.turns(s.id, with_audio=audio)
+        answers = archive.answers(s.id)
+        summary = summaries.get(s.id)
         audio_names: dict[int, str] = {}
         if audio:
             for t in turns:
@@ -79,17 +95,21 @@ def export(archive: Archive, folder: Path, *, fmt: str = "md", audio: bool = Fal
                     written.append(folder / name)
         if fmt == "md":
             path = folder / f"{_stem(s)}.md"
-            path.write_text(_markdown(s, turns, audio_names), encoding="utf-8")
+            path.write_text(_markdown(s, turns, audio_names, summary, answers), encoding="utf-8")
             written.append(path)
         else:
             everything.append({
                 "session": s.id, "started": _iso(s.started_at), "ended": _iso(s.ended_at), "status": s.status,
                 "mode": s.mode, "source": s.source, "models": s.models, "language": s.language,
+                "summary": {"text": summary.summary, "themes": list(summary.themes), "mood": summary.mood,
+                            "model": summary.model} if summary else None,
+                "answers": [{"turn": a.idx, "mode": a.mode, "field": a.field, "text": a.text, "value": a.value}
+                            for a in answers],
                 "turns": [{"turn": t.idx, "role": t.role, "at": _iso(t.at), "text": t.text, "start": t.start_s,
                            "end": t.end_s, "duration": t.duration_s, "language": t.language,
                            "confidence": t.confidence, "timings": t.timings, "model": t.model, "partial": t.partial,
                            "safety": t.safety, "safety_reasons": list(t.safety_reasons),
-                           "audio": audio_names.get(t.idx)} for t in turns],
+                           "recalled": list(t.recalled), "audio": audio_names.get(t.idx)} for t in turns],
             })
     if fmt == "json":
         path = folder / "journal.json"

@@ -1,0 +1,83 @@
+"""Session summaries: the model's answer is checked, stored, shown, searched by insights, and written in the background."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from conftest import run_cli
+from voice_journal.companion.summary import SCHEMA, parse
+
+SAID = ("Work was a lot today. My manager moved the deadline again and I stayed late to finish the report. "
+        "I keep thinking about the argument with my brother last weekend, and I want to call him tomorrow.")
+
+
+def test_a_good_answer_is_kept():
+    s = parse('Sure! {"summary": "You talked about a long day at work and your brother.", '
+              '"themes": ["Work", "brother", "the deadline"], "mood": 4}', SAID)
+    assert s.themes == ("work", "brother", "deadline") and s.mood == 4.0 and s.summary.startswith("You talked")
+
+
+@pytest.mark.parametrize("answer, why", [
+    ("I'm sorry, as an AI I cannot do that.", "no JSON object"),
+    ('{"summary": "You talked.", "themes": ["work"], "mood": 5}', "no summary"),
+    ('{"summary": "You talked about your day at length.", "themes": ["sister", "the thing that makes"], '
+     '"mood": 5}', "no themes"),  # invented, or a clipped sentence
+    ('{"summary": "You talked about your day at length.", "themes": [], "mood": 5}', "no themes"),
+    ('{"summary": "You talked about', "no JSON object"),
+])
+def test_a_bad_answer_says_what_is_wrong(answer, why):
+    with pytest.raises(ValueError, match=why):
+        parse(answer, SAID)
+
+
+def test_an_odd_mood_is_dropped_not_trusted():
+    for mood in ("11", "0", "true", '"very low"', "null"):
+        s = parse('{"summary": "You talked about work and your brother today.", "themes": ["work"], '
+                  f'"mood": {mood}}}', SAID)
+        assert s.mood is None, mood
+    assert parse('{"summary": "You talked about work and your brother.", "themes": "work, brother", '
+                 '"mood": "6/10"}', SAID).mood == 6.0
+
+
+def test_the_schema_is_what_parse_expects():
+    assert set(SCHEMA["required"]) == {"summary", "themes", "mood"}
+
+
+def test_the_default_model_summarises_a_real_journal_and_insights_use_it(tmp_path):
+    """The real default model (Qwen2.5-1.5B, as `make demo` uses): a summary that parse() accepts."""
+    db = tmp_path / "j.duckdb"
+    r = run_cli("write", SAID, "--db", str(db), "--at", "2026-11-20T20:00")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("summarize", "--db", str(db), "--backend", "embedded")
+    assert r.returncode == 0, r.stderr
+    shown = json.loads(run_cli("show", "1", "--json", "--db", str(db)).stdout)
+    summary = shown["summary"]
+    assert summary and 1 <= len(summary["themes"]) <= 5 and len(summary["text"].split()) >= 4
+    assert summary["mood"] is None or 1 <= summary["mood"] <= 10
+    assert any(w in " ".join(summary["themes"]) for w in ("work", "brother", "deadline", "argument", "report"))
+    insights = json.loads(run_cli("insights", "--json", "--db", str(db)).stdout)
+    assert {t["theme"] for t in insights["themes"]} == set(summary["themes"])
+    again = run_cli("summarize", "--db", str(db), "--backend", "embedded")
+    assert again.returncode == 0 and "Nothing to summarise" in again.stdout  # done once, not again
+    assert run_cli("summarize", "99", "--db", str(db)).returncode == 2
+
+
+def test_a_session_is_summarised_in_the_background(tmp_path):
+    db = tmp_path / "j.duckdb"
+    env = {"VOICE_JOURNAL_SUMMARIES": "true", "VOICE_JOURNAL_LLM_MODEL": "qwen2.5-1.5b",
+           "VOICE_JOURNAL_BACKEND": "embedded"}
+    t0 = time.monotonic()
+    r = run_cli("write", SAID, "--db", str(db), env=env)
+    assert r.returncode == 0 and "in the background" in r.stderr
+    assert time.monotonic() - t0 < 60  # it did not wait for the model
+    summary = None
+    deadline = time.monotonic() + 240
+    while summary is None and time.monotonic() < deadline:
+        time.sleep(3)
+        shown = run_cli("show", "1", "--json", "--db", str(db))
+        if shown.returncode == 0:  # the journal may be busy for a moment while the summary is stored
+            summary = json.loads(shown.stdout)["summary"]
+    assert summary and summary["themes"]
