@@ -365,3 +365,35 @@ def test_the_models_echo_of_a_note_is_not_spoken():
     assert speakable(echoed) == "That took courage. What feels truer now?"
     assert "a bracketed note" in check(echoed, ReplyRules(60, 1))
     assert speakable("I'm here (always).") == "I'm here (always)."
+
+
+@pytest.mark.parametrize("mode", modes.names())
+def test_every_mode_works_from_a_recording(mode, tiny_stt, small_llm, voice, embedder, tmp_path):
+    """Two spoken turns in each mode: their answers fill the mode's fields, every reply keeps its rules."""
+    from voice_journal import config
+    from voice_journal.audio import pcm
+    from voice_journal.companion.checker import is_advice, is_question
+    from voice_journal.session import Engines, FileSession
+    from voice_journal.speech.sentences import SentenceSplitter
+    from voice_journal.store.archive import Archive
+
+    from conftest import spoken
+
+    lines = ["My week has been heavy because of work.", "I would like more time with my friends."]
+    rec = tmp_path / "talk.wav"
+    pcm.write_wav(rec, spoken(voice, lines))
+    s = config.load(profile="fast", db=tmp_path / "j.duckdb", reply_tokens=64, memory=False)
+    m = modes.load(mode)
+    with Archive.open(s.db) as a:
+        sid = FileSession(Engines(tiny_stt, voice, small_llm, embedder), a, s, mode=mode).run(rec).session_id
+        answers, turns = a.answers(sid), a.turns(sid, with_audio=True)
+    assert [x.field for x in answers] == [st.field for st in m.steps][:2]
+    replies = [t for t in turns if t.role == "assistant"]
+    assert len(replies) == 2 and all(t.text and t.audio_flac for t in replies)
+    for reply, step in zip(replies, [*m.steps, None, None]):
+        text = reply.text[: -len(step.then)] if step is not None and step.then else reply.text
+        splitter = SentenceSplitter()
+        sentences = [*splitter.feed(text + " "), *splitter.flush()]
+        allowed = step.questions if step is not None and step.questions is not None else m.max_questions
+        assert sum(map(is_question, sentences)) <= allowed, reply.text
+        assert not any(map(is_advice, sentences)), reply.text

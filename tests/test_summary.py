@@ -60,6 +60,14 @@ def test_the_default_model_summarises_a_real_journal_and_insights_use_it(tmp_pat
     assert any(w in " ".join(summary["themes"]) for w in ("work", "brother", "deadline", "argument", "report"))
     insights = json.loads(run_cli("insights", "--json", "--db", str(db)).stdout)
     assert {t["theme"] for t in insights["themes"]} == set(summary["themes"])
+    # Summaries are searchable: by meaning, beside the turns, and alone with --role summary.
+    theme = summary["themes"][0]
+    found = json.loads(run_cli("search", theme, "--json", "--db", str(db)).stdout)
+    assert "summary" in {h["role"] for h in found}
+    about = json.loads(run_cli("search", theme, "--role", "summary", "--json", "--db", str(db)).stdout)
+    assert [(h["session"], h["turn"], h["role"]) for h in about] == [(1, None, "summary")]
+    for odd in ("'; DROP TABLE summaries; --", "\"unbalanced", "ÄÖÜ 😀", "work OR 1=1"):
+        assert run_cli("search", odd, "--role", "summary", "--db", str(db)).returncode == 0
     again = run_cli("summarize", "--db", str(db), "--backend", "embedded")
     assert again.returncode == 0 and "Nothing to summarise" in again.stdout  # done once, not again
     assert run_cli("summarize", "99", "--db", str(db)).returncode == 2
@@ -81,3 +89,23 @@ def test_a_session_is_summarised_in_the_background(tmp_path):
         if shown.returncode == 0:  # the journal may be busy for a moment while the summary is stored
             summary = json.loads(shown.stdout)["summary"]
     assert summary and summary["themes"]
+
+
+def test_a_gentle_note_at_the_start_when_sessions_pile_up(tmp_path):
+    import datetime as dt
+
+    from conftest import LIBRIVOX
+    from voice_journal.companion.rumination import MANY_TODAY
+
+    db = tmp_path / "j.duckdb"
+    now = dt.datetime.now()
+    for minutes in (50, 20):  # two entries already today
+        at = max(now - dt.timedelta(minutes=minutes), now.replace(hour=0, minute=0, second=1))
+        assert run_cli("write", "Still going round in circles about it.", "--db", str(db),
+                       "--at", at.isoformat(timespec="seconds")).returncode == 0
+    r = run_cli("session", "--input", str(LIBRIVOX / "0870.flac"), "--fast", "--db", str(db),
+                env={"VOICE_JOURNAL_GENTLE_NOTES": "true", "COLUMNS": "400"})
+    assert r.returncode == 0, r.stderr
+    assert MANY_TODAY[:40] in " ".join(r.stderr.split())  # a note, and the session went on
+    off = run_cli("session", "--input", str(LIBRIVOX / "0870.flac"), "--fast", "--db", str(db))
+    assert off.returncode == 0 and MANY_TODAY[:40] not in " ".join(off.stderr.split())

@@ -570,21 +570,27 @@ def search(
     since: Optional[str] = typer.Option(None, "--since", help="Only turns from this date on (2026-11-01)."),
     until: Optional[str] = typer.Option(None, "--until", help="Only turns before this date."),
     mode: Optional[str] = typer.Option(None, "--mode", help="Only sessions in this mode."),
-    role: Optional[str] = typer.Option(None, "--role", help="user or assistant."),
+    role: Optional[str] = typer.Option(None, "--role", help="user, assistant or summary (sessions' summaries)."),
     method: str = typer.Option("hybrid", "--method", help="hybrid, bm25 (words) or vector (meaning)."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Find turns by their words and by what they were about (BM25 + semantic, fused)."""
+    """Find turns, and sessions by their summaries, by words and by what they were about (BM25 + semantic)."""
     from .store import search as search_mod
     from .store.embedding import Embedder
 
-    if role not in (None, "user", "assistant"):
-        raise InputError("--role is user or assistant")
-    filters = search_mod.Filters(_when(since, "--since"), _when(until, "--until"), mode, role)
+    if role not in (None, "user", "assistant", "summary"):
+        raise InputError("--role is user, assistant or summary")
+    filters = search_mod.Filters(_when(since, "--since"), _when(until, "--until"), mode,
+                                 role if role != "summary" else None)
     query = search_mod.validate_query(text)
     embedder = Embedder.load() if method != "bm25" else None
     with _open_journal(db) as a:
-        hits = search_mod.search(a, query, embedder=embedder, limit=limit, filters=filters, method=method)
+        hits = [] if role == "summary" else search_mod.search(a, query, embedder=embedder, limit=limit,
+                                                              filters=filters, method=method)
+        if role in (None, "summary"):
+            about = search_mod.summary_hits(a, query, embedder=embedder, limit=3 if role is None else limit,
+                                            filters=filters, method=method)
+            hits = sorted([*hits, *about], key=lambda h: -h.score)[:limit] if role is None else about
     if as_json:
         print(json.dumps([{"session": h.session_id, "turn": h.idx, "at": h.at.isoformat() + "Z", "role": h.role,
                            "text": h.text, "score": round(h.score, 6)} for h in hits], ensure_ascii=False, indent=2))
@@ -593,6 +599,11 @@ def search(
         out.print("No turns match.")
         return
     for h in hits:
+        if h.idx is None:
+            out.print(f"[dim]{_local(h.at)} · session {h.session_id} · what it was about[/]")
+            out.print(f"  [italic]{_highlight(h.text, h.terms)}[/]")
+            out.print(f"  [dim]read it: voice-journal show {h.session_id}[/]")
+            continue
         who = "you" if h.role == "user" else "companion"
         out.print(f"[dim]{_local(h.at)} · session {h.session_id} · turn {h.idx} · {who}[/]")
         out.print(f"  {_highlight(h.text, h.terms)}")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import concurrent.futures
 import datetime as dt
 import functools
+import json
 import re
 from dataclasses import dataclass
 
@@ -104,7 +105,7 @@ class Filters:
 @dataclass(frozen=True)
 class Hit:
     session_id: int
-    idx: int
+    idx: int | None  # None: a session summary
     at: dt.datetime
     role: str
     text: str
@@ -356,3 +357,56 @@ def _matching_words(archive: Archive, texts: list[str], stems: set[str]) -> set[
         f"SELECT w, stem(lower(strip_accents(w)), 'porter') FROM (SELECT unnest([{listed}]) AS w)"
     ).fetchall()
     return {w for w, s in rows if s in stems}
+
+
+# -- session summaries ---------------------------------------------------------
+
+
+SUMMARY_MIN_COSINE = 0.3  # below this a summary is about something else
+
+
+def summary_hits(archive: Archive, query: str, *, embedder=None, limit: int = 3, filters: Filters = Filters(),
+                 method: str = "hybrid") -> list[Hit]:
+    """Sessions whose summary matches ``query``: by meaning, plus a bonus for the share of its words present.
+
+    There is one summary per session, so they are scored exactly (no index);
+    a hit has ``role`` "summary" and ``idx`` None, and its text is the
+    summary followed by its themes.
+    """
+    q = validate_query(query)
+    clauses, params = ["true"], []
+    if filters.since:
+        clauses.append("s.started_at >= ?")
+        params.append(filters.since)
+    if filters.until:
+        clauses.append("s.started_at < ?")
+        params.append(filters.until)
+    if filters.mode:
+        clauses.append("s.mode = ?")
+        params.append(filters.mode)
+    qvec = embedder.embed([q])[0] if embedder is not None and method != "bm25" else None
+    cos = (f"array_cosine_similarity(m.embedding, {_vector_literal(qvec)})" if qvec is not None else "0.0")
+    rows = archive.connection.execute(
+        f"""SELECT m.session_id, s.started_at, m.summary, m.themes, coalesce({cos}, 0.0) AS cos
+            FROM summaries m JOIN sessions s ON s.id = m.session_id WHERE {' AND '.join(clauses)}
+            ORDER BY cos DESC, m.session_id DESC LIMIT 200""", params).fetchall()
+    if method != "vector":
+        _load_fts(archive.connection)  # its stemmer scores the summaries' words
+    stems = _query_stems(archive, q) if method != "vector" else set()
+    hits = []
+    for sid, at, summary, themes, c in rows:
+        text = f"{summary} ({', '.join(json.loads(themes))})"
+        matched = _matching_words(archive, [text], stems) if stems else set()
+        coverage = len({_stem_of(archive, w) for w in matched} & stems) / len(stems) if stems else 0.0
+        score = (c if method != "bm25" else 0.0) + (KEYWORD_WEIGHT * coverage if method != "vector" else 0.0)
+        if (method == "bm25" and coverage == 0) or (method != "bm25" and c < SUMMARY_MIN_COSINE and coverage == 0):
+            continue
+        hits.append(Hit(int(sid), None, at, "summary", text, score, None, float(c) if qvec is not None else None,
+                        tuple(sorted(matched))))
+        if len(hits) >= 40:  # rows come best-by-meaning first: enough to rank
+            break
+    return sorted(hits, key=lambda h: (-h.score, -h.session_id))[:limit]
+
+
+def _stem_of(archive: Archive, word: str) -> str:
+    return archive.connection.execute("SELECT stem(lower(strip_accents(?)), 'porter')", [word]).fetchone()[0]
