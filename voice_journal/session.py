@@ -893,6 +893,8 @@ class LiveSession:
         self._utterance = None
         if plan.switched:
             self.on_event(ModeChanged(self.session_id, plan.mode))
+            # A new mode is a new system prompt: evaluate it while its opening is spoken.
+            self._warmer.submit(self._warm, self.conv.dialog.messages())
         if plan.fixed is not None:  # crisis message, a mode's opening, a mood question: fixed, reviewed words
             self._say(plan.fixed, crisis=plan.crisis, interruptible=not plan.ends)
         else:
@@ -1276,8 +1278,12 @@ def import_recording(archive: Archive, transcriber: Transcriber, embedder: Embed
 
 
 def summarise_sessions(archive: Archive, llm: LLM, embedder: Embedder | None, session_ids: list[int] | None = None,
-                       *, on_done: Callable[[Summary], None] = lambda s: None) -> list[Summary]:
+                       *, on_done: Callable[[Summary], None] = lambda s: None,
+                       on_failed: Callable[[int, str], None] = lambda sid, why: None) -> list[Summary]:
     """Summarise sessions (by default every finished one without a summary yet); return the new summaries.
+
+    A session the model could not summarise is reported to ``on_failed``
+    and keeps no summary, so that a later run tries it again.
 
     The journal is held only to read a session's words and to store its
     summary, never while the model writes, so a session can record meanwhile.
@@ -1296,6 +1302,7 @@ def summarise_sessions(archive: Archive, llm: LLM, embedder: Embedder | None, se
             found = summarise(llm, said)
         except ValueError as e:
             log.warning("session %d not summarised: %s", sid, e)
+            on_failed(sid, str(e))
             continue
         summary = Summary(sid, found.summary, found.themes, found.mood, f"{llm.backend}:{llm.model}")
         archive.set_summary(summary, embedder.embed([found.summary])[0] if embedder is not None else None)

@@ -44,7 +44,8 @@ class ReplyRules:
 # sentences that open with an instruction ("Take a deep breath.", "Reach out to a friend.").
 _ADVICE = re.compile(
     r"\b(?:you\s+(?:should|ought\s+to|need\s+to|must|could\s+try|might\s+try|may\s+want\s+to|might\s+want\s+to)|"
-    r"try\s+to|i\s+(?:would\s+)?(?:suggest|recommend|encourage\s+you)|it\s+(?:might|may|could|would)\s+help\s+to|"
+    r"try\s+to|i\s+(?:would\s+)?(?:suggest|recommend|encourage\s+you)|"
+    r"it\s+(?:might|may|could|would|can)\s+(?:help\s+to|be\s+(?:helpful|useful|worth|a\s+good\s+idea))|it\s+helps\s+to|"
     r"it(?:'?s|\s+is)\s+(?:important|helpful|a\s+good\s+idea)\s+to\s+(?!you\b|me\b|him\b|her\b|them\b|us\b)|"
     r"make\s+sure\s+(?:you|to)|remember\s+to|don'?t\s+forget\s+to|have\s+you\s+(?:tried|considered)|"
     r"consider\s+\w+ing|one\s+thing\s+you\s+(?:can|could|might))\b"

@@ -20,6 +20,7 @@ are words to look for.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import datetime as dt
 import functools
 import json
@@ -85,13 +86,14 @@ class Filters:
     mode: str | None = None
     role: str | None = None
 
-    def sql(self) -> tuple[str, list]:
+    def sql(self, at: str = "t.recorded_at") -> tuple[str, list]:
+        """A WHERE clause over turns ``t`` joined to sessions ``s``; ``at``: the time the dates filter."""
         clauses, params = [], []
         if self.since:
-            clauses.append("t.recorded_at >= ?")
+            clauses.append(f"{at} >= ?")
             params.append(self.since)
         if self.until:
-            clauses.append("t.recorded_at < ?")
+            clauses.append(f"{at} < ?")
             params.append(self.until)
         if self.mode:
             clauses.append("s.mode = ?")
@@ -374,21 +376,12 @@ def summary_hits(archive: Archive, query: str, *, embedder=None, limit: int = 3,
     summary followed by its themes.
     """
     q = validate_query(query)
-    clauses, params = ["true"], []
-    if filters.since:
-        clauses.append("s.started_at >= ?")
-        params.append(filters.since)
-    if filters.until:
-        clauses.append("s.started_at < ?")
-        params.append(filters.until)
-    if filters.mode:
-        clauses.append("s.mode = ?")
-        params.append(filters.mode)
+    where, params = dataclasses.replace(filters, role=None).sql(at="s.started_at")
     qvec = embedder.embed([q])[0] if embedder is not None and method != "bm25" else None
     cos = (f"array_cosine_similarity(m.embedding, {_vector_literal(qvec)})" if qvec is not None else "0.0")
     rows = archive.connection.execute(
         f"""SELECT m.session_id, s.started_at, m.summary, m.themes, coalesce({cos}, 0.0) AS cos
-            FROM summaries m JOIN sessions s ON s.id = m.session_id WHERE {' AND '.join(clauses)}
+            FROM summaries m JOIN sessions s ON s.id = m.session_id WHERE {where}
             ORDER BY cos DESC, m.session_id DESC LIMIT 200""", params).fetchall()
     if method != "vector":
         _load_fts(archive.connection)  # its stemmer scores the summaries' words
