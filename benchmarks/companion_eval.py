@@ -45,7 +45,7 @@ from voice_journal.companion import modes  # noqa: E402
 from voice_journal.companion.checker import check, is_question, trim, words  # noqa: E402
 from voice_journal.companion.conversation import Conversation  # noqa: E402
 from voice_journal.llm.select import open_llm  # noqa: E402
-from voice_journal.session import reply_options  # noqa: E402
+from voice_journal.session import FALLBACK_REPLY, reply_options  # noqa: E402
 from voice_journal.speech.sentences import SentenceSplitter  # noqa: E402
 
 # Three turns per mode, said one after the other in one conversation of that mode.
@@ -139,6 +139,9 @@ def run(llm, settings, limit: int, console: Console, results: list[dict]) -> Non
             stream = llm.stream(plan.messages, options)
             raw = stream.text().strip()
             spoken = trim(raw, plan.rules)
+            fell_back = not plan.then and not any(c.isalnum() for c in spoken)
+            if fell_back:  # as speak_reply does: a gentle fixed line rather than silence
+                spoken = FALLBACK_REPLY
             usage = stream.usage
             results.append({
                 "mode": mode, "input": text, "reply": raw,
@@ -146,7 +149,7 @@ def run(llm, settings, limit: int, console: Console, results: list[dict]) -> Non
                 "problems": check(raw, plan.rules), "words": words(raw), "questions": questions(raw),
                 "first_token_s": round(usage.first_token_s, 3), "total_s": round(usage.total_s, 3),
                 "stopped": usage.stopped, "spoken": spoken, "spoken_problems": check(spoken, plan.rules),
-                "then": plan.then,
+                "then": plan.then, "fallback": fell_back,
             })
             conv.replied(" ".join(s for s in (spoken, plan.then) if s))  # what the session would have said
             r = results[-1]
@@ -159,11 +162,13 @@ def report(console: Console, results: list[dict], settings, load_s: float, wall_
     table = Table(title=f"voice-journal companion replies vs. the reply rules · {machine()}", caption=(
         f"model: {settings.llm_model} (embedded, {threads} threads) · {len(results)} replies to scripted "
         f"journaling turns, the raw model reply before the gate · pass: checker.check finds nothing (length, "
-        f"questions, markdown) · after trim: what the app speaks · median s: generating the whole raw reply "
+        f"questions, markdown) · after trim: what the app speaks · fixed line: the gate kept nothing, so the "
+        f"app said \"{FALLBACK_REPLY}\" · median s: generating the whole raw reply "
         f"(the app stops the model once the gate closes) · model load {load_s:.1f} s, run {wall_s:.0f} s"))
     for col, justify in (("mode", "left"), ("rules: words, ?", "right"), ("replies", "right"), ("raw pass", "right"),
                          ("common problems (raw)", "left"), ("median words", "right"),
-                         ("median ?", "right"), ("median s", "right"), ("after trim pass", "right")):
+                         ("median ?", "right"), ("median s", "right"), ("after trim pass", "right"),
+                         ("fixed line", "right")):
         table.add_column(col, justify=justify)
 
     def row(name: str, rs: list[dict], rules: str = "") -> tuple[str, ...]:
@@ -175,7 +180,7 @@ def report(console: Console, results: list[dict], settings, load_s: float, wall_
                 f"{statistics.median(r['words'] for r in rs):.0f}",
                 f"{statistics.median(r['questions'] for r in rs):.0f}",
                 f"{statistics.median(r['total_s'] for r in rs):.1f}",
-                f"{100 * trim_ok / len(rs):.0f}%")
+                f"{100 * trim_ok / len(rs):.0f}%", str(sum(r.get("fallback", False) for r in rs)))
 
     for mode in modes.names():
         rs = [r for r in results if r["mode"] == mode]

@@ -387,3 +387,36 @@ def test_every_mode_works_from_a_recording(mode, tiny_stt, small_llm, voice, emb
         allowed = step.questions if step is not None and step.questions is not None else m.max_questions
         assert sum(map(is_question, sentences)) <= allowed, reply.text
         assert not any(map(is_advice, sentences)), reply.text
+
+
+class ScriptedWords:
+    """Stands in for the model's words only, to give the gate what a real model gives now and then
+    (all advice, a bare "…"); the voice and the gate are real."""
+
+    backend, model = "scripted", "scripted"
+
+    def __init__(self, text: str):
+        self._text = text
+
+    def stream(self, messages, options=None):
+        from voice_journal.llm.base import ReplyStream, Usage
+
+        words = iter(w + " " for w in self._text.split())
+        return ReplyStream(words, lambda cancelled, first, total: Usage(completion_tokens=10, first_token_s=first,
+                                                                          total_s=total, stopped="stop"))
+
+
+@pytest.mark.parametrize("said", [
+    "Try finding ways to manage your stress. You should talk to a professional counselor.",  # advice, unasked
+    "…",  # an empty reply copied from the dialog
+])
+def test_a_reply_the_gate_keeps_nothing_of_is_a_gentle_line_not_silence(said, voice):
+    from voice_journal.session import FALLBACK_REPLY, speak_reply
+
+    reply = speak_reply(ScriptedWords(said), voice, [], None, 0.0, rules=modes.load("hold-space").rules())
+    assert reply.text == FALLBACK_REPLY and reply.spoken_text == FALLBACK_REPLY
+    assert len(reply.audio) > voice.rate and reply.timings["fallback"] == 1.0
+    # A check-in's next question is enough on its own: no fallback before it.
+    asked = speak_reply(ScriptedWords(said), voice, [], None, 0.0, rules=ReplyRules(40, 0),
+                        then="What do I need in this moment?")
+    assert asked.text == "What do I need in this moment?" and "fallback" not in asked.timings

@@ -208,6 +208,10 @@ class SpokenReply:
         return " ".join(words), self.audio[: max(0, samples)]
 
 
+def _has_words(sentence: str) -> bool:
+    return any(c.isalnum() for c in sentence)  # "…" or "—" alone is nothing to say
+
+
 def reply_options(settings: Settings) -> GenerationOptions:
     return GenerationOptions(max_tokens=max(8, settings.reply_tokens))
 
@@ -266,6 +270,7 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
     text: list[str] = []
     sent: list[str] = []
     error: LLMError | None = None
+    wordless = False  # a "sentence" of punctuation alone was left out
     stream = llm.stream(messages, options)
     try:
         for delta in stream:
@@ -274,6 +279,9 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
                 continue  # the stream ends at its next step
             text.append(delta)
             for s in splitter.feed(delta):
+                if not _has_words(s):
+                    wordless = True
+                    continue
                 if gate is not None and not gate.admit(s):
                     continue
                 marks.setdefault("first_sentence", time.perf_counter())
@@ -285,6 +293,8 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
         error = e
     finally:
         rest = [] if cancel.is_set() else splitter.flush()
+        wordless = wordless or not all(map(_has_words, rest))
+        rest = [s for s in rest if _has_words(s)]
         if gate is not None:
             rest = [s for s in rest if gate.admit(s)]
         if rest and sent and stream.usage is not None and stream.usage.stopped == "length":
@@ -292,8 +302,13 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
             # rather than speak a dangling "And you".
             rest = []
             text = [" ".join(sent)]
-        if gate is not None and gate.trimmed:
+        if wordless or (gate is not None and gate.trimmed):
             text = [" ".join([*sent, *rest])]  # what is spoken is what is kept
+        fell_back = not cancel.is_set() and error is None and not then and not sent and not rest
+        if fell_back:
+            # The model said nothing, or nothing the rules let through ("…", all advice in
+            # hold-space): a gentle fixed line rather than silence after someone opened up.
+            rest, text = [FALLBACK_REPLY], [FALLBACK_REPLY]
         if then and not cancel.is_set() and error is None:
             # Said even if the gate kept nothing of the model's: the check-in goes on.
             rest = [*rest, then]
@@ -314,6 +329,8 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
         "cached_tokens": float(usage.cached_tokens if usage else 0),
         "completion_tokens": float(usage.completion_tokens if usage else 0),
     }
+    if fell_back:
+        timings["fallback"] = 1.0
     if "first_sentence" in marks:
         timings["llm_first_sentence_s"] = marks["first_sentence"] - turn_end
     if "first_audio" in marks:
@@ -440,10 +457,6 @@ class FileSession:
         reply = speak_reply(engines.llm, engines.voice, plan.messages, self.sink, turn_end,
                             reply_options(self.settings), rules=plan.rules, then=plan.then)
         text = reply.text or FALLBACK_REPLY
-        if not reply.text and reply.error is None and engines.voice is not None:
-            # The model said nothing: a gentle fixed line rather than silence.
-            fallback = speak_reply_text(engines.voice, text, self.sink)
-            reply = SpokenReply(text, text, fallback, engines.voice.rate, {**reply.timings, "fallback": 1.0})
         if reply.error is not None and not reply.text:
             raise reply.error
         # The reply's clock starts at the end of the person's turn, so it includes their STT.
