@@ -271,9 +271,14 @@ def test_play_replays_a_turn_on_the_speaker(va, tmp_path):
     a.end_session(sid)
     a.close()
     with va.record_speaker() as speaker:
-        r = subprocess.run([sys.executable, "-m", "voice_journal", "play", f"{sid}:0", "--db", str(db)],
+        t = time.monotonic()
+        r = subprocess.run([sys.executable, "-m", "voice_journal", "--debug", "play", f"{sid}:0", "--db", str(db)],
                            env=va.env(), cwd=ROOT, capture_output=True, text=True, timeout=60)
+        took = time.monotonic() - t
         time.sleep(0.3)
     assert r.returncode == 0, r.stderr
     # The whole turn reached the speaker (its quiet gaps between words aside).
-    assert 0.7 * c.duration <= speaker.voiced_seconds() <= c.duration + 0.5, (speaker.voiced_seconds(), c.duration)
+    heard = speaker.voiced_seconds()
+    assert 0.7 * c.duration <= heard <= c.duration + 0.5, (
+        f"{heard:.2f} s voiced of {c.duration:.2f} s; {speaker.seconds():.2f} s recorded; play took {took:.1f} s; "
+        f"stderr: {r.stderr[-1500:]}")

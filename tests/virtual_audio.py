@@ -145,6 +145,12 @@ class Recorder:
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
+        # parec takes a moment to connect: what plays before then would be missed.
+        deadline = time.monotonic() + 10
+        while not self._chunks and self._proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not self._chunks:
+            raise RuntimeError(f"parec recorded nothing from {device} within 10 s")
 
     def _read(self) -> None:
         while True:
@@ -178,6 +184,11 @@ class Recorder:
                 if len(c) and np.sqrt(np.mean(c.astype(np.float32) ** 2)) > floor:
                     return at
         return None
+
+    def seconds(self) -> float:
+        """How much was recorded, loud or quiet."""
+        with self._lock:
+            return sum(len(c) for _, c in self._chunks) / self.rate
 
     def voiced_seconds(self, dbfs: float = -40.0) -> float:
         floor = 32768 * 10 ** (dbfs / 20)

@@ -147,6 +147,7 @@ def session(
     info = pcm.info(input)  # fail on a bad file before loading any model
     speaker = Speaker(device=_device(output_device)) if play else None  # a missing speaker fails before any model loads
     archive = _archive(settings)  # and so does a bad journal path (or passphrase)
+    engines = None
     try:
         with err.status("loading models") as status:
             engines = load_engines(settings, on_status=lambda s: status.update(s))
@@ -173,6 +174,8 @@ def session(
                                  on_progress=advance).run(input)
     finally:
         archive.close()
+        if engines is not None:
+            engines.close()
     out.print(f"[green]Saved session {result.session_id}[/]: {result.user_turns} turns in {settings.db}"
               + (f"; replies in {reply_audio}" if reply_audio else ""))
     out.print(f"[dim]See it again with: voice-journal show {result.session_id}[/dim]")
@@ -263,6 +266,7 @@ def _live_session(settings, input: Optional[Path], reply_audio: Optional[Path], 
             _device(output_device), hint="use --reply-audio FILE to keep the replies in a WAV file instead")
     archive = _archive(settings)
     live = None
+    engines = None
     try:
         with err.status("loading models") as status:
             engines = load_engines(settings, on_status=lambda s: status.update(s))
@@ -307,6 +311,8 @@ def _live_session(settings, input: Optional[Path], reply_audio: Optional[Path], 
             live.stop()
         source.close()
         archive.close()
+        if engines is not None:
+            engines.close()
     if result.user_turns == 0:
         out.print(f"Nothing was said; session {result.session_id} holds only the greeting.")
     else:
@@ -795,6 +801,7 @@ def summarize(
     settings = _settings(db, fast, backend=backend, ollama_model=ollama_model, ollama_host=ollama_host,
                          llm_model=llm_model)
     archive = _archive(settings)
+    engines = None
     try:
         for sid in ids or []:
             archive.session(sid)  # an unknown session fails before the model loads
@@ -811,6 +818,8 @@ def summarize(
                                      on_failed=lambda sid, why: failed.append(sid))
     finally:
         archive.close()
+        if engines is not None:
+            engines.close()
     if failed:
         raise LLMError(f"the model gave no usable summary for session{'s' if len(failed) > 1 else ''} "
                        f"{', '.join(map(str, failed))}; a larger model may do better (--llm-model or --ollama-model)")
@@ -1054,26 +1063,28 @@ def main() -> None:
     # faster-whisper reaches for the Hugging Face hub when a model is not a path; never let it.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    # Each handler only sets the exit code: leaving the except block drops the traceback,
+    # and with it the frames that hold the models, so they are freed now, in order,
+    # rather than during the interpreter's exit.
+    stopped = "stopped; every turn completed so far is saved"
     try:
         rc = app(prog_name="voice-journal", standalone_mode=False)
-    except _ABORTS:
-        err.print("stopped")
-        sys.exit(130)
+    except _ABORTS:  # a prompt answered with Ctrl-C or Ctrl-D: nothing was under way
+        stopped, rc = "stopped", 130
     except KeyboardInterrupt:
-        err.print("stopped; every turn completed so far is saved")
-        sys.exit(130)
+        rc = 130
     except _CLICK_ERRORS as e:
         e.show()
-        sys.exit(e.exit_code)
+        rc = e.exit_code
     except VoiceJournalError as e:
         err.print(f"error: {escape(str(e))}", soft_wrap=True)
-        sys.exit(e.exit_code)
+        rc = e.exit_code
     except Exception as e:
         if _state["debug"]:
             err.print_exception()
         err.print(f"internal error: {type(e).__name__}: {escape(str(e).splitlines()[0] if str(e) else '')} "
                   "(run with --debug for details)", soft_wrap=True)
-        sys.exit(70)
-    if rc == 130:  # typer turns Ctrl-C into a plain exit code
-        err.print("stopped; every turn completed so far is saved")
+        rc = 70
+    if rc == 130:  # Ctrl-C (typer also turns it into a plain exit code)
+        err.print(stopped)
     sys.exit(rc if isinstance(rc, int) else 0)

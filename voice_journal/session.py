@@ -78,6 +78,15 @@ class Engines:
             out["tts"] = self.voice.name
         return out
 
+    def close(self) -> None:
+        """Stop any generation still running and free the models, now.
+
+        Left to the interpreter's exit, a model could be torn down while a
+        native thread still uses it (a crash at exit, after Ctrl-C).
+        """
+        if self.llm is not None:
+            self.llm.close()
+
 
 def load_transcriber(settings: Settings) -> Transcriber:
     """The configured Whisper model, with the configured language and threads."""
@@ -272,8 +281,9 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
     error: LLMError | None = None
     wordless = False  # a "sentence" of punctuation alone was left out
     stream = llm.stream(messages, options)
+    deltas = iter(stream)
     try:
-        for delta in stream:
+        for delta in deltas:
             if cancel.is_set():
                 stream.cancel()
                 continue  # the stream ends at its next step
@@ -291,7 +301,13 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
                 stream.cancel()  # the rest would not be spoken: stop paying for it
     except LLMError as e:
         error = e
+    except BaseException:  # Ctrl-C: stop the model at its next token rather than let it run on
+        cancel.set()
+        raise
     finally:
+        if cancel.is_set():
+            stream.cancel()
+        deltas.close()  # joins the generation, which the cancel has ended
         rest = [] if cancel.is_set() else splitter.flush()
         wordless = wordless or not all(map(_has_words, rest))
         rest = [s for s in rest if _has_words(s)]

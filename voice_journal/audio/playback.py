@@ -158,6 +158,12 @@ class Speaker:
     """
 
     BLOCK_MS = 20
+    # The device's buffer. PortAudio's "low" (40 ms on PulseAudio's ALSA plugin, the usual
+    # Linux desktop path) fell into underrun storms here: the callback was drained as fast
+    # as it could run and most of the reply was thrown away (a 6 s clip played in 0.4 s).
+    # 80 ms never did in 24 trials, 100 ms leaves a margin. A barge-in still silences the
+    # voice at once: stop() aborts the stream, dropping what is buffered.
+    LATENCY_S = 0.1
 
     def __init__(self, device: str | int | None = None, *,
                  hint: str = "use --reply-audio FILE to keep the replies in a WAV file"):
@@ -194,7 +200,7 @@ class Speaker:
             try:
                 self._stream = self._sd.OutputStream(
                     samplerate=device_rate, channels=1, dtype="int16", device=self.device,
-                    blocksize=device_rate * self.BLOCK_MS // 1000, callback=self._callback, latency="low",
+                    blocksize=device_rate * self.BLOCK_MS // 1000, callback=self._callback, latency=self.LATENCY_S,
                 )
                 self._stream.start()
             except Exception as e:  # PortAudioError (rate not supported, busy), ValueError
@@ -284,7 +290,10 @@ class Speaker:
     def close(self) -> None:
         if self._stream is not None:
             try:
-                self.drain(timeout=30)
+                if not self.drain(timeout=30):
+                    log.warning("the speaker stopped playing; %.1f s were not played", self.pending_s)
+                if self.underflows:
+                    log.info("the speaker ran dry %d times (the machine was busy)", self.underflows)
                 self._stream.stop()
                 self._stream.close()
             except Exception as e:  # a device that vanished mid-session

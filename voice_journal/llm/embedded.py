@@ -52,6 +52,7 @@ class EmbeddedLLM:
             raise ModelError(f"cannot load {path.name} with llama.cpp: {e}") from None
         self.model = path.stem
         self._lock = threading.Lock()  # one request at a time keeps the slot's cache ours
+        self._closing = threading.Event()
         log.info("loaded %s in-process in %.1f s", path.name, time.perf_counter() - t)
 
     def stream(self, messages: Sequence[Message], options: GenerationOptions = GenerationOptions()) -> ReplyStream:
@@ -83,10 +84,14 @@ class EmbeddedLLM:
                     final["stopped"] = choice["finish_reason"]
             if "timings" in chunk:
                 final["timings"] = chunk["timings"]
-            return reply is not None and reply.cancelled.is_set()
+            return self._closing.is_set() or (reply is not None and reply.cancelled.is_set())
 
         def run() -> None:
             with self._lock:
+                if self._server is None:
+                    q.put(LLMError("the model was closed"))
+                    q.put(_DONE)
+                    return
                 try:
                     result = self._server.handle_chat_completions(request, on_chunk)
                     if isinstance(result, dict) and "error" in result:
@@ -127,9 +132,18 @@ class EmbeddedLLM:
     def warm(self, messages: Sequence[Message]) -> None:
         """Fill the KV cache with ``messages`` (one token of output, thrown away)."""
         with self._lock:
+            if self._server is None:
+                return
             self._server.handle_chat_completions(
                 {"messages": [m.as_dict() for m in messages], "max_tokens": 1, "cache_prompt": True}
             )
 
-    def close(self) -> None:
-        self._server = None
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop a generation in progress, wait for it, and free the model."""
+        self._closing.set()  # a streaming generation stops at its next token
+        got = self._lock.acquire(timeout=timeout)
+        try:
+            self._server = None
+        finally:
+            if got:
+                self._lock.release()
