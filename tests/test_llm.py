@@ -1,6 +1,8 @@
 """Both LLM backends for real: llama.cpp in-process, and the official ollama
 client over HTTP against the Ollama-API stand-in on loopback."""
 
+import subprocess
+import sys
 import threading
 import time
 
@@ -53,6 +55,27 @@ def test_embedded_cancel_stops_generation_quickly(small_llm):
     assert reply.usage.completion_tokens < 100 or got < 50
     # The model is usable again right after.
     assert small_llm.stream(CHAT, GenerationOptions(max_tokens=8)).text()
+
+
+EXIT_MID_REPLY = """
+import sys
+from voice_journal import models
+from voice_journal.llm.base import GenerationOptions, Message
+from voice_journal.llm.embedded import EmbeddedLLM
+
+llm = EmbeddedLLM(models.resolve("smollm2-135m", kind="llm"), threads=2)
+reply = iter(llm.stream([Message("user", "Tell me a long story about the sea.")], GenerationOptions(max_tokens=400)))
+next(reply)  # generating, as when Ctrl-C lands mid-reply
+llm.close()
+sys.exit(3)
+"""
+
+
+def test_closing_the_embedded_model_mid_reply_lets_the_process_exit_cleanly():
+    # Left running into the interpreter's exit, llama.cpp's thread aborts the process
+    # (SIGABRT here, SIGSEGV on CI): close() stops the generation and waits for it.
+    r = subprocess.run([sys.executable, "-c", EXIT_MID_REPLY], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 3, (r.returncode, r.stderr[-2000:])
 
 
 # -- ollama, over HTTP ----------------------------------------------------------
