@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -77,6 +78,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def hear_ctrl_c() -> None:
+    """A ``preexec_fn`` for a child that a test sends Ctrl-C (SIGINT).
+
+    A shell runs a background job with SIGINT ignored, and a child inherits
+    that, so a suite started with ``make test &`` would see Ctrl-C do nothing.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 600, **kw) -> subprocess.CompletedProcess:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import DEMO, LIBRIVOX, ROOT, SAMPLES, run_cli, speech_with_pauses
+from conftest import DEMO, LIBRIVOX, ROOT, SAMPLES, hear_ctrl_c, run_cli, speech_with_pauses
 from voice_journal.audio import pcm
 from voice_journal.store.archive import Archive
 
@@ -292,9 +292,11 @@ def test_play_without_a_speaker_says_so_before_loading_models(tmp_path):
 
 def test_ctrl_c_mid_session_keeps_completed_turns(tmp_path):
     db = tmp_path / "j.duckdb"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200", **FAST}
+    # A crash in native code (a model freed while its thread still runs) shows where it was.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1", "COLUMNS": "200", **FAST}
     p = subprocess.Popen([sys.executable, "-m", "voice_journal", "session", "--input", str(DEMO), "--db", str(db)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+                         preexec_fn=hear_ctrl_c)
     for line in p.stdout:
         if line.startswith("You"):
             p.send_signal(signal.SIGINT)  # while the companion is answering the first turn

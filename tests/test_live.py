@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import virtual_audio
-from conftest import LIBRIVOX, ROOT, librivox_clips
+from conftest import LIBRIVOX, ROOT, hear_ctrl_c, librivox_clips
 from test_speech import normalise, wer
 from voice_journal.store.archive import Archive
 
@@ -45,7 +45,7 @@ class Live:
                       "VOICE_JOURNAL_REPLY_TOKENS": str(reply_tokens)})
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "voice_journal", "session", "--fast", "--db", str(db), *args],
-            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=hear_ctrl_c,
         )
         self.lines: queue.Queue[tuple[float, str]] = queue.Queue()
         self.stdout: list[str] = []
