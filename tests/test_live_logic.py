@@ -179,9 +179,12 @@ def test_max_turns_and_early_transcription(engines, voice, tmp_path):
 
 def test_a_thinking_pause_splits_the_transcription_not_the_turn(engines, voice, tmp_path):
     rec = tmp_path / "talk.wav"
-    first, second = spoken(voice, ["I keep thinking about my grandmother."], pause_s=0.7), \
+    # Piper adds its own quiet at each end (and varies it): 0.5 s here makes a 0.75-0.81 s gap,
+    # well past a piece's 0.3 s pause and short of the 1 s that ends a turn. At 0.7 s the gap
+    # was 0.96-1.02 s, and the turn sometimes ended there.
+    first, second = spoken(voice, ["I keep thinking about my grandmother."], pause_s=0.5), \
         spoken(voice, ["She taught me how to bake bread."])
-    pcm.write_wav(rec, pcm.Clip(np.concatenate([first.samples, second.samples[8000:]])))  # a 0.7 s pause inside
+    pcm.write_wav(rec, pcm.Clip(np.concatenate([first.samples, second.samples[8000:]])))
     s = settings(tmp_path)
     a = Archive.open(s.db)
     result = LiveSession(engines, a, s, PacedFile(rec), ClockedWavSink(None), LiveOptions(max_turns=1)).run()
