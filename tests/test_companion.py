@@ -212,6 +212,37 @@ def test_memory_is_offered_to_the_model_and_kept_with_the_plan():
     assert not Conversation("free", recall=None).turn("My brother called.").recalled
 
 
+@pytest.mark.parametrize("mode, said", [
+    ("free", ["My manager yelled at me today.", "I keep replaying it."]),
+    ("check-in", ["Tired but okay.", "My sister called and we laughed a lot.", "Some quiet time tonight."]),
+    ("reframe", ["I always mess everything up.", "I missed a deadline, but I did finish the rest."]),
+    ("letter", ["To my father.", "Dad, I wish you had listened.", "That's the letter."]),
+    ("free", ["I feel like such a burden to everyone lately.", "Nobody would notice if I was gone."]),
+])
+def test_the_preview_a_pause_warms_is_what_the_turn_sends(mode, said):
+    # While the person pauses, the model is warmed with the preview of the turn so far: when
+    # the pause was the end of the turn, the reply's prompt must be exactly what was warmed,
+    # or the mode's notes to the model are evaluated while the person waits.
+    conv = Conversation(mode)
+    for text in said:
+        preview = conv.previewer()
+        expected = preview(text)
+        assert preview(text) == expected  # taking a preview changes nothing
+        plan = conv.turn(text)
+        if plan.fixed is None:
+            assert list(plan.messages) == expected
+        conv.replied("I hear you." if plan.fixed is None else plan.fixed)
+
+
+def test_memory_comes_after_what_was_warmed():
+    past = Recalled(3, 2, dt.datetime(2026, 11, 17, 20, 0), "I had a fight with my brother about the house.", 0.71)
+    conv = Conversation("free", recall=lambda text: [past], now=lambda: dt.datetime(2026, 11, 24, 21, 0))
+    text = "My brother called again and it turned into another argument."
+    warmed = conv.previewer()(text)
+    sent = conv.turn(text).messages
+    assert list(sent[:-1]) == warmed[:-1] and sent[-1].content.startswith(warmed[-1].content)
+
+
 # -- spoken sessions, real models -------------------------------------------------
 
 

@@ -835,13 +835,13 @@ class LiveSession:
         if len(clip.samples) - start < pcm.RATE // 4:
             return
         before = [f for _, f in self._pieces]
-        # The conversation as it stands now, for warming the model (read here, on the session thread).
-        context = self.dialog.messages()
+        # What the model will be sent, for warming it (taken here, on the session thread).
+        preview = self.conv.previewer()
         self._pieces.append((len(clip.samples), self._stt.submit(
-            self._piece, pcm.Clip(clip.samples[start:]), before, context)))
+            self._piece, pcm.Clip(clip.samples[start:]), before, preview)))
 
     def _piece(self, clip: pcm.Clip, before: list[concurrent.futures.Future],
-               context: list[Message] | None) -> Transcript:
+               preview: Callable[[str], list[Message]] | None) -> Transcript:
         """Transcribe one piece of a turn (on the stt thread, after the pieces before it)."""
         said = " ".join(t.text for t in (f.result() for f in before) if t.text)
         if silero_speech_s(clip) < 0.1:  # webrtcvad heard a noise as speech
@@ -850,11 +850,11 @@ class LiveSession:
             t = self.engines.transcriber.transcribe(clip, self._pin.language, prompt=said[-_PROMPT_CHARS:] or None)
             self._pin.learn(t)
         text = f"{said} {t.text}".strip()
-        if context is not None and t.text:
-            # Evaluate the turn so far while the person pauses or goes on: if this was the end
-            # of the turn, the reply only has to be written; if not, the next piece adds its
-            # own words only, the rest being in the model's cache.
-            self._warmer.submit(self._warm, [*context, Message("user", text)])
+        if preview is not None and t.text:
+            # Evaluate the turn so far, with the mode's notes to the model after it, while the
+            # person pauses or goes on: if this was the end of the turn, the reply only has to
+            # be written; if not, the next piece adds its own words, the rest being cached.
+            self._warmer.submit(self._warm, preview(text))
         return t
 
     def _transcript_of(self, u: Utterance, pieces: list[tuple[int, concurrent.futures.Future]]) -> Transcript | None:

@@ -20,6 +20,7 @@ Nothing here touches audio, models or the archive: the session wires those.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import re
 from dataclasses import dataclass
@@ -132,8 +133,7 @@ class Conversation:
             notes.append(self._memory_note(recalled))
         messages = self.dialog.add_user(text)
         if notes:  # for the model only: the dialog keeps their words as they said them
-            content = messages[-1].content + "\n\n" + " ".join(f"({n.strip('()')})" for n in notes)
-            messages = [*messages[:-1], Message("user", content)]
+            messages = [*messages[:-1], Message("user", _with_notes(text, notes))]
         then = step.then if step is not None else None
         ends = closing
         if closing and self._ask_after:
@@ -142,6 +142,30 @@ class Conversation:
         answers = ((step.field, text, None),) if step is not None and step.field else ()
         return Plan(check, tuple(messages), then=then, rules=rules, answers=answers, mode=mode.name,
                     recalled=recalled, ends=ends)
+
+    def previewer(self) -> Callable[[str], list[Message]]:
+        """What :meth:`turn` will most likely send the model, to warm its cache while the person pauses.
+
+        Call it on the session's thread; the function it returns works on a
+        copy, so another thread may call it with the turn so far. The preview
+        leaves out memory (it needs the journal, and it comes last, so the
+        cache still covers everything before it) and assumes the turn neither
+        ends the session nor asks for another mode.
+        """
+        messages = self.dialog.messages()
+        run, guard, awaiting = copy.copy(self.run), copy.copy(self.guard), self._awaiting
+
+        def preview(text: str) -> list[Message]:
+            check = copy.copy(guard).check(text)
+            if awaiting is not None or check.crisis:  # fixed words will answer, if anything does
+                return [*messages, Message("user", text)]
+            step = copy.copy(run).turn(text)
+            notes = [step.guide] if step.guide else []
+            if note := guard.model_note(check):
+                notes.insert(0, note)
+            return [*messages, Message("user", _with_notes(text, notes) if notes else text)]
+
+        return preview
 
     def replied(self, text: str) -> None:
         """What the companion actually said (on barge-in, only what was heard)."""
@@ -191,6 +215,11 @@ def _asks(text: str) -> bool:
 def _clip(text: str, limit: int = 220) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + "…"
+
+
+def _with_notes(text: str, notes: list[str]) -> str:
+    """Their words, then the app's notes to the model (after: a small model heeds the last words most)."""
+    return text + "\n\n" + " ".join(f"({n.strip('()')})" for n in notes)
 
 
 def _when(at: dt.datetime, now: dt.datetime) -> str:
