@@ -159,6 +159,11 @@ def report(console, settings, engines, load_s, users, replies, baseline, session
     table.add_row(*row("    STT still running at end of turn", stt_wait,
                        f"all words transcribed in pauses for {early:.0f} of {len(users)} turns"))
     table.add_row(*row("    LLM to first sentence (after STT)", llm_first))
+    fresh = [r["prompt_tokens"] - r["cached_tokens"] for r in replies if "prompt_tokens" in r]
+    if fresh:
+        prompt = [r["prompt_tokens"] for r in replies if "prompt_tokens" in r]
+        table.add_row(*row("      prompt tokens not in the cache", fresh,
+                           f"of {statistics.median(prompt):.0f} (p50): the rest was evaluated during pauses"))
     table.add_row(*row("    TTS of the first sentence", tts_first))
     pieces = [u.timings.get("stt_pieces", 0) for u in users]
     table.add_row(*row("  reply length, words", words,
