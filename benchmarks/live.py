@@ -159,6 +159,9 @@ def report(console, settings, engines, load_s, users, replies, baseline, session
     table.add_row(*row("    STT still running at end of turn", stt_wait,
                        f"all words transcribed in pauses for {early:.0f} of {len(users)} turns"))
     table.add_row(*row("    LLM to first sentence (after STT)", llm_first))
+    first_token = [r["llm_first_token_s"] for r in replies if r.get("llm_first_token_s")]
+    if first_token:  # a warm still running when the turn ends holds the model: this includes that wait
+        table.add_row(*row("      first token (waits for a warm still running)", first_token))
     fresh = [r["prompt_tokens"] - r["cached_tokens"] for r in replies if "prompt_tokens" in r]
     if fresh:
         prompt = [r["prompt_tokens"] for r in replies if "prompt_tokens" in r]
