@@ -46,7 +46,7 @@ from voice_journal.companion.checker import check, is_question, trim, words  # n
 from voice_journal.companion.conversation import Conversation  # noqa: E402
 from voice_journal.llm.select import open_llm  # noqa: E402
 from voice_journal.session import FALLBACK_REPLY, reply_options  # noqa: E402
-from voice_journal.speech.sentences import SentenceSplitter  # noqa: E402
+from voice_journal.speech.sentences import SentenceSplitter, has_words  # noqa: E402
 
 # Three turns per mode, said one after the other in one conversation of that mode.
 INPUTS: dict[str, list[str]] = {
@@ -139,7 +139,7 @@ def run(llm, settings, limit: int, console: Console, results: list[dict]) -> Non
             stream = llm.stream(plan.messages, options)
             raw = stream.text().strip()
             spoken = trim(raw, plan.rules)
-            fell_back = not plan.then and not any(c.isalnum() for c in spoken)
+            fell_back = not plan.then and not has_words(spoken)
             if fell_back:  # as speak_reply does: a gentle fixed line rather than silence
                 spoken = FALLBACK_REPLY
             usage = stream.usage

@@ -47,7 +47,7 @@ from .companion.summary import summarise
 from .config import Settings
 from .errors import InputError, LLMError, NoSpeechError, VoiceJournalError
 from .llm.base import LLM, GenerationOptions, Message
-from .speech.sentences import SentenceSplitter
+from .speech.sentences import SentenceSplitter, has_words
 from .speech.stt import LanguagePin, Segment, SttConfig, Transcriber, Transcript
 from .speech.tts import Voice
 from .store import search
@@ -217,10 +217,6 @@ class SpokenReply:
         return " ".join(words), self.audio[: max(0, samples)]
 
 
-def _has_words(sentence: str) -> bool:
-    return any(c.isalnum() for c in sentence)  # "…" or "—" alone is nothing to say
-
-
 def reply_options(settings: Settings) -> GenerationOptions:
     return GenerationOptions(max_tokens=max(8, settings.reply_tokens))
 
@@ -289,7 +285,7 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
                 continue  # the stream ends at its next step
             text.append(delta)
             for s in splitter.feed(delta):
-                if not _has_words(s):
+                if not has_words(s):
                     wordless = True
                     continue
                 if gate is not None and not gate.admit(s):
@@ -309,8 +305,8 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
             stream.cancel()
         deltas.close()  # joins the generation, which the cancel has ended
         rest = [] if cancel.is_set() else splitter.flush()
-        wordless = wordless or not all(map(_has_words, rest))
-        rest = [s for s in rest if _has_words(s)]
+        wordless = wordless or not all(map(has_words, rest))
+        rest = [s for s in rest if has_words(s)]
         if gate is not None:
             rest = [s for s in rest if gate.admit(s)]
         if rest and sent and stream.usage is not None and stream.usage.stopped == "length":

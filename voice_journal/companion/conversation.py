@@ -116,24 +116,22 @@ class Conversation:
 
         mode = self.mode
         if closing:
-            step, notes = None, [arc.WRAP_UP_NOTE if wrap_up else arc.CLOSING_NOTE]
+            step, guide = None, arc.WRAP_UP_NOTE if wrap_up else arc.CLOSING_NOTE
             rules = ReplyRules(mode.max_words, 0)
         else:
             step = self.run.turn(text)
-            notes = [step.guide] if step.guide else []
-            rules = step.rules
+            guide, rules = step.guide, step.rules
             if asks_for_advice(text):
                 rules = ReplyRules(rules.max_words, rules.max_questions, advice=True)
             if rules.max_questions == 0 and not step.then and _asks(text):
                 rules = ReplyRules(rules.max_words, 1, rules.advice)  # they asked something: an answer may ask back
-        if note := self.guard.model_note(check):
-            notes.insert(0, note)
+        notes = _notes(self.guard, check, guide)
         recalled = tuple(self.recall(text)) if self.recall is not None and not closing else ()
         if recalled:
             notes.append(self._memory_note(recalled))
         messages = self.dialog.add_user(text)
-        if notes:  # for the model only: the dialog keeps their words as they said them
-            messages = [*messages[:-1], Message("user", _with_notes(text, notes))]
+        # For the model only: the dialog keeps their words as they said them.
+        messages = [*messages[:-1], Message("user", _with_notes(text, notes))]
         then = step.then if step is not None else None
         ends = closing
         if closing and self._ask_after:
@@ -159,11 +157,8 @@ class Conversation:
             check = copy.copy(guard).check(text)
             if awaiting is not None or check.crisis:  # fixed words will answer, if anything does
                 return [*messages, Message("user", text)]
-            step = copy.copy(run).turn(text)
-            notes = [step.guide] if step.guide else []
-            if note := guard.model_note(check):
-                notes.insert(0, note)
-            return [*messages, Message("user", _with_notes(text, notes) if notes else text)]
+            notes = _notes(guard, check, copy.copy(run).turn(text).guide)
+            return [*messages, Message("user", _with_notes(text, notes))]
 
         return preview
 
@@ -217,8 +212,18 @@ def _clip(text: str, limit: int = 220) -> str:
     return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + "…"
 
 
+def _notes(guard: safety.SessionGuard, check: safety.Assessment, guide: str | None) -> list[str]:
+    """The app's notes to the model for a turn: safety first, then the step's guide."""
+    notes = [guide] if guide else []
+    if note := guard.model_note(check):
+        notes.insert(0, note)
+    return notes
+
+
 def _with_notes(text: str, notes: list[str]) -> str:
     """Their words, then the app's notes to the model (after: a small model heeds the last words most)."""
+    if not notes:
+        return text
     return text + "\n\n" + " ".join(f"({n.strip('()')})" for n in notes)
 
 

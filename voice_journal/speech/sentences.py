@@ -32,6 +32,11 @@ _STAGE_DIRECTION = re.compile(r"\*[^*\n]{1,80}\*")
 _ASIDE = re.compile(r"[(\[][^()\[\]]*?\S+(?:\s+\S+){3,}[^()\[\]]*?[)\]]")
 
 
+def has_words(sentence: str) -> bool:
+    """False for a "sentence" of punctuation alone ("…", "—"): nothing to say."""
+    return any(c.isalnum() for c in sentence)
+
+
 def speakable(text: str) -> str:
     """Text as it should be spoken: no markdown, stage directions, emoji or control characters."""
     text = _BOLD.sub(r"\1", text)
