@@ -83,10 +83,10 @@ def build(path: Path, n: int, rng, words) -> float:
                             (start + dt.timedelta(days=s, minutes=i)).isoformat(sep=" "), text])
         # Random directions stand in for embeddings and their sketches: a cosine costs the
         # same whatever it compares (the sketch's recall is tested in tests/test_search.py).
-        con.execute(f"""INSERT INTO turns (uid, session_id, idx, role, recorded_at, text, embedding, coarse)
+        con.execute(f"""INSERT INTO turns (uid, session_id, idx, role, recorded_at, text, embedding, sketch)
             SELECT uid, session_id, idx, role, recorded_at, text,
                    list_transform(range(384), x -> (random() - 0.5)::FLOAT)::FLOAT[384],
-                   list_transform(range(96), x -> (random() - 0.5)::FLOAT)::FLOAT[96]
+                   list_transform(range(96), x -> ((random() - 0.5) * 200)::TINYINT)::TINYINT[96]
             FROM read_csv('{csv_path}', header = true, quote = '"', escape = '"',
                           columns = {{'uid': 'BIGINT', 'session_id': 'BIGINT', 'idx': 'INTEGER', 'role': 'VARCHAR',
                                      'recorded_at': 'TIMESTAMP', 'text': 'VARCHAR'}})""")

@@ -144,6 +144,35 @@ def test_a_version_1_journal_is_upgraded_in_place(tmp_path):
             a.add_turn(TurnRecord(1, 0, "user", "a duplicate index"))
 
 
+def test_a_version_6_journal_keeps_its_sketches_as_int8(tmp_path):
+    """v7 turns each float sketch into the int8 one a new turn would get: no re-embedding needed."""
+    import duckdb
+    import numpy as np
+
+    from voice_journal.store import search
+    from voice_journal.store.embedding import project, sketch
+
+    rng = np.random.default_rng(3)
+    vecs = rng.normal(size=(3, 384)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    path = tmp_path / "v6.duckdb"
+    con = duckdb.connect(str(path))
+    for v, m in enumerate(MIGRATIONS[:6], start=1):
+        con.execute(m)
+        con.execute("INSERT INTO schema_version VALUES (?, now())", [v])
+    con.execute("INSERT INTO sessions (started_at) VALUES ('2025-01-02 08:00:00')")
+    for i, v in enumerate(vecs):
+        con.execute("INSERT INTO turns (uid, session_id, idx, role, recorded_at, text, embedding, coarse) "
+                    "VALUES (?, 1, ?, 'user', now(), ?, ?::FLOAT[384], ?::FLOAT[96])",
+                    [1_000_000 + i, i, f"entry {i}", v.tolist(), project(v).tolist()])
+    con.close()
+    with Archive.open(path) as a:
+        assert a.version() == SCHEMA_VERSION
+        stored = np.array([r[0] for r in a.execute("SELECT sketch FROM turns ORDER BY idx").fetchall()])
+        assert np.abs(stored - sketch(vecs).astype(int)).max() <= 1  # SQL rounds halves away from zero
+        assert [u for u, _ in search.vector(a, vecs[2], limit=1)] == [1_000_002]
+
+
 def test_searching_while_another_process_records(tmp_path):
     """One process archives turns as a session does; this one searches 50 times meanwhile."""
     from voice_journal.store import search

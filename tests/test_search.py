@@ -8,7 +8,7 @@ import pytest
 from search_corpus import ENTRIES, QUERIES
 from voice_journal.store import search
 from voice_journal.store.archive import Archive, TurnRecord
-from voice_journal.store.embedding import Embedder, coarse
+from voice_journal.store.embedding import Embedder, sketch
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +114,7 @@ def test_search_works_before_any_index_exists(tmp_path, embedder):
 
 
 def test_sketch_shortlist_finds_what_exact_search_finds(tmp_path):
-    """Vector search ranks 96-dimension sketches first; it must keep the exact top 10."""
+    """Vector search ranks int8 96-dimension sketches first; it must keep the exact top 10."""
     rng = np.random.default_rng(7)
     centres = rng.normal(size=(60, 384))
     vecs = centres[rng.integers(0, 60, 6000)] + rng.normal(scale=0.9, size=(6000, 384))
@@ -123,13 +123,13 @@ def test_sketch_shortlist_finds_what_exact_search_finds(tmp_path):
         sid = a.begin_session()
         # Through a CSV file: binding Python lists of floats is very slow in DuckDB.
         csv_path = tmp_path / "vecs.csv"
-        sketches = coarse(vecs)
+        sketches = sketch(vecs)
         with open(csv_path, "w") as f:
             f.write("k|e|c\n")
             for k in range(len(vecs)):
                 f.write(f"{k}|[{','.join(map(str, vecs[k]))}]|[{','.join(map(str, sketches[k]))}]\n")
-        a.execute(f"""INSERT INTO turns (uid, session_id, idx, role, recorded_at, text, embedding, coarse)
-                      SELECT {sid} * 1000000 + k, {sid}, k, 'user', now(), 'x', e::FLOAT[384], c::FLOAT[96]
+        a.execute(f"""INSERT INTO turns (uid, session_id, idx, role, recorded_at, text, embedding, sketch)
+                      SELECT {sid} * 1000000 + k, {sid}, k, 'user', now(), 'x', e::FLOAT[384], c::TINYINT[96]
                       FROM read_csv('{csv_path}', delim = '|', header = true,
                                     columns = {{'k': 'INTEGER', 'e': 'VARCHAR', 'c': 'VARCHAR'}})""")
         overlaps = []

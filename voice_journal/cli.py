@@ -671,7 +671,7 @@ def reindex(db: Optional[Path] = DbOption) -> None:
 
     with _archive(_settings(db)) as a:
         missing = a.execute("SELECT uid, text FROM turns WHERE embedding IS NULL").fetchall()
-        unsketched = a.execute("SELECT uid, embedding FROM turns WHERE embedding IS NOT NULL AND coarse IS NULL").fetchall()
+        unsketched = a.execute("SELECT uid, embedding FROM turns WHERE embedding IS NOT NULL AND sketch IS NULL").fetchall()
         if missing:
             embedder = Embedder.load()
             with bar("Embedding turns", len(missing)) as advance:

@@ -29,11 +29,11 @@ import duckdb
 import numpy as np
 
 from ..errors import InputError, StoreError
-from .embedding import coarse
+from .embedding import sketch
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # Migrations in order; MIGRATIONS[n] takes a journal from version n to n + 1.
 MIGRATIONS: list[str] = [
@@ -137,7 +137,7 @@ MIGRATIONS: list[str] = [
         model VARCHAR,
         partial BOOLEAN NOT NULL DEFAULT false,
         embedding FLOAT[384],
-        coarse FLOAT[96],                    -- embedding.coarse(embedding); NULL: scored exactly
+        coarse FLOAT[96],                    -- a float sketch (int8 since v7); NULL: scored exactly
         PRIMARY KEY (session_id, idx)
     );
     INSERT INTO turns_v4 SELECT uid, session_id, idx, role, recorded_at, text, audio, sample_rate, start_s, end_s,
@@ -184,6 +184,37 @@ MIGRATIONS: list[str] = [
         model VARCHAR,
         embedding FLOAT[384]                 -- of the summary, for search
     );
+    """,
+    # v7: each turn's sketch is int8 (embedding.sketch), not float: DuckDB decompresses
+    # float arrays slowly, and the sketches are scanned on every search. Converted here
+    # with the same scale and clipping, so no turn needs embedding again.
+    """
+    CREATE TABLE turns_v7 (
+        uid BIGINT NOT NULL UNIQUE,
+        session_id BIGINT NOT NULL,
+        idx INTEGER NOT NULL,
+        role VARCHAR NOT NULL CHECK (role IN ('user', 'assistant')),
+        recorded_at TIMESTAMP NOT NULL,
+        text VARCHAR NOT NULL,
+        audio BLOB,
+        sample_rate INTEGER,
+        start_s DOUBLE,
+        end_s DOUBLE,
+        duration_s DOUBLE,
+        language VARCHAR,
+        confidence DOUBLE,
+        timings JSON,
+        model VARCHAR,
+        partial BOOLEAN NOT NULL DEFAULT false,
+        embedding FLOAT[384],
+        sketch TINYINT[96],                  -- embedding.sketch(embedding); NULL: scored exactly
+        PRIMARY KEY (session_id, idx)
+    );
+    INSERT INTO turns_v7 SELECT uid, session_id, idx, role, recorded_at, text, audio, sample_rate, start_s, end_s,
+        duration_s, language, confidence, timings, model, partial, embedding,
+        list_transform(coarse, x -> greatest(-127, least(127, round(x * 256))))::TINYINT[96] FROM turns;
+    DROP TABLE turns;
+    ALTER TABLE turns_v7 RENAME TO turns;
     """,
 ]
 
@@ -572,13 +603,13 @@ class Archive:
         with self._transaction():
             self._con.execute(
                 """INSERT INTO turns (uid, session_id, idx, role, recorded_at, text, audio, sample_rate, start_s,
-                   end_s, duration_s, language, confidence, timings, model, partial, embedding, coarse)
+                   end_s, duration_s, language, confidence, timings, model, partial, embedding, sketch)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [turn.uid, turn.session_id, turn.idx, turn.role, turn.at or _now(), turn.text, turn.audio_flac,
                  turn.sample_rate, turn.start_s, turn.end_s, turn.duration_s, turn.language, turn.confidence,
                  json.dumps({k: round(v, 4) for k, v in turn.timings.items()}), turn.model, turn.partial,
                  None if turn.embedding is None else turn.embedding.astype(np.float32).tolist(),
-                 None if turn.embedding is None else coarse(turn.embedding).tolist()],
+                 None if turn.embedding is None else sketch(turn.embedding).tolist()],
             )
             if turn.safety:
                 self._con.execute("INSERT INTO turn_flags VALUES (?, ?, ?, ?)",
@@ -624,8 +655,8 @@ class Archive:
         """Store (uid, embedding) pairs, with their sketches, in one transaction."""
         with self._transaction():
             for uid, vec in rows:
-                self._con.execute("UPDATE turns SET embedding = ?::FLOAT[384], coarse = ?::FLOAT[96] WHERE uid = ?",
-                                  [np.asarray(vec, np.float32).tolist(), coarse(vec).tolist(), uid])
+                self._con.execute("UPDATE turns SET embedding = ?::FLOAT[384], sketch = ?::TINYINT[96] WHERE uid = ?",
+                                  [np.asarray(vec, np.float32).tolist(), sketch(vec).tolist(), uid])
 
     def set_mode(self, session_id: int, mode: str) -> None:
         """The mode a session moved to (the person asked for it); its answers keep their own."""

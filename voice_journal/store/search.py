@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import InputError
 from .archive import Archive, extension_path
-from .embedding import coarse
+from .embedding import project
 
 REBUILD_AFTER = 500  # delta turns tolerated before a writer rebuilds the index
 KEYWORD_WEIGHT = 0.3  # the most that matching words can add to a cosine similarity
@@ -228,7 +228,7 @@ def vector(archive: Archive, query_vec: np.ndarray, limit: int = CANDIDATES,
            filters: Filters = Filters(), con: duckdb.DuckDBPyConnection | None = None) -> list[tuple[int, float]]:
     """(uid, cosine) of the turns closest in meaning to ``query_vec``.
 
-    Two stages: the 96-dimension sketches are scanned for :data:`SHORTLIST`
+    Two stages: the int8 sketches are scanned for :data:`SHORTLIST`
     candidates, which are then ranked by their exact cosine; turns without a
     sketch yet are scored exactly.
     """
@@ -238,10 +238,11 @@ def vector(archive: Archive, query_vec: np.ndarray, limit: int = CANDIDATES,
     rows = con.execute(
         f"""WITH shortlist AS (
                 SELECT t.uid FROM turns t {join}
-                WHERE t.coarse IS NOT NULL AND {where}
-                ORDER BY array_inner_product(t.coarse, {_vector_literal(coarse(query_vec), 96)}) DESC LIMIT {SHORTLIST}),
+                WHERE t.sketch IS NOT NULL AND {where}
+                ORDER BY array_inner_product(t.sketch::FLOAT[96], {_vector_literal(project(query_vec), 96)}) DESC
+                LIMIT {SHORTLIST}),
             unsketched AS (
-                SELECT t.uid FROM turns t {join} WHERE t.coarse IS NULL AND t.embedding IS NOT NULL AND {where})
+                SELECT t.uid FROM turns t {join} WHERE t.sketch IS NULL AND t.embedding IS NOT NULL AND {where})
             SELECT uid, array_cosine_similarity(embedding, {_vector_literal(query_vec)}) AS cos FROM turns
             WHERE uid IN (SELECT uid FROM shortlist UNION ALL SELECT uid FROM unsketched)
             ORDER BY cos DESC, uid DESC LIMIT ?""",
