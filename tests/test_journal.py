@@ -138,17 +138,20 @@ def test_delete_really_deletes(tmp_path):
     assert run_cli("write", "An entry that stays: gardening with Ana.", "--db", str(db)).returncode == 0
     assert run_cli("write", secret, "--db", str(db)).returncode == 0
     assert run_cli("import", str(LIBRIVOX / "0930.flac"), "--db", str(db), env=FAST).returncode == 0
+    assert run_cli("reindex", "--db", str(db)).returncode == 0  # the secret's words are in the full-text index too
     with Archive.open(db) as a:
         audio = a.turns(3, with_audio=True)[0].audio_flac
         a.execute("CHECKPOINT")
     data = db.read_bytes()
     assert secret.encode() in data and audio[-2000:] in data  # the scan can see both while they exist
+    assert data.lower().count(b"quetzalcoatl") > 1
     r = run_cli("delete", "2", "--db", str(db))  # no terminal to confirm at: refuse
     assert r.returncode == 2 and "--yes" in r.stderr
     assert run_cli("delete", "2", "--yes", "--db", str(db)).returncode == 0
     assert run_cli("delete", "3:0", "--yes", "--db", str(db)).returncode == 0
     data = db.read_bytes()
-    assert secret.encode() not in data and b"Quetzalcoatl" not in data and audio[-2000:] not in data
+    assert secret.encode() not in data and audio[-2000:] not in data
+    assert b"quetzalcoatl" not in data.lower()  # nor its word in the full-text index (stored lower case)
     assert not json.loads(run_cli("search", "Quetzalcoatl marmalade", "--db", str(db), "--json", "--method", "bm25").stdout)
     assert "gardening" in run_cli("search", "gardening", "--db", str(db)).stdout
     assert oct(db.stat().st_mode & 0o777) == "0o600"

@@ -1,6 +1,7 @@
 """Hybrid search: relevance on a labelled journal, freshness, filters, odd queries."""
 
 import datetime as dt
+import math
 
 import numpy as np
 import pytest
@@ -82,6 +83,40 @@ def test_a_turn_is_found_the_moment_it_is_archived(journal, embedder):
     before = search.bm25(journal, "kayaking fjord")[0][1]
     search.rebuild_index(journal)
     assert search.bm25(journal, "kayaking fjord")[0][1] == pytest.approx(before, rel=0.05)
+
+
+@pytest.mark.parametrize("query", ["sleep", "fight with my brother", "work deadline stress", "the and of"])
+def test_bm25_scores_as_the_fts_extension_does(journal, query):
+    """Our postings lists give the fts extension's own BM25 (match_bm25), turn for turn.
+
+    Its macro takes DuckDB's log(), which is base 10; ours is the natural log of the
+    BM25 literature: every score is ln(10) times its, and the ranking is the same."""
+    ours = {uid: score for uid, score, _ in search.bm25(journal, query, limit=1000)}
+    theirs = dict(journal.execute(
+        "SELECT uid, score FROM (SELECT uid, fts_main_turns.match_bm25(uid, ?) AS score FROM turns) "
+        "WHERE score IS NOT NULL", [query]).fetchall())
+    assert ours.keys() == theirs.keys()
+    assert all(ours[u] == pytest.approx(theirs[u] * math.log(10), rel=1e-6) for u in ours)
+
+
+def test_fresh_turns_are_found_whatever_their_place_in_the_journal(tmp_path):
+    """The index's delta is usually "every uid above the highest indexed"; a turn added to an
+    older session still open (two sessions at once), or one deleted without a rebuild, breaks
+    that shape, and must be handled too."""
+    with Archive.open(tmp_path / "j.duckdb") as a:
+        older, newer = a.begin_session(), a.begin_session()
+        a.add_turn(TurnRecord(older, 0, "user", "The quince jelly set at last"))
+        a.add_turn(TurnRecord(newer, 0, "user", "A heron stood in the quince orchard"))
+        search.rebuild_index(a)
+        a.add_turn(TurnRecord(newer, 1, "user", "Quince again, this time roasted"))  # above every indexed uid
+        a.add_turn(TurnRecord(older, 1, "user", "My quince tree is finally blooming"))  # below the newer session's
+        assert search.delta_size(a) == 2
+        found = {u for u, _, _ in search.bm25(a, "quince", limit=10)}
+        assert found == {older * 1_000_000, older * 1_000_000 + 1, newer * 1_000_000, newer * 1_000_000 + 1}
+        a.delete(newer, 0)  # without a rebuild: still in the index, gone from the journal
+        found = {u for u, _, _ in search.bm25(a, "quince", limit=10)}
+        assert found == {older * 1_000_000, older * 1_000_000 + 1, newer * 1_000_000 + 1}
+        assert [u for u, _, _ in search.bm25(a, "heron")] == []
 
 
 def test_filters(journal, embedder):

@@ -945,8 +945,8 @@ def delete(
                 out.print("Nothing deleted.")
                 return
         n = a.delete(sid, turn)
+        search_mod.rebuild_index(a)  # first, so that the rewritten file holds no index entry of theirs
         a.compact()  # deleted rows linger in free blocks until the file is rewritten
-        search_mod.rebuild_index(a)
     out.print(f"Deleted {what}: {n} turns, their audio and their search entries.")
 
 

@@ -2,13 +2,15 @@
 
 Two signals are combined (see :func:`fuse`):
 
-* **BM25** over DuckDB's fts index (``fts_main_turns``). That index does not
-  see inserts until it is rebuilt (1.4 s at 10k turns, 9 s at 100k), so a
-  search also scores the turns the index has not seen yet (the "delta"),
-  with the same tokenizer, stemmer, stopwords and BM25 formula, against the
-  index's statistics. A turn is therefore findable the moment it is
-  archived; writers rebuild the index only when the delta grows past
-  :data:`REBUILD_AFTER`.
+* **BM25** over DuckDB's fts index (``fts_main_turns``), read through a
+  table of postings lists built beside it (``search_postings``: one row per
+  term, so a query reads only its own terms' postings instead of joining
+  all 1.5 million of a 100k-turn journal). The index does not see inserts
+  until it is rebuilt (2 s at 100k turns), so a search also scores the
+  turns the index has not seen yet (the "delta"), with the same tokenizer,
+  stemmer, stopwords and BM25 formula, against the index's statistics. A
+  turn is therefore findable the moment it is archived; writers rebuild the
+  index only when the delta grows past :data:`REBUILD_AFTER`.
 * **Vectors**: each turn's all-MiniLM-L6-v2 embedding, compared by cosine
   similarity (exact, in DuckDB), so that "an argument with my sibling"
   finds "a fight with my brother".
@@ -41,6 +43,8 @@ CANDIDATES = 50  # from each ranking, before fusion
 MIN_COSINE = 0.25  # below this a vector "match" is noise for MiniLM
 SHORTLIST = 400  # sketch-ranked candidates whose exact cosine is computed
 _INDEX = "fts_main_turns"
+_POSTINGS = "search_postings"
+_INDEXED = "search_indexed"
 
 
 def _load_fts(con: duckdb.DuckDBPyConnection) -> None:
@@ -48,9 +52,11 @@ def _load_fts(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _has_index(con: duckdb.DuckDBPyConnection) -> bool:
+    # The postings table is made in the same transaction as the fts index, after it: a
+    # journal indexed by an older voice-journal has no postings yet and counts as unindexed.
     return bool(con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = 'docs'", [_INDEX]
-    ).fetchone()[0])
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' "
+        "AND table_name = ? AND NOT temporary", [_POSTINGS]).fetchone()[0])
 
 
 def delta_size(archive: Archive) -> int:
@@ -63,12 +69,23 @@ def delta_size(archive: Archive) -> int:
 
 
 def rebuild_index(archive: Archive) -> None:
-    """Rebuild the full-text index over every turn (writers only)."""
+    """Rebuild the full-text index and its postings lists over every turn (writers only)."""
     con = archive.connection
     _load_fts(con)
     with archive.transaction():
         con.execute("PRAGMA create_fts_index('turns', 'uid', 'text', stemmer='porter', stopwords='english', "
                     "strip_accents=1, lower=1, overwrite=1)")
+        # Each term's postings as one list of (uid, term frequency, turn length).
+        con.execute(f"""CREATE OR REPLACE TABLE {_POSTINGS} AS
+            SELECT dict.term, list(struct_pack(uid := docs.name, tf := p.tf, len := docs.len::INTEGER)) AS postings
+            FROM (SELECT termid, docid, count(*)::INTEGER AS tf FROM {_INDEX}.terms GROUP BY termid, docid) AS p
+            JOIN {_INDEX}.dict AS dict USING (termid) JOIN {_INDEX}.docs AS docs USING (docid)
+            GROUP BY dict.term ORDER BY dict.term""")
+        # What the index holds, so that a search can find the turns it lacks without an
+        # anti-join of every turn against its documents (10 ms at 100k turns): see _delta_where.
+        con.execute(f"""CREATE OR REPLACE TABLE {_INDEXED} AS
+            SELECT coalesce(max(name), -1) AS max_uid, count(*) AS turns, coalesce(sum(hash(name)), 0) AS uid_hash
+            FROM {_INDEX}.docs""")
 
 
 def refresh_index(archive: Archive, *, threshold: int = REBUILD_AFTER) -> bool:
@@ -144,6 +161,11 @@ def _stopword_table(con: duckdb.DuckDBPyConnection) -> str:
     return "temp.vj_stopwords"
 
 
+def _string_list(values: list[str]) -> str:
+    # SQL string literals: a quote is doubled, and nothing else is special in them (no NULs: see validate_query).
+    return ",".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
 def _int_list(values: list[int]) -> str:
     # Inlined: a bound Python list makes duckdb probe for pandas and polars on every call.
     return ",".join(str(int(v)) for v in values)
@@ -172,53 +194,82 @@ def bm25(archive: Archive, query: str, limit: int = CANDIDATES, filters: Filters
 
     ``coverage`` is the share of the query's terms the turn contains.
     """
+    _load_fts(archive.connection)
+    index = _has_index(archive.connection)
+    return _keyword(archive, _query_stems(archive, query, index), index, limit, filters)
+
+
+def _keyword(archive: Archive, terms: set[str], index: bool, limit: int, filters: Filters) -> list[tuple[int, float, float]]:
+    if not terms:
+        return []  # only stopwords, digits or punctuation
     con = archive.connection
-    _load_fts(con)
+    sql, params = _bm25_sql(index, sorted(terms), limit, filters, _delta_where(con) if index else "")
+    return [(int(u), float(sc), float(cov)) for u, sc, cov in con.execute(sql, params).fetchall()]
+
+
+def _delta_where(con: duckdb.DuckDBPyConnection) -> str:
+    """A condition on ``uid`` that holds for exactly the turns the index has not seen.
+
+    Usually those are the turns archived since the rebuild, all above the
+    highest uid indexed: that is so if the turns up to it are the indexed
+    ones (same count and same sum of hashes). Otherwise (a turn added to an
+    older session that is still open, a turn deleted) every turn is checked
+    against the index's documents.
+    """
+    max_uid, same = con.execute(f"""
+        SELECT i.max_uid, c.n = i.turns AND c.h = i.uid_hash FROM {_INDEXED} AS i,
+               (SELECT count(*) AS n, coalesce(sum(hash(uid)), 0) AS h FROM turns
+                WHERE uid <= (SELECT max_uid FROM {_INDEXED})) AS c""").fetchone()
+    return f"uid > {int(max_uid)}" if same else f"uid NOT IN (SELECT name FROM {_INDEX}.docs)"
+
+
+def _bm25_sql(index: bool, terms: list[str], limit: int, filters: Filters, delta_where: str) -> tuple[str, list]:
+    # The terms are inlined, not bound, one equality each: such a filter is pushed down into
+    # the scan of the postings table, which then reads only those terms' lists (an IN list
+    # or a join read them all).
+    qterms = _string_list(terms)
+    indexed = " UNION ALL ".join(f"SELECT term, unnest(postings) AS p FROM {_POSTINGS} WHERE term = {_string_list([t])}"
+                                 for t in terms)
     where, params = filters.sql()
-    if not _has_index(con):
+    if not index:
         # A journal whose index was never built (read-only, before any writer): all of it is delta.
         sql = f"""
-        WITH qterms AS ({_terms_sql(False)}),
-        toks AS (SELECT uid, stem(t, 'porter') AS term FROM (SELECT uid, unnest({_TOKENIZE.replace('<COL>', 'text')}) AS t
+        WITH toks AS (SELECT uid, stem(t, 'porter') AS term FROM (SELECT uid, unnest({_TOKENIZE.replace('<COL>', 'text')}) AS t
                  FROM turns) WHERE t <> '' AND t NOT IN (SELECT sw FROM temp.vj_stopwords)),
         lens AS (SELECT uid, count(*) AS len FROM toks GROUP BY uid),
         stats AS (SELECT count(*) AS n, coalesce(avg(len), 1) AS avgdl FROM lens),
-        postings AS (SELECT toks.uid, term, count(*) AS tf, any_value(len) AS len FROM toks JOIN lens USING (uid)
-                     WHERE term IN (SELECT term FROM qterms) GROUP BY toks.uid, term),
+        postings AS MATERIALIZED (SELECT toks.uid, term, count(*) AS tf, any_value(len) AS len FROM toks JOIN lens USING (uid)
+                     WHERE term IN ({qterms}) GROUP BY toks.uid, term),
         {_SCORE}"""
-        _stopword_table(con)
-        params = [query, *params, limit]
     else:
         sql = f"""
-        WITH qterms AS ({_terms_sql(True)}),
-        delta AS (SELECT uid, text FROM turns WHERE uid NOT IN (SELECT name FROM {_INDEX}.docs)),
+        WITH delta AS (SELECT uid, text FROM turns WHERE {delta_where}),
         dtoks AS (SELECT uid, stem(t, 'porter') AS term FROM (SELECT uid, unnest({_INDEX}.tokenize(text)) AS t FROM delta)
                   WHERE t <> '' AND t NOT IN (SELECT sw FROM {_INDEX}.stopwords)),
         dlens AS (SELECT uid, count(*) AS len FROM dtoks GROUP BY uid),
         stats AS (SELECT coalesce((SELECT num_docs FROM {_INDEX}.stats), 0) + (SELECT count(*) FROM delta) AS n,
                          coalesce((SELECT avgdl FROM {_INDEX}.stats), (SELECT avg(len) FROM dlens), 1) AS avgdl),
-        postings AS (
-            SELECT docs.name AS uid, dict.term, count(*) AS tf, any_value(docs.len) AS len
-            FROM {_INDEX}.dict AS dict JOIN {_INDEX}.terms AS terms USING (termid) JOIN {_INDEX}.docs AS docs USING (docid)
-            WHERE dict.term IN (SELECT term FROM qterms) GROUP BY docs.name, dict.term
+        postings AS MATERIALIZED (
+            SELECT p.uid AS uid, term, p.tf AS tf, p.len AS len
+            FROM ({indexed})
             UNION ALL
             SELECT dtoks.uid, term, count(*), any_value(len) FROM dtoks JOIN dlens USING (uid)
-            WHERE term IN (SELECT term FROM qterms) GROUP BY dtoks.uid, term),
+            WHERE term IN ({qterms}) GROUP BY dtoks.uid, term),
         {_SCORE}"""
-        params = [query, *params, limit]
     join = "JOIN sessions s ON s.id = t.session_id" if filters.mode else ""
-    sql = sql.replace("{where}", where).replace("{join}", join)
-    return [(int(u), float(sc), float(cov)) for u, sc, cov in con.execute(sql, params).fetchall()]
+    sql = sql.replace("{where}", where).replace("{join}", join).replace("{nterms}", str(len(terms)))
+    return sql, [*params, limit]
 
 
-# BM25 with the fts extension's constants (k1 = 1.2, b = 0.75); deleted turns
-# still in the index drop out in the join with turns.
+# BM25 with the fts extension's constants (k1 = 1.2, b = 0.75; the natural log, where its
+# macro takes log10: the same ranking). A turn has one posting per term, so coverage is a
+# plain count. Deleted turns still in the index drop out in the join with turns.
 _SCORE = """
         df AS (SELECT term, count(*) AS df FROM postings GROUP BY term),
         scored AS (
             SELECT p.uid, sum(ln(((stats.n - df.df + 0.5) / (df.df + 0.5)) + 1)
                               * p.tf * 2.2 / (p.tf + 1.2 * (0.25 + 0.75 * p.len / stats.avgdl))) AS score,
-                   count(DISTINCT p.term) / (SELECT count(*) FROM qterms) AS coverage
+                   count(*) / {nterms} AS coverage
             FROM postings p JOIN df USING (term), stats GROUP BY p.uid)
         SELECT scored.uid, scored.score, scored.coverage FROM scored JOIN turns t ON t.uid = scored.uid {join}
         WHERE {where} ORDER BY scored.score DESC, scored.uid DESC LIMIT ?"""
@@ -296,23 +347,28 @@ def search(archive: Archive, query: str, *, embedder=None, limit: int = 10, filt
     if method in ("hybrid", "vector") and embedder is None:
         raise InputError("semantic search needs the embedding model (minilm-l6)")
     qvec = embedder.embed([q])[0] if method in ("hybrid", "vector") else None
+    con = archive.connection
+    _load_fts(con)
+    index = _has_index(con)
+    stems = _query_stems(archive, q, index)  # for the keyword ranking, and to highlight every hit
     keyword: list[tuple[int, float, float]] = []
     semantic: dict[int, float] = {}
     if method == "hybrid":
         # The two rankings run at once, on two cursors of the same database (DuckDB drops the GIL).
-        _load_fts(archive.connection)
         cursor = archive.cursor()
         try:
             with concurrent.futures.ThreadPoolExecutor(1) as pool:
                 pending = pool.submit(vector, archive, qvec, CANDIDATES, filters, cursor)
-                keyword = bm25(archive, q, CANDIDATES, filters)
+                keyword = _keyword(archive, stems, index, CANDIDATES, filters)
+                # Keyword matches are scored by meaning too, while the vector search still runs.
+                meaning = cosines(archive, qvec, [u for u, _, _ in keyword])
                 semantic = dict(pending.result())
         finally:
             cursor.close()
-        # Keyword matches are scored by meaning too.
-        semantic.update(cosines(archive, qvec, [u for u, _, _ in keyword if u not in semantic]))
+        for uid, cos in meaning.items():
+            semantic.setdefault(uid, cos)
     elif method == "bm25":
-        keyword = bm25(archive, q, CANDIDATES, filters)
+        keyword = _keyword(archive, stems, index, CANDIDATES, filters)
     else:
         semantic = dict(vector(archive, qvec, CANDIDATES, filters))
     if method == "hybrid":
@@ -326,10 +382,10 @@ def search(archive: Archive, query: str, *, embedder=None, limit: int = 10, filt
         return []
     kw, sem = {u: sc for u, sc, _ in keyword}, semantic
     uids = [u for u, _ in ranked]
-    rows = {r[0]: r for r in archive.connection.execute(
+    rows = {r[0]: r for r in con.execute(
         f"SELECT uid, session_id, idx, recorded_at, role, text FROM turns WHERE uid IN ({_int_list(uids)})"
     ).fetchall()}
-    matching = _matching_words(archive, [r[5] for r in rows.values()], _query_stems(archive, q))
+    matching = _matching_words(archive, [r[5] for r in rows.values()], stems)
     hits = []
     for uid, score in ranked:
         if uid not in rows:
@@ -340,8 +396,10 @@ def search(archive: Archive, query: str, *, embedder=None, limit: int = 10, filt
     return hits
 
 
-def _query_stems(archive: Archive, q: str) -> set[str]:
-    index = _has_index(archive.connection)
+def _query_stems(archive: Archive, q: str, index: bool | None = None) -> set[str]:
+    """The query's terms as the index makes them (stems, no stopwords)."""
+    if index is None:
+        index = _has_index(archive.connection)
     if not index:
         _stopword_table(archive.connection)
     return {r[0] for r in archive.connection.execute(_terms_sql(index), [q]).fetchall()}
@@ -355,7 +413,7 @@ def _matching_words(archive: Archive, texts: list[str], stems: set[str]) -> set[
     words = sorted({w for text in texts for w in _WORD.findall(text)})
     if not stems or not words:
         return set()
-    listed = ",".join("'" + w.replace("'", "''") + "'" for w in words)  # \w+ words: no quotes, but escaped anyway
+    listed = _string_list(words)
     rows = archive.connection.execute(
         f"SELECT w, stem(lower(strip_accents(w)), 'porter') FROM (SELECT unnest([{listed}]) AS w)"
     ).fetchall()
