@@ -15,6 +15,12 @@ all of it, write the whole reply, synthesise all of it, then play.
 Prints, per pipeline: the time from the end of the turn (the segmenter's
 decision, ``end_silence_ms`` after the person stopped) to the first reply
 audio, p50 and p95, split by stage; and the same from the end of speech.
+
+    .venv/bin/python benchmarks/live.py --soak 20  # one 20-minute session, no baseline
+
+holds one session until its time limit (the turns said again and again),
+as a person's 20-minute session would run: whether anything is lost, and
+how latency, the prompt cache and memory behave as the dialogue grows.
 """
 
 from __future__ import annotations
@@ -69,6 +75,7 @@ def p95(xs: list[float]) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fast", action="store_true", help="use the small fast models")
+    ap.add_argument("--soak", type=float, metavar="MINUTES", help="one session of this length instead (no baseline)")
     args = ap.parse_args()
     console = Console(width=130)
     why = virtual_audio.available()
@@ -81,10 +88,79 @@ def main() -> None:
         va = virtual_audio.VirtualAudio.start(folder / "pulse")
         os.environ["PULSE_SERVER"] = va.env()["PULSE_SERVER"]  # before PortAudio starts
         try:
+            if args.soak:
+                soak(console, settings, va, turns_to_say(folder), folder, args.soak)
+                return
             results = run(settings, va, turns_to_say(folder), folder)
         finally:
             va.stop()
     report(console, settings, *results)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+
+
+def soak(console, settings, va, says: list[Path], folder: Path, minutes: float) -> None:
+    """One session until its time limit, the person saying the turns in a loop."""
+    from voice_journal.audio.capture import Microphone
+    from voice_journal.audio.playback import Speaker
+
+    engines = load_engines(settings)
+    archive = Archive.open(folder / "soak.duckdb")
+    said = [0]
+    rss: list[tuple[float, float]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(5.0):
+            rss.append((time.perf_counter() - t0, _rss_mb()))
+
+    def on_event(e) -> None:
+        if isinstance(e, CompanionReplied):
+            path = says[said[0] % len(says)]
+            said[0] += 1
+            threading.Timer(0.5, lambda: va.say(path)).start()
+
+    session = LiveSession(engines, archive, settings, Microphone(), Speaker(),
+                          LiveOptions(max_minutes=minutes), on_event=on_event)
+    t0 = time.perf_counter()
+    rss.append((0.0, _rss_mb()))
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        result = session.run()
+    finally:
+        stop.set()
+    wall = time.perf_counter() - t0
+    turns = archive.turns(result.session_id)
+    status = archive.session(result.session_id).status
+    archive.close()
+    engines.close()
+    users = [t for t in turns if t.role == "user"]
+    replies = [t.timings for t in turns if t.role == "assistant" and t.timings and "end_to_first_audio_s" in t.timings]
+    half = len(replies) // 2
+    table = Table(title=f"voice-journal {minutes:g}-minute live session · {machine()}", caption=(
+        f"models: {engines.names()} · session {status}, {wall / 60:.1f} min · {said[0]} turns said, "
+        f"{len(users)} user turns and {len(turns) - len(users)} replies archived "
+        f"({sum(t.partial for t in turns)} partial) · microphone overflows {session.source.overflows}"))
+    for col, justify in (("", "left"), ("p50", "right"), ("p95", "right"), ("max", "right")):
+        table.add_column(col, justify=justify)
+
+    def row(name, xs, fmt="{:.2f}"):
+        return (name, *(fmt.format(v) for v in (statistics.median(xs), p95(xs), max(xs)))) if xs else (name, "-", "-", "-")
+
+    first = [r["end_to_first_audio_s"] for r in replies]
+    table.add_row(*row("end of turn -> first audio, s, first half", first[:half]))
+    table.add_row(*row("end of turn -> first audio, s, second half", first[half:]))
+    table.add_row(*row("prompt tokens", [r["prompt_tokens"] for r in replies if "prompt_tokens" in r], "{:.0f}"))
+    table.add_row(*row("prompt tokens not in the cache", [r["prompt_tokens"] - r["cached_tokens"]
+                                                          for r in replies if "prompt_tokens" in r], "{:.0f}"))
+    table.add_row(*row("resident memory, MB (every 5 s)", [m for _, m in rss], "{:.0f}"))
+    console.print(table)
+    console.print(f"memory: {rss[0][1]:.0f} MB at the start, {rss[len(rss) // 2][1]:.0f} MB half-way, "
+                  f"{rss[-1][1]:.0f} MB at the end")
 
 
 def run(settings, va, says: list[Path], folder: Path):
