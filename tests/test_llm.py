@@ -41,6 +41,28 @@ def test_embedded_keeps_its_kv_cache_across_turns(small_llm):
     assert second.usage.prompt_tokens - second.usage.cached_tokens < 30
 
 
+def test_embedded_reuses_its_cache_when_the_dialog_drops_old_turns(small_llm):
+    """A long session drops its oldest turns (Dialog keeps ~2,500 tokens). That changed the
+    prompt right after the system prompt, so every later token was evaluated again: a 36 s
+    silence at 2,800 tokens in a 20-minute session. The kept turns are now shifted in the
+    KV cache instead, and only the new turn is evaluated."""
+    from voice_journal.companion.dialog import Dialog
+
+    dialog = Dialog(system="You are a kind listener. Answer in one short sentence.", max_chars=3000)
+    trims = 0
+    for day in range(14):
+        before = len(dialog.turns)
+        messages = dialog.add_user(f"Day {day}: I walked by the river again after work and kept thinking about my "
+                                   "sister, the garden we planted together last spring, and whether I should call "
+                                   "her this weekend or wait until she calls me first.")
+        reply = small_llm.stream(messages, GenerationOptions(max_tokens=12, temperature=0.0))
+        dialog.add_assistant(reply.text())
+        if len(dialog.turns) < before + 2:  # this turn dropped old ones
+            trims += 1
+            assert reply.usage.prompt_tokens - reply.usage.cached_tokens < 80, reply.usage
+    assert trims >= 1
+
+
 def test_embedded_cancel_stops_generation_quickly(small_llm):
     reply = small_llm.stream(CHAT, GenerationOptions(max_tokens=400, temperature=1.0))
     got = 0
