@@ -195,3 +195,49 @@ def test_a_thinking_pause_splits_the_transcription_not_the_turn(engines, voice, 
     # Each pause closed a piece, transcribed while the person was silent; none was left for the end.
     assert user.timings["stt_pieces"] == 2 and user.timings["early_stt"] == 1.0
     assert user.timings["stt_wait_s"] < user.timings["stt_s"]
+
+
+class _FailingOnce(Archive):
+    """A journal whose first write of a person's turn fails with ``error``: the reply is already
+    being written by then (the model is asked before the turn is archived)."""
+
+    error: BaseException = KeyboardInterrupt()
+    failed = False
+
+    def add_turn(self, turn):
+        if turn.role == "user" and not self.failed:
+            type(self).failed = True
+            raise self.error
+        super().add_turn(turn)
+
+
+def test_ctrl_c_while_the_turn_is_archived_keeps_the_turn_then_its_reply(engines, voice, tmp_path):
+    rec = tmp_path / "talk.wav"
+    pcm.write_wav(rec, spoken(voice, ["My grandmother's garden was full of roses every June."], pause_s=3))
+    s = settings(tmp_path)
+    journal = type("CtrlC", (_FailingOnce,), {"error": KeyboardInterrupt(), "failed": False})
+    a = journal.open(s.db)
+    result = LiveSession(engines, a, s, PacedFile(rec), ClockedWavSink(None), LiveOptions(max_turns=1)).run()
+    turns = a.turns(result.session_id)
+    a.close()
+    assert journal.failed
+    assert [t.idx for t in turns] == list(range(len(turns)))
+    assert turns[0].text == arc.GREETING and turns[1].role == "user" and "garden" in turns[1].text.lower()
+    assert turns[-1].text == arc.CLOSING_INTERRUPTED  # the goodbye of a Ctrl-C, after whatever of the reply was heard
+
+
+def test_a_journal_failing_mid_turn_stops_the_reply_it_would_archive(engines, voice, tmp_path):
+    from voice_journal.errors import StoreError
+
+    rec = tmp_path / "talk.wav"
+    pcm.write_wav(rec, spoken(voice, ["The kettle whistled while I wrote my letter."], pause_s=3))
+    s = settings(tmp_path)
+    journal = type("Full", (_FailingOnce,), {"error": StoreError("could not save: disk full"), "failed": False})
+    a = journal.open(s.db)
+    session = LiveSession(engines, a, s, PacedFile(rec), ClockedWavSink(None), LiveOptions(max_turns=1))
+    with pytest.raises(StoreError, match="disk full"):
+        session.run()
+    assert journal.failed and session._reply is None
+    assert not any(t.name == "reply" and t.is_alive() for t in __import__("threading").enumerate())
+    assert [t.text for t in a.turns(session.session_id)] == [arc.GREETING]  # what was kept stays
+    a.close()

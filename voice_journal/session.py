@@ -276,6 +276,7 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
     sent: list[str] = []
     error: LLMError | None = None
     wordless = False  # a "sentence" of punctuation alone was left out
+    marks["request"] = time.perf_counter()
     stream = llm.stream(messages, options)
     deltas = iter(stream)
     try:
@@ -341,6 +342,8 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
         "cached_tokens": float(usage.cached_tokens if usage else 0),
         "completion_tokens": float(usage.completion_tokens if usage else 0),
     }
+    if turn_end:  # the work between the end of the turn and asking the model (safety, memory, archiving)
+        timings["before_llm_s"] = marks["request"] - turn_end
     if fell_back:
         timings["fallback"] = 1.0
     if "first_sentence" in marks:
@@ -908,22 +911,36 @@ class LiveSession:
                    or (self.options.max_turns is not None and self._user_turns + 1 >= self.options.max_turns))
         # The safety check sees their words before the model does.
         plan = self.conv.turn(transcript.text, closing=closing, wrap_up=self._time_up())
-        self._archive_user(u.clip, transcript, self._session_time(u.start), self._session_time(u.end), {
-            "stt_s": transcript.stt_s, "stt_wait_s": stt_wait, "stt_pieces": float(len(pieces)),
-            # 1.0: every word was transcribed during the person's pauses, none after the turn ended.
-            "early_stt": float(bool(pieces) and len(u.clip.samples) - covered < pcm.RATE // 4),
-        }, check=plan.check)
-        _keep_answers(self.archive, self.session_id, self._idx - 1, plan)
-        self.archive.release()
+        # The model is asked first and the turn archived while it starts writing: archiving
+        # (audio, embedding, a committed transaction) took ~0.1 s of the person's wait. The
+        # reply is archived after the turn, and Ctrl-C in between keeps both (_on_interrupt).
+        job = self._start_answer(plan, turn_end) if plan.fixed is None else None
+        try:
+            self._archive_user(u.clip, transcript, self._session_time(u.start), self._session_time(u.end), {
+                "stt_s": transcript.stt_s, "stt_wait_s": stt_wait, "stt_pieces": float(len(pieces)),
+                # 1.0: every word was transcribed during the person's pauses, none after the turn ended.
+                "early_stt": float(bool(pieces) and len(u.clip.samples) - covered < pcm.RATE // 4),
+            }, check=plan.check)
+            _keep_answers(self.archive, self.session_id, self._idx - 1, plan)
+            self.archive.release()
+        except KeyboardInterrupt:
+            raise  # _on_interrupt keeps the turn, then what was heard of the reply
+        except BaseException:
+            if job is not None:  # the journal failed (a full disk): no reply to a turn it could not keep
+                self._reply = None
+                job.cancel.set()
+                self.sink.stop()
+                job.thread.join(timeout=10)
+            raise
         self._utterance = None
         if plan.switched:
             self.on_event(ModeChanged(self.session_id, plan.mode))
             # A new mode is a new system prompt: evaluate it while its opening is spoken.
             self._warmer.submit(self._warm, self.conv.dialog.messages())
-        if plan.fixed is not None:  # crisis message, a mode's opening, a mood question: fixed, reviewed words
+        if job is None:  # crisis message, a mode's opening, a mood question: fixed, reviewed words
             self._say(plan.fixed, crisis=plan.crisis, interruptible=not plan.ends)
         else:
-            self._answer(plan, turn_end)
+            self._finish_answer(job)
         return plan.ends
 
     def _archive_user(self, clip: pcm.Clip, t: Transcript, start: float, end: float,
@@ -948,7 +965,8 @@ class LiveSession:
 
     # -- speaking ----------------------------------------------------------
 
-    def _answer(self, plan: Plan, turn_end: float) -> None:
+    def _start_answer(self, plan: Plan, turn_end: float) -> _ReplyJob:
+        """Start writing and speaking the reply on its own thread."""
         engines = self.engines
         cancel = threading.Event()
         result: list = []
@@ -966,10 +984,14 @@ class LiveSession:
                         plan.recalled)
         self._reply = job
         job.thread.start()
+        return job
+
+    def _finish_answer(self, job: _ReplyJob) -> None:
+        """Listen while the reply is spoken (for barge-in), then archive what was said."""
         barge = self._play_while_listening(job)
         reply = job.outcome()
         self._reply = None
-        self._archive_reply(reply, *(barge or (None, None)), recalled=plan.recalled)
+        self._archive_reply(reply, *(barge or (None, None)), recalled=job.recalled)
         if reply.error is not None and not reply.text:
             raise reply.error
 
@@ -1122,17 +1144,19 @@ class LiveSession:
         previous = signal.signal(signal.SIGINT, lambda *a: again.set()) if in_main else None
         try:
             self.state = "closing"
-            if self._reply is not None:  # a reply being spoken: keep what was heard
+            job = heard = None
+            if self._reply is not None:  # a reply begun: stop it, keep what was heard
                 job, self._reply = self._reply, None
                 heard = self.sink.played
                 job.cancel.set()
                 self.sink.stop()
-                self._archive_reply(job.outcome(), heard, recalled=job.recalled)
-            elif self._utterance is not None:  # a whole turn heard, not archived yet
-                u, self._utterance = self._utterance, None
+            u, self._utterance = self._utterance, None
+            if u is not None:  # a whole turn heard, not archived yet (its reply may have begun)
                 self._archive_unanswered(u.clip, self._session_time(u.start), self._session_time(u.end),
                                          partial=False)
-            elif self._seg.in_speech:  # a turn in progress
+            if job is not None:  # after the turn it answers
+                self._archive_reply(job.outcome(), heard, recalled=job.recalled)
+            elif u is None and self._seg.in_speech:  # a turn in progress
                 clip = self._seg.turn_so_far()
                 if clip is not None:
                     start = self._session_time(self._seg.turn_start)
