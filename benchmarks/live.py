@@ -97,6 +97,11 @@ def main() -> None:
     report(console, settings, *results)
 
 
+def _models(engines) -> str:
+    names = engines.names()
+    return f"stt {names['stt']}, llm {names['llm']}, tts {names['tts']}"
+
+
 def _rss_mb() -> float:
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
@@ -142,7 +147,7 @@ def soak(console, settings, va, says: list[Path], folder: Path, minutes: float) 
     replies = [t.timings for t in turns if t.role == "assistant" and t.timings and "end_to_first_audio_s" in t.timings]
     half = len(replies) // 2
     table = Table(title=f"voice-journal {minutes:g}-minute live session · {machine()}", caption=(
-        f"models: {engines.names()} · session {status}, {wall / 60:.1f} min · {said[0]} turns said, "
+        f"models: {_models(engines)} · session {status}, {wall / 60:.1f} min · {said[0]} turns said, "
         f"{len(users)} user turns and {len(turns) - len(users)} replies archived "
         f"({sum(t.partial for t in turns)} partial) · microphone overflows {session.source.overflows}"))
     for col, justify in (("", "left"), ("p50", "right"), ("p95", "right"), ("max", "right")):
@@ -222,9 +227,8 @@ def report(console, settings, engines, load_s, users, replies, baseline, session
     def row(name, xs, note=""):
         return name, f"{statistics.median(xs):.2f}", f"{p95(xs):.2f}", note
 
-    names = engines.names()
     table = Table(title=f"voice-journal live latency · {machine()}", caption=(
-        f"models: stt {names['stt']}, llm {names['llm']}, tts {names['tts']} · {len(users)} turns of real speech "
+        f"models: {_models(engines)} · {len(users)} turns of real speech "
         f"through a PulseAudio virtual microphone and speaker · end-of-turn silence {hangover:.1f} s · "
         f"model load {load_s:.1f} s · microphone overflows {session.source.overflows}"))
     for col, justify in (("", "left"), ("p50 s", "right"), ("p95 s", "right"), ("", "left")):
