@@ -241,7 +241,7 @@ def report(console, settings, engines, load_s, users, replies, baseline, session
     before_llm = [r["before_llm_s"] for r in replies if "before_llm_s" in r]
     if before_llm:
         table.add_row(*row("    before the model is asked (after STT)", [b - w for b, w in zip(before_llm, stt_wait)],
-                           "safety check, memory recall, archiving the turn"))
+                           "safety check, memory recall (the turn is archived after the request)"))
     table.add_row(*row("    LLM to first sentence (after STT)", llm_first))
     first_token = [r["llm_first_token_s"] for r in replies if r.get("llm_first_token_s")]
     if first_token:  # a warm still running when the turn ends holds the model: this includes that wait

@@ -223,3 +223,23 @@ def test_a_crash_right_after_the_migrations_replays_cleanly(tmp_path):
     assert (tmp_path / "j.duckdb.wal").exists()  # nothing was checkpointed: all of it is replayed
     with Archive.open(path) as a:
         assert a.version() == SCHEMA_VERSION and len(a.sessions()) == 1
+
+
+@pytest.mark.parametrize("error", ["InterruptException", "RuntimeError"])
+def test_ctrl_c_inside_a_statement_is_a_keyboard_interrupt_and_keeps_nothing_of_it(tmp_path, error):
+    """DuckDB takes SIGINT itself while a statement runs and raises its own error; the session's
+    Ctrl-C handling (keep what was said, say goodbye) must see a KeyboardInterrupt."""
+    import duckdb
+
+    exc = duckdb.InterruptException("INTERRUPT Error: Interrupted!") if error == "InterruptException" \
+        else RuntimeError("Query interrupted")
+    with Archive.open(tmp_path / "j.duckdb") as a:
+        sid = a.begin_session()
+        with pytest.raises(KeyboardInterrupt):
+            with a.transaction():
+                a.execute("INSERT INTO turns (uid, session_id, idx, role, recorded_at, text) "
+                          "VALUES (?, ?, 0, 'user', now(), 'half written')", [sid * 1_000_000, sid])
+                raise exc
+        assert a.turns(sid) == []
+        a.add_turn(TurnRecord(sid, 0, "user", "written whole"))  # the journal goes on
+        assert [t.text for t in a.turns(sid)] == ["written whole"]

@@ -202,20 +202,25 @@ class _FailingOnce(Archive):
     being written by then (the model is asked before the turn is archived)."""
 
     error: BaseException = KeyboardInterrupt()
+    after_commit = False  # fail once the turn is committed, before the next line runs
     failed = False
 
     def add_turn(self, turn):
         if turn.role == "user" and not self.failed:
             type(self).failed = True
+            if self.after_commit:
+                super().add_turn(turn)
             raise self.error
         super().add_turn(turn)
 
 
-def test_ctrl_c_while_the_turn_is_archived_keeps_the_turn_then_its_reply(engines, voice, tmp_path):
+@pytest.mark.parametrize("after_commit", [False, True], ids=["before-commit", "after-commit"])
+def test_ctrl_c_while_the_turn_is_archived_keeps_the_turn_then_its_reply(engines, voice, tmp_path, after_commit):
     rec = tmp_path / "talk.wav"
     pcm.write_wav(rec, spoken(voice, ["My grandmother's garden was full of roses every June."], pause_s=3))
     s = settings(tmp_path)
-    journal = type("CtrlC", (_FailingOnce,), {"error": KeyboardInterrupt(), "failed": False})
+    journal = type("CtrlC", (_FailingOnce,), {"error": KeyboardInterrupt(), "failed": False,
+                                               "after_commit": after_commit})
     a = journal.open(s.db)
     result = LiveSession(engines, a, s, PacedFile(rec), ClockedWavSink(None), LiveOptions(max_turns=1)).run()
     turns = a.turns(result.session_id)
@@ -223,6 +228,7 @@ def test_ctrl_c_while_the_turn_is_archived_keeps_the_turn_then_its_reply(engines
     assert journal.failed
     assert [t.idx for t in turns] == list(range(len(turns)))
     assert turns[0].text == arc.GREETING and turns[1].role == "user" and "garden" in turns[1].text.lower()
+    assert [t.role for t in turns].count("user") == 1  # kept once, however late the Ctrl-C came
     assert turns[-1].text == arc.CLOSING_INTERRUPTED  # the goodbye of a Ctrl-C, after whatever of the reply was heard
 
 

@@ -51,7 +51,7 @@ from .speech.sentences import SentenceSplitter, has_words
 from .speech.stt import LanguagePin, Segment, SttConfig, Transcriber, Transcript
 from .speech.tts import Voice
 from .store import search
-from .store.archive import Answer, Archive, Summary, TurnRecord
+from .store.archive import Answer, Archive, Summary, TurnRecord, interrupted
 from .store.embedding import Embedder
 
 log = logging.getLogger(__name__)
@@ -539,6 +539,10 @@ def recaller(archive: Archive, embedder: Embedder | None,
         except VoiceJournalError as e:  # memory is a courtesy: never let it stop a reply
             log.warning("memory not searched: %s", e)
             return []
+        except Exception as e:
+            if interrupted(e):  # Ctrl-C while DuckDB searched: the session's own handling keeps the turn
+                raise KeyboardInterrupt from None
+            raise
         now = current()
         return [Recalled(h.session_id, h.idx, h.at, h.text, h.score) for h in hits
                 if h.session_id != now and h.score >= MEMORY_MIN_SCORE][:MEMORY_TURNS]
@@ -714,6 +718,10 @@ class LiveSession:
             mode=self.mode, source=self.source.name if self.source.name.startswith("file:") else "microphone",
             models=self.engines.names(),
         )
+        try:  # cheap unless the index lags, or was built by an older version (memory searches it every turn)
+            search.refresh_index(self.archive)
+        except VoiceJournalError as e:
+            log.warning("search index not refreshed: %s", e)
         self.archive.release()
         status = "complete"
         try:
@@ -932,7 +940,6 @@ class LiveSession:
                 self.sink.stop()
                 job.thread.join(timeout=10)
             raise
-        self._utterance = None
         if plan.switched:
             self.on_event(ModeChanged(self.session_id, plan.mode))
             # A new mode is a new system prompt: evaluate it while its opening is spoken.
@@ -945,20 +952,22 @@ class LiveSession:
 
     def _archive_user(self, clip: pcm.Clip, t: Transcript, start: float, end: float,
                       timings: dict[str, float], partial: bool = False, *, check: safety.Assessment) -> None:
+        idx = self._idx
         self.archive.add_turn(TurnRecord(
-            self.session_id, self._idx, "user", t.text, pcm.to_flac(clip), clip.rate, start, end, clip.duration,
+            self.session_id, idx, "user", t.text, pcm.to_flac(clip), clip.rate, start, end, clip.duration,
             t.language, round(t.confidence, 4), timings, self.engines.transcriber.name, partial=partial,
             embedding=self._embed(t.text), **_flag(check),
         ))
+        # At once: from here a Ctrl-C must not archive this turn again (see _on_interrupt).
+        self._idx, self._utterance = idx + 1, None
+        self._user_turns += 1
         self.archive.release()
         self._languages[t.language] += 1
         self._timings.append(timings)
-        self._user_turns += 1
-        self.on_event(UserSpoke(self.session_id, self._idx, t.text, start, end, t.language))
+        self.on_event(UserSpoke(self.session_id, idx, t.text, start, end, t.language))
         if check.level != "none":
-            self.on_event(SafetyAlert(self.session_id, self._idx, check.level, check.reasons,
+            self.on_event(SafetyAlert(self.session_id, idx, check.level, check.reasons,
                                       self.conv.guard.message() if check.crisis else None))
-        self._idx += 1
 
     def _embed(self, text: str):
         return self.engines.embedder.embed([text])[0] if self.engines.embedder is not None and text else None
@@ -1151,7 +1160,11 @@ class LiveSession:
                 job.cancel.set()
                 self.sink.stop()
             u, self._utterance = self._utterance, None
-            if u is not None:  # a whole turn heard, not archived yet (its reply may have begun)
+            if u is not None and self._committed(self._idx):
+                # Ctrl-C came between the turn's commit and the next line: it is kept already.
+                self._idx += 1
+                self._user_turns += 1
+            elif u is not None:  # a whole turn heard, not archived yet (its reply may have begun)
                 self._archive_unanswered(u.clip, self._session_time(u.start), self._session_time(u.end),
                                          partial=False)
             if job is not None:  # after the turn it answers
@@ -1173,6 +1186,13 @@ class LiveSession:
                 self._say(arc.CLOSING_INTERRUPTED)
         except KeyboardInterrupt:
             pass  # a second Ctrl-C: they want to go now
+
+    def _committed(self, idx: int) -> bool:
+        """Whether the journal holds turn ``idx`` of this session (the journal, not our counters, knows)."""
+        n = self.archive.execute("SELECT count(*) FROM turns WHERE session_id = ? AND idx = ?",
+                                 [self.session_id, idx]).fetchone()[0]
+        self.archive.release()
+        return n > 0
 
     def _archive_unanswered(self, clip: pcm.Clip, start: float, end: float, *, partial: bool) -> None:
         transcript = self.engines.transcriber.transcribe(clip, self._pin.language)

@@ -221,6 +221,12 @@ MIGRATIONS: list[str] = [
 UID_STRIDE = 1_000_000  # turns per session, at most
 
 
+def interrupted(exc: BaseException) -> bool:
+    """Whether DuckDB stopped a statement for Ctrl-C (it takes SIGINT itself while one runs)."""
+    return isinstance(exc, duckdb.InterruptException) or (
+        isinstance(exc, RuntimeError) and "Query interrupted" in str(exc))
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
@@ -500,12 +506,18 @@ class Archive:
                 if exc_type is None:
                     try:
                         archive._con.commit()
-                    except duckdb.Error as e:
+                    except (duckdb.Error, RuntimeError) as e:
                         archive._con.rollback()
+                        if interrupted(e):
+                            raise KeyboardInterrupt from None
+                        if not isinstance(e, duckdb.Error):
+                            raise
                         raise StoreError(f"could not save to {archive.path}: {_first_line(e)}") from None
                     _secure_file(archive.path.with_name(archive.path.name + ".wal"))
                 else:
                     archive._con.rollback()
+                    if interrupted(exc):  # Ctrl-C inside a statement: nothing of it was kept
+                        raise KeyboardInterrupt from None
                     if isinstance(exc, duckdb.Error):
                         raise StoreError(f"could not save to {archive.path}: {_first_line(exc)}") from None
                 return False
@@ -533,8 +545,9 @@ class Archive:
         """Delete a session (or one of its turns) with its audio and vector; return turns deleted.
 
         Deleted rows leave old bytes in the file's free blocks until DuckDB
-        reuses them, so the file is then rewritten (:meth:`compact`) and the
-        search index rebuilt by the caller.
+        reuses them: the caller rebuilds the search index, then rewrites the
+        file (:meth:`compact`), in that order, so that neither the rows nor
+        the index's entries for their words survive in it.
         """
         self.session(session_id)  # a clear error for a session that is not there
         with self._transaction():

@@ -15,8 +15,9 @@ Two signals are combined (see :func:`fuse`):
   similarity (exact, in DuckDB), so that "an argument with my sibling"
   finds "a fight with my brother".
 
-The query is only ever a bound parameter: quotes, FTS operators or SQL in it
-are words to look for.
+The query is a bound parameter, and the terms made from it (the tokenizer
+has removed quotes and punctuation) are inlined only as quote-doubled string
+literals: quotes, FTS operators or SQL in a query are words to look for.
 """
 
 from __future__ import annotations
@@ -194,6 +195,7 @@ def bm25(archive: Archive, query: str, limit: int = CANDIDATES, filters: Filters
 
     ``coverage`` is the share of the query's terms the turn contains.
     """
+    query = validate_query(query)
     _load_fts(archive.connection)
     index = _has_index(archive.connection)
     return _keyword(archive, _query_stems(archive, query, index), index, limit, filters)
