@@ -342,7 +342,7 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
         "cached_tokens": float(usage.cached_tokens if usage else 0),
         "completion_tokens": float(usage.completion_tokens if usage else 0),
     }
-    if turn_end:  # the work between the end of the turn and asking the model (safety, memory, archiving)
+    if turn_end:  # the work between the end of the turn and asking the model (safety check, memory)
         timings["before_llm_s"] = marks["request"] - turn_end
     if fell_back:
         timings["fallback"] = 1.0
@@ -934,10 +934,8 @@ class LiveSession:
         except KeyboardInterrupt:
             raise  # _on_interrupt keeps the turn, then what was heard of the reply
         except BaseException:
-            if job is not None:  # the journal failed (a full disk): no reply to a turn it could not keep
-                self._reply = None
-                job.cancel.set()
-                self.sink.stop()
+            job, _ = self._stop_reply()  # the journal failed (a full disk): no reply to a turn it could not keep
+            if job is not None:
                 job.thread.join(timeout=10)
             raise
         if plan.switched:
@@ -1153,12 +1151,7 @@ class LiveSession:
         previous = signal.signal(signal.SIGINT, lambda *a: again.set()) if in_main else None
         try:
             self.state = "closing"
-            job = heard = None
-            if self._reply is not None:  # a reply begun: stop it, keep what was heard
-                job, self._reply = self._reply, None
-                heard = self.sink.played
-                job.cancel.set()
-                self.sink.stop()
+            job, heard = self._stop_reply()  # a reply begun: stop it, keep what was heard
             u, self._utterance = self._utterance, None
             if u is not None and self._committed(self._idx):
                 # Ctrl-C came between the turn's commit and the next line: it is kept already.
@@ -1187,12 +1180,21 @@ class LiveSession:
         except KeyboardInterrupt:
             pass  # a second Ctrl-C: they want to go now
 
+    def _stop_reply(self) -> tuple[_ReplyJob | None, float | None]:
+        """Cancel the reply in progress, if any, and silence it: (its job, the samples played)."""
+        job, self._reply = self._reply, None
+        if job is None:
+            return None, None
+        heard = self.sink.played
+        job.cancel.set()
+        self.sink.stop()
+        return job, heard
+
     def _committed(self, idx: int) -> bool:
         """Whether the journal holds turn ``idx`` of this session (the journal, not our counters, knows)."""
-        n = self.archive.execute("SELECT count(*) FROM turns WHERE session_id = ? AND idx = ?",
-                                 [self.session_id, idx]).fetchone()[0]
+        held = any(t.idx == idx for t in self.archive.turns(self.session_id))
         self.archive.release()
-        return n > 0
+        return held
 
     def _archive_unanswered(self, clip: pcm.Clip, start: float, end: float, *, partial: bool) -> None:
         transcript = self.engines.transcriber.transcribe(clip, self._pin.language)

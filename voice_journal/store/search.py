@@ -66,7 +66,7 @@ def delta_size(archive: Archive) -> int:
     _load_fts(con)
     if not _has_index(con):
         return con.execute("SELECT count(*) FROM turns").fetchone()[0]
-    return con.execute(f"SELECT count(*) FROM turns WHERE uid NOT IN (SELECT name FROM {_INDEX}.docs)").fetchone()[0]
+    return con.execute(f"SELECT count(*) FROM turns WHERE {_delta_where(con)}").fetchone()[0]
 
 
 def rebuild_index(archive: Archive) -> None:
@@ -230,8 +230,6 @@ def _bm25_sql(index: bool, terms: list[str], limit: int, filters: Filters, delta
     # the scan of the postings table, which then reads only those terms' lists (an IN list
     # or a join read them all).
     qterms = _string_list(terms)
-    indexed = " UNION ALL ".join(f"SELECT term, unnest(postings) AS p FROM {_POSTINGS} WHERE term = {_string_list([t])}"
-                                 for t in terms)
     where, params = filters.sql()
     if not index:
         # A journal whose index was never built (read-only, before any writer): all of it is delta.
@@ -244,6 +242,8 @@ def _bm25_sql(index: bool, terms: list[str], limit: int, filters: Filters, delta
                      WHERE term IN ({qterms}) GROUP BY toks.uid, term),
         {_SCORE}"""
     else:
+        indexed = " UNION ALL ".join(f"SELECT term, unnest(postings) AS p FROM {_POSTINGS} WHERE term = {_string_list([t])}"
+                                     for t in terms)
         sql = f"""
         WITH delta AS (SELECT uid, text FROM turns WHERE {delta_where}),
         dtoks AS (SELECT uid, stem(t, 'porter') AS term FROM (SELECT uid, unnest({_INDEX}.tokenize(text)) AS t FROM delta)
