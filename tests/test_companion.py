@@ -309,15 +309,16 @@ def test_a_live_session_with_a_mood_rating_and_a_mode_asked_for_by_voice(tiny_st
                              ClockedWavSink(None), LiveOptions(max_turns=8), on_event=events.append).run()
         turns = a.turns(result.session_id)
         answers = a.answers(result.session_id)
-        assert a.session(result.session_id).mode == "check-in"
+        mode = a.session(result.session_id).mode
+    heard = [t.text for t in turns if t.role == "user"]  # in every message: tiny.en's ears vary by CPU
+    assert mode == "check-in", heard
     assert turns[0].text == f"{HELLO} {MOOD_BEFORE}"
-    assert result.user_turns == 5 and turns[-1].text == GOODBYE_AFTER_MOOD
+    assert result.user_turns == 5 and turns[-1].text == GOODBYE_AFTER_MOOD, heard
     got = {(x.mode, x.field): x for x in answers}
-    heard = [t.text for t in turns if t.role == "user"]
     assert ("mood", "before") in got and ("mood", "after") in got, heard
     assert got[("mood", "before")].value == 6 and got[("mood", "after")].value == 7, heard
-    assert "anxious" in got[("check-in", "feeling")].text.lower()
-    assert [e.mode for e in events if isinstance(e, ModeChanged)] == ["check-in"]
+    assert "anxious" in got[("check-in", "feeling")].text.lower(), heard
+    assert [e.mode for e in events if isinstance(e, ModeChanged)] == ["check-in"], heard
     opening = next(t for t in turns if t.role == "assistant" and t.idx > 2 and "check-in" in t.text.lower())
     assert opening.text == modes.load("check-in").opening
     assert any(t.text.endswith(MOOD_AFTER) for t in turns if t.role == "assistant")

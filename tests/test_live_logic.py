@@ -79,8 +79,6 @@ def test_paced_file_plays_in_real_time_and_waits_while_held(tmp_path):
         got += len(src.read(timeout=2).samples)
     assert 0.4 < time.monotonic() - t0 < 0.8  # half a second of audio took half a second
     src.hold()
-    while (b := src.read(timeout=0.1)) is not None:  # at most the block already on its way
-        got += len(b.samples)
     time.sleep(0.5)
     assert src.read(timeout=0.05) is None  # nothing while held
     src.resume()
@@ -88,6 +86,28 @@ def test_paced_file_plays_in_real_time_and_waits_while_held(tmp_path):
         got += len(b.samples)
     assert got == 34 * FRAME and src.finished  # (the last block padded) it went on where it stopped: nothing lost, nothing repeated
     src.close()
+
+
+def test_paced_file_takes_back_what_the_session_had_not_read_when_held(tmp_path):
+    # The stand-in for a person waits from the moment the session decided the turn was over,
+    # even if the session was behind: blocks it had not read yet (the start of the next line,
+    # in a loaded CI run) are played after the reply, not thrown away with the companion's voice.
+    path = tmp_path / "ramp.wav"
+    pcm.write_wav(path, pcm.Clip(np.arange(16000).astype(np.int16)))  # 1 s, no two samples alike
+    src = PacedFile(path, trailing_silence=0.0).start()
+    first = src.read(timeout=2).samples
+    time.sleep(0.3)  # the session is busy: ~10 blocks wait in the queue
+    src.hold()
+    time.sleep(0.2)
+    assert src.read(timeout=0.05) is None  # nothing while held, not even the backlog
+    src.resume()
+    got = [first]
+    while (b := src.read(timeout=2)) is not None:
+        got.append(b.samples)
+    src.close()
+    heard = np.concatenate(got)
+    assert np.array_equal(heard[:16000], np.concatenate(list(pcm.stream(path))))  # in order, nothing lost, nothing repeated
+    assert not heard[16000:].any()  # then the last block's padding
 
 
 def test_paced_file_rejects_a_bad_recording(tmp_path):

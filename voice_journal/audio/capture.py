@@ -22,6 +22,7 @@ that read files need no PortAudio.
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import threading
@@ -217,6 +218,11 @@ class PacedFile:
         self._resume_at = 0.0
         self._thread = threading.Thread(target=self._pace, name="paced-file", daemon=True)
         self._error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._taken_back: collections.deque = collections.deque()  # unread when held, played first after
+        self._unsent = 0  # their samples, no longer counted as played
+        self._in_flight: np.ndarray | None = None  # taken from the file, waiting for its time
+        self._done = False
 
     def _blocks(self):
         pending = np.zeros(0, np.int16)
@@ -233,8 +239,15 @@ class PacedFile:
     def _pace(self) -> None:
         t0 = time.monotonic()
         sent = 0
+        blocks = self._blocks()
         try:
-            for block in self._blocks():
+            while True:
+                with self._lock:
+                    block = self._taken_back.popleft() if self._taken_back else next(blocks, None)
+                    self._in_flight = block
+                    self._done = block is None  # from here hold() takes nothing back: none would replay it
+                if block is None:
+                    break
                 if not self._go.is_set():
                     held = time.monotonic()
                     while not self._go.wait(0.05):
@@ -243,15 +256,23 @@ class PacedFile:
                     if (wait := self._resume_at - time.monotonic()) > 0 and self._stop.wait(wait):
                         return
                     t0 += time.monotonic() - held  # the clock pauses with the speaker
-                sent += len(block)
-                due = t0 + sent / pcm.RATE / self._speed
+                    with self._lock:
+                        sent, self._unsent = sent - self._unsent, 0
+                due = t0 + (sent + len(block)) / pcm.RATE / self._speed
                 if self._stop.wait(max(0.0, due - time.monotonic())):
                     break
-                self._queue.put((block, time.monotonic()))
+                with self._lock:
+                    if self._in_flight is None:  # held while it was on its way: taken back
+                        continue
+                    self._in_flight = None
+                    sent += len(block)
+                    self._queue.put((block, time.monotonic()))
         except BaseException as e:  # a decoding error surfaces on read()
             self._error = e
         finally:
-            self._queue.put(_END)
+            with self._lock:
+                self._done = True
+                self._queue.put(_END)
 
     def start(self) -> "PacedFile":
         self._thread.start()
@@ -275,8 +296,30 @@ class PacedFile:
         return self._thread.ident is not None and not self._thread.is_alive() and self._queue.qsize() <= 1
 
     def hold(self) -> None:
-        """Stop talking until :meth:`resume` (the companion is answering)."""
-        self._go.clear()
+        """Stop talking until :meth:`resume` (the companion is answering).
+
+        Blocks not yet read are taken back and played again after
+        :meth:`resume`: the person waited from where the session had
+        heard them to, even when the session was behind.
+        """
+        with self._lock:
+            self._go.clear()
+            if self._done:
+                return
+            back = []
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                back.append(item[0])  # (no _END before self._done)
+            self._unsent += sum(len(b) for b in back)
+            if self._in_flight is not None:  # due next: after those, before any taken back earlier
+                back.append(self._in_flight)
+                self._in_flight = None
+            self._taken_back.extendleft(reversed(back))
+        if back:
+            log.debug("held with %d blocks unread: they play after the reply", len(back))
 
     def resume(self, at: float = 0.0) -> None:
         """Talk again, from ``at`` (a time.monotonic() value) on."""
