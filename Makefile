@@ -70,6 +70,7 @@ demo: setup-models
 
 bench: setup-models virtual-audio
 	$(PY) benchmarks/pipeline.py
+	$(PY) benchmarks/stt.py
 	$(PY) benchmarks/live.py
 	$(PY) benchmarks/search.py
 	$(PY) benchmarks/companion_eval.py
