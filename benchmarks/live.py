@@ -243,9 +243,12 @@ def report(console, settings, engines, load_s, users, replies, baseline, session
         table.add_row(*row("    before the model is asked (after STT)", [b - w for b, w in zip(before_llm, stt_wait)],
                            "safety check, memory recall (the turn is archived after the request)"))
     table.add_row(*row("    LLM to first sentence (after STT)", llm_first))
-    first_token = [r["llm_first_token_s"] for r in replies if r.get("llm_first_token_s")]
+    early_words = [r["early_words"] for r in replies if "early_words" in r]
+    table.add_row(*row("      words written in the pause (replies begun there)", early_words or [0],
+                       f"{len(early_words)} of {len(replies)} replies begun in the pause that ended the turn"))
+    first_token = [r["llm_first_token_s"] for r in replies if "llm_first_token_s" in r]
     if first_token:  # a warm still running when the turn ends holds the model: this includes that wait
-        table.add_row(*row("      first token (waits for a warm still running)", first_token))
+        table.add_row(*row("      first token (after the request)", first_token))
     fresh = [r["prompt_tokens"] - r["cached_tokens"] for r in replies if "prompt_tokens" in r]
     if fresh:
         prompt = [r["prompt_tokens"] for r in replies if "prompt_tokens" in r]

@@ -128,6 +128,30 @@ def spoken(voice, lines: list[str], pause_s: float = 1.6) -> pcm.Clip:
     return pcm.Clip(np.concatenate(parts))
 
 
+class RecordedStream:
+    """A real ReplyStream that keeps what it yielded."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.text = ""
+
+    def __iter__(self):
+        for delta in self._stream:
+            self.text += delta
+            yield delta
+
+    def cancel(self):
+        self._stream.cancel()
+
+    @property
+    def cancelled(self):
+        return self._stream.cancelled
+
+    @property
+    def usage(self):
+        return self._stream.usage
+
+
 class RecordingLLM:
     """The real model, with a record of every conversation it was shown (a spy, not a stand-in)."""
 
@@ -135,10 +159,13 @@ class RecordingLLM:
         self._llm = llm
         self.backend, self.model = llm.backend, llm.model
         self.shown: list[list] = []
+        self.streams: list[RecordedStream] = []  # what each wrote, in the same order
 
     def stream(self, messages, options=None):
         self.shown.append(list(messages))
-        return self._llm.stream(messages, options) if options else self._llm.stream(messages)
+        self.streams.append(RecordedStream(self._llm.stream(messages, options) if options
+                                           else self._llm.stream(messages)))
+        return self.streams[-1]
 
     def warm(self, messages):
         self._llm.warm(messages)

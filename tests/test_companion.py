@@ -14,7 +14,7 @@ import datetime as dt
 import pytest
 
 from conftest import RecordingLLM
-from voice_journal.companion import modes, safety
+from voice_journal.companion import arc, modes, safety
 from voice_journal.companion.checker import ReplyGate, ReplyRules, check, trim
 from voice_journal.companion.conversation import MOOD_AFTER, MOOD_BEFORE, Conversation, Recalled
 from voice_journal.errors import InputError
@@ -218,19 +218,25 @@ def test_memory_is_offered_to_the_model_and_kept_with_the_plan():
     ("reframe", ["I always mess everything up.", "I missed a deadline, but I did finish the rest."]),
     ("letter", ["To my father.", "Dad, I wish you had listened.", "That's the letter."]),
     ("free", ["I feel like such a burden to everyone lately.", "Nobody would notice if I was gone."]),
+    ("free", ["Let's do a check-in.", "Tired but okay.", "My sister called.", "Some quiet time tonight."]),
 ])
 def test_the_preview_a_pause_warms_is_what_the_turn_sends(mode, said):
-    # While the person pauses, the model is warmed with the preview of the turn so far: when
-    # the pause was the end of the turn, the reply's prompt must be exactly what was warmed,
-    # or the mode's notes to the model are evaluated while the person waits.
+    # While the person pauses, the reply to the preview of the turn so far begins: when the
+    # pause was the end of the turn, the reply's prompt must be exactly the preview, or the
+    # reply begun is thrown away and the notes to the model are evaluated while they wait.
+    # The last turn of the session (known before it is said), a goodbye and a turn at the
+    # time limit close the session with notes of their own.
     conv = Conversation(mode)
-    for text in said:
-        preview = conv.previewer()
+    for i, text in enumerate([*said, "That's all for today, thank you."]):
+        last, wrap_up = i == len(said) - 2, i == len(said) - 1 and mode == "free"
+        preview = conv.previewer(closing=last or wrap_up, wrap_up=wrap_up)
         expected = preview(text)
         assert preview(text) == expected  # taking a preview changes nothing
-        plan = conv.turn(text)
+        plan = conv.turn(text, closing=last or wrap_up or arc.is_goodbye(text), wrap_up=wrap_up)
         if plan.fixed is None:
             assert list(plan.messages) == expected
+        else:  # the crisis message, a mode's opening: no reply begun, the model shown nothing
+            assert expected is None
         conv.replied("I hear you." if plan.fixed is None else plan.fixed)
 
 

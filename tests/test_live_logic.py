@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import LIBRIVOX, spoken
+from conftest import LIBRIVOX, RecordingLLM, spoken
 from voice_journal import config
 from voice_journal.audio import pcm
 from voice_journal.audio.capture import PacedFile
@@ -215,6 +215,50 @@ def test_a_thinking_pause_splits_the_transcription_not_the_turn(engines, voice, 
     # Each pause closed a piece, transcribed while the person was silent; none was left for the end.
     assert user.timings["stt_pieces"] == 2 and user.timings["early_stt"] == 1.0
     assert user.timings["stt_wait_s"] < user.timings["stt_s"]
+
+
+def test_the_reply_begins_in_the_pause_that_ends_the_turn(small_llm, tiny_stt, voice, tmp_path):
+    llm = RecordingLLM(small_llm)
+    rec = tmp_path / "talk.wav"
+    pcm.write_wav(rec, spoken(voice, ["My sister called me this evening.", "We talked about our plans for the winter."],
+                              pause_s=3))
+    s = settings(tmp_path)
+    with Archive.open(s.db) as a:
+        result = LiveSession(Engines(tiny_stt, voice, llm), a, s, PacedFile(rec), ClockedWavSink(None),
+                             LiveOptions(max_turns=2)).run()
+        turns = [t for t in a.turns(result.session_id) if t.idx > 0]
+    users, replies = turns[0::2], turns[1::2]
+    assert "sister" in users[0].text.lower() and "winter" in users[1].text.lower()
+    # The pause's piece heard the whole turn, and the reply it began was the one spoken:
+    # one request to the model a turn, none after the turn ended; the last turn's too
+    # (a closing reply, known to be one before it was said).
+    asked = [m[-1].content for m in llm.shown]
+    assert len(asked) == 2 and [a.startswith(u.text) for a, u in zip(asked, users)] == [True, True], asked
+    assert all("early_words" in r.timings and r.text for r in replies)
+    assert all(st.usage.stopped != "cancelled" for st in llm.streams)
+
+
+def test_a_reply_begun_in_a_thinking_pause_is_dropped_when_the_person_goes_on(small_llm, tiny_stt, voice,
+                                                                              tmp_path):
+    llm = RecordingLLM(small_llm)
+    rec = tmp_path / "talk.wav"
+    first, second = spoken(voice, ["I keep thinking about my grandmother."], pause_s=0.5), \
+        spoken(voice, ["She taught me how to bake bread."])  # a 0.75-0.81 s gap: see the test above
+    pcm.write_wav(rec, pcm.Clip(np.concatenate([first.samples, second.samples[8000:]])))
+    s = settings(tmp_path)
+    with Archive.open(s.db) as a:
+        result = LiveSession(Engines(tiny_stt, voice, llm), a, s, PacedFile(rec), ClockedWavSink(None),
+                             LiveOptions(max_turns=1)).run()
+        user, reply = [t for t in a.turns(result.session_id) if t.idx > 0]
+    assert "bread" in user.text.lower() and reply.text
+    asked = [m[-1].content for m in llm.shown]
+    # A reply begun on the first half (if the piece was ready while they were still silent)
+    # was cancelled when they went on (or, SmolLM2 being quick, had already ended: its 24
+    # tokens take ~0.3 s); the one spoken was written for the whole turn.
+    assert asked[-1].startswith(user.text) and llm.streams[-1].usage.stopped != "cancelled"
+    assert all(st.usage is not None for st in llm.streams)  # none left running
+    first_words = " ".join(reply.text.split()[:3])
+    assert llm.streams[-1].text.strip().startswith(first_words), (reply.text, [st.text for st in llm.streams])
 
 
 class _FailingOnce(Archive):

@@ -135,12 +135,15 @@ def _check_crisis_turns(turns, llm, locale_number: str) -> None:
     answer = next(t for t in turns if t.idx == users[1].idx + 1)
     assert answer.role == "assistant" and answer.model == "safety" and answer.safety == "crisis"
     assert locale_number in answer.text and "AI" in answer.text and answer.audio_flac
-    # The model never wrote an answer to the crisis turn; it was shown the first and the third,
-    # and with the third a note to check in gently.
-    assert len(llm.shown) == 2
-    assert not any("alive anymore" in m.content for m in llm.shown[0])
-    assert llm.shown[1][-1].content.startswith(users[2].text) and safety.CONCERN_NOTE in llm.shown[1][-1].content
-    assert any(m.role == "assistant" and m.content == answer.text for m in llm.shown[1])  # it knows what was said
+    # The model never wrote an answer to the crisis turn, nor began one while the person paused
+    # (a live session begins replies in pauses): it was asked about the first and the third (a
+    # live session may also have begun one on part of a turn), and with the third it had a note
+    # to check in gently.
+    asked = [shown[-1].content for shown in llm.shown]
+    assert not any("alive anymore" in a for a in asked), asked
+    assert asked[0].startswith(users[0].text.split()[0]) and not any("alive anymore" in m.content for m in llm.shown[0])
+    assert asked[-1].startswith(users[2].text) and safety.CONCERN_NOTE in asked[-1]
+    assert any(m.role == "assistant" and m.content == answer.text for m in llm.shown[-1])  # it knows what was said
 
 
 def test_a_spoken_crisis_gets_the_fixed_message_not_the_model(tiny_stt, small_llm, voice, tmp_path):

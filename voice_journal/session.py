@@ -30,15 +30,15 @@ import time
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from . import models
 from .audio import pcm
 from .audio.playback import AudioSink
-from .audio.vad import (BargeInDetector, PauseStarted, Segmenter, SegmenterConfig, SpeechStarted,
-                        Utterance, silero_speech_s)
+from .audio.vad import (BargeInDetector, PauseStarted, Segmenter, SegmenterConfig, SpeechResumed,
+                        SpeechStarted, Utterance, silero_speech_s)
 from .companion import arc, safety
 from .companion.checker import ReplyGate, ReplyRules
 from .companion.conversation import Conversation, Plan, Recalled
@@ -46,7 +46,8 @@ from .companion.modes import DEFAULT_MODE
 from .companion.summary import summarise
 from .config import Settings
 from .errors import InputError, LLMError, NoSpeechError, VoiceJournalError
-from .llm.base import LLM, GenerationOptions, Message
+from .llm.base import LLM, GenerationOptions, Message, ReplyStream
+from .llm.prefetch import PrefetchedReply
 from .speech.sentences import SentenceSplitter, has_words
 from .speech.stt import LanguagePin, Segment, SttConfig, Transcriber, Transcript
 from .speech.tts import Voice
@@ -224,7 +225,7 @@ def reply_options(settings: Settings) -> GenerationOptions:
 def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
                 turn_end: float, options: GenerationOptions = GenerationOptions(),
                 cancel: threading.Event | None = None, *, rules: ReplyRules | None = None,
-                then: str | None = None) -> SpokenReply:
+                then: str | None = None, stream: ReplyStream | PrefetchedReply | None = None) -> SpokenReply:
     """Stream a reply from the LLM and speak it sentence by sentence.
 
     ``turn_end`` is the ``perf_counter`` time at which the person's turn was
@@ -233,7 +234,8 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
     next sentence; the caller silences the sink itself. ``rules`` hold the
     reply to a length and a number of questions as it streams (what breaks
     them is not spoken, and the model is stopped); ``then`` is fixed words
-    spoken after the model's (a check-in's next question).
+    spoken after the model's (a check-in's next question). ``stream``: the
+    reply to ``messages``, already begun (:class:`PrefetchedReply`).
     """
     gate = ReplyGate(rules) if rules is not None else None
     cancel = cancel or threading.Event()
@@ -277,13 +279,15 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
     error: LLMError | None = None
     wordless = False  # a "sentence" of punctuation alone was left out
     marks["request"] = time.perf_counter()
-    stream = llm.stream(messages, options)
+    early = len(stream.written.split()) if isinstance(stream, PrefetchedReply) else None
+    stream = stream if stream is not None else llm.stream(messages, options)
     deltas = iter(stream)
     try:
         for delta in deltas:
             if cancel.is_set():
                 stream.cancel()
                 continue  # the stream ends at its next step
+            marks.setdefault("first_token", time.perf_counter())
             text.append(delta)
             for s in splitter.feed(delta):
                 if not has_words(s):
@@ -336,7 +340,8 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
         raise failure[0]
     usage = stream.usage
     timings = {
-        "llm_first_token_s": usage.first_token_s if usage else 0.0,
+        # From the request (or, for a reply begun in the pause, from the end of the turn).
+        "llm_first_token_s": marks["first_token"] - marks["request"] if "first_token" in marks else 0.0,
         "llm_total_s": usage.total_s if usage else 0.0,
         "prompt_tokens": float(usage.prompt_tokens if usage else 0),
         "cached_tokens": float(usage.cached_tokens if usage else 0),
@@ -344,6 +349,8 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
     }
     if turn_end:  # the work between the end of the turn and asking the model (safety check, memory)
         timings["before_llm_s"] = marks["request"] - turn_end
+    if early is not None:
+        timings["early_words"] = float(early)  # written in the pause, before the turn was over
     if fell_back:
         timings["fallback"] = 1.0
     if "first_sentence" in marks:
@@ -594,6 +601,7 @@ class LiveOptions:
     greet: bool = True
     confirm_speech_s: float = 0.2  # Silero must find this much speech in a turn, or it was noise
     early_stt_ms: int = 300  # a pause this long closes a piece of the turn, transcribed at once
+    early_reply: bool = True  # start the reply in that pause; kept if the turn ends there, else cancelled
 
 
 @dataclass(frozen=True)
@@ -641,13 +649,17 @@ class LiveSession:
           (or PacedFile)                                 that touches the archive and the dialog)
                                                           │ Segmenter events
                PauseStarted: the piece since the last pause ─▶ stt worker ─▶ (piece) ─▶ llm-warm worker:
-                                                                    the turn so far is evaluated
-               Utterance ─▶ the pieces' transcripts, joined              into the KV cache
-                            (plus any speech after the last pause)
-                          ─▶ archive: user turn
+                                                                    still silent: the reply to the
+                                                                    turn so far begins (prefetch);
+                                                                    talking again: the turn so far
+                                                                    is evaluated into the KV cache
+               SpeechResumed ─▶ the reply begun in the pause is cancelled
+               Utterance ─▶ the pieces' transcripts, joined
+                            (plus any speech after the last pause) ─▶ Conversation.turn ─▶ Plan
                           ─▶ reply thread: LLM deltas ─▶ SentenceSplitter ─▶ tts thread ─▶ sink
-                                                                         (plays while the next
-                                                                          sentence is synthesised)
+                               (the reply begun in the pause,             (plays while the next
+                                if the plan asks for exactly it)           sentence is synthesised)
+                          ─▶ archive: user turn (while the reply starts)
           while the reply plays the session thread keeps reading the microphone:
             half-duplex (default): blocks captured while the companion speaks, and for
               ``deaf_tail_s`` after, are thrown away, so it never hears itself;
@@ -692,6 +704,10 @@ class LiveSession:
         self._seg_origin: float | None = None  # session time of the segmenter's first sample
         self._deaf_until = 0.0
         self._pieces: list[tuple[int, concurrent.futures.Future]] = []  # this turn's: (end sample, transcript)
+        self._pausing = False  # the person is silent within a turn (PauseStarted, no speech since)
+        self._pieces_sent = 0  # pieces of turns so far: a warm for an older one is stale
+        self._early: PrefetchedReply | None = None  # a reply begun in the pause that may end the turn
+        self._early_lock = threading.Lock()
         self._utterance: Utterance | None = None  # heard, not archived yet
         self._reply: _ReplyJob | None = None
         self._partial = False
@@ -746,6 +762,7 @@ class LiveSession:
             self.state = "ended"
             self._stt.shutdown(wait=True, cancel_futures=True)
             self._warmer.shutdown(wait=True, cancel_futures=True)
+            self._take_early_reply(())  # cancels a reply begun in a pause the session ended in
             self.source.close()
             try:
                 self.sink.close()
@@ -812,9 +829,14 @@ class LiveSession:
             for e in self._feed(block):
                 if isinstance(e, SpeechStarted):
                     self.state = "hearing"
+                    self._pausing = False
                     self._new_turn()
                 elif isinstance(e, PauseStarted):
+                    self._pausing = True
                     self._transcribe_piece()
+                elif isinstance(e, SpeechResumed):
+                    self._pausing = False
+                    self._drop_early_reply()  # they went on: the guess was early
                 elif isinstance(e, Utterance):
                     if self._person_spoke(e, time.perf_counter()):
                         return
@@ -842,13 +864,15 @@ class LiveSession:
         if len(clip.samples) - start < pcm.RATE // 4:
             return
         before = [f for _, f in self._pieces]
-        # What the model will be sent, for warming it (taken here, on the session thread).
-        preview = self.conv.previewer()
+        # What the model will be sent, to begin the reply or warm it (taken here, on the session thread).
+        last = self.options.max_turns is not None and self._user_turns + 1 >= self.options.max_turns
+        preview = self.conv.previewer(closing=last or self._time_up(), wrap_up=self._time_up())
+        self._pieces_sent += 1
         self._pieces.append((len(clip.samples), self._stt.submit(
-            self._piece, pcm.Clip(clip.samples[start:]), before, preview)))
+            self._piece, pcm.Clip(clip.samples[start:]), before, (self._pieces_sent, preview))))
 
     def _piece(self, clip: pcm.Clip, before: list[concurrent.futures.Future],
-               preview: Callable[[str], list[Message]] | None) -> Transcript:
+               preview: tuple[int, Callable[[str], list[Message] | None]] | None) -> Transcript:
         """Transcribe one piece of a turn (on the stt thread, after the pieces before it)."""
         said = " ".join(t.text for t in (f.result() for f in before) if t.text)
         if silero_speech_s(clip) < 0.1:  # webrtcvad heard a noise as speech
@@ -858,11 +882,53 @@ class LiveSession:
             self._pin.learn(t)
         text = f"{said} {t.text}".strip()
         if preview is not None and t.text:
-            # Evaluate the turn so far, with the mode's notes to the model after it, while the
-            # person pauses or goes on: if this was the end of the turn, the reply only has to
-            # be written; if not, the next piece adds its own words, the rest being cached.
-            self._warmer.submit(self._warm, preview(text))
+            # Begin the reply to the turn so far (or, if they talk on, evaluate it into the
+            # cache), with the mode's notes to the model after it: if this was the end of the
+            # turn, the reply has begun; if not, the next piece adds its own words, the rest
+            # being cached. Nothing where fixed words will answer (a crisis among them).
+            seq, messages = preview[0], preview[1](text)
+            if messages is not None:
+                self._warmer.submit(self._prepare, seq, messages)
         return t
+
+    def _prepare(self, seq: int, messages: list[Message]) -> None:
+        """Ready the model for the turn so far (on the llm-warm thread).
+
+        Still silent: start the reply itself, which the end of the turn
+        takes over if it asks for the same (:meth:`_take_early_reply`). Talking
+        again: warm the cache only. A newer piece makes this one stale.
+        """
+        with self._early_lock:
+            if seq != self._pieces_sent:
+                return  # a newer piece is on its way: warming this one would only delay it
+            if self._pausing and self.options.early_reply:
+                self._cancel_early()
+                try:
+                    self._early = PrefetchedReply(self.engines.llm, messages, reply_options(self.settings))
+                except VoiceJournalError as e:
+                    log.warning("could not start the reply early: %s", e)
+                return
+        self._warm(messages)
+
+    def _cancel_early(self) -> None:
+        early, self._early = self._early, None
+        if early is not None:
+            early.cancel()
+
+    def _drop_early_reply(self) -> None:
+        with self._early_lock:
+            self._cancel_early()
+
+    def _take_early_reply(self, messages: Sequence[Message]) -> PrefetchedReply | None:
+        """The reply begun in the pause, if the turn ended there and asks for exactly it; else None."""
+        with self._early_lock:
+            self._pieces_sent += 1  # the turn is over: a prepare still queued for it is stale
+            early, self._early = self._early, None
+        if early is not None and early.matches(messages, reply_options(self.settings)):
+            return early
+        if early is not None:
+            early.cancel()
+        return None
 
     def _transcript_of(self, u: Utterance, pieces: list[tuple[int, concurrent.futures.Future]]) -> Transcript | None:
         """The whole turn's transcript from its pieces and what followed them; None if Silero hears no speech."""
@@ -904,6 +970,7 @@ class LiveSession:
     def _respond(self, u: Utterance, turn_end: float) -> bool:
         self._utterance = u
         self.state = "thinking"
+        self._pausing = False
         pieces, self._pieces = self._pieces, []
         covered = pieces[-1][0] if pieces else 0
         t0 = time.perf_counter()
@@ -913,6 +980,7 @@ class LiveSession:
             self._pin.learn(transcript)
         if transcript is None or not transcript.text:
             self._utterance = None
+            self._take_early_reply(())  # cancels it
             self.on_event(Skipped(u.start, u.end, "no speech" if transcript is None else "no words recognised"))
             return False
         closing = (arc.is_goodbye(transcript.text) or self._time_up()
@@ -922,7 +990,8 @@ class LiveSession:
         # The model is asked first and the turn archived while it starts writing: archiving
         # (audio, embedding, a committed transaction) took ~0.1 s of the person's wait. The
         # reply is archived after the turn, and Ctrl-C in between keeps both (_on_interrupt).
-        job = self._start_answer(plan, turn_end) if plan.fixed is None else None
+        early = self._take_early_reply(plan.messages if plan.fixed is None else ())
+        job = self._start_answer(plan, turn_end, early) if plan.fixed is None else None
         try:
             self._archive_user(u.clip, transcript, self._session_time(u.start), self._session_time(u.end), {
                 "stt_s": transcript.stt_s, "stt_wait_s": stt_wait, "stt_pieces": float(len(pieces)),
@@ -972,8 +1041,8 @@ class LiveSession:
 
     # -- speaking ----------------------------------------------------------
 
-    def _start_answer(self, plan: Plan, turn_end: float) -> _ReplyJob:
-        """Start writing and speaking the reply on its own thread."""
+    def _start_answer(self, plan: Plan, turn_end: float, early: PrefetchedReply | None = None) -> _ReplyJob:
+        """Start writing and speaking the reply on its own thread (taking over ``early``, begun in the pause)."""
         engines = self.engines
         cancel = threading.Event()
         result: list = []
@@ -982,7 +1051,7 @@ class LiveSession:
             try:
                 result.append(speak_reply(engines.llm, engines.voice, plan.messages, self.sink, turn_end,
                                           reply_options(self.settings), cancel=cancel, rules=plan.rules,
-                                          then=plan.then))
+                                          then=plan.then, stream=early))
             except BaseException as e:  # handed to the session thread
                 result.append(e)
 
@@ -1151,6 +1220,7 @@ class LiveSession:
         previous = signal.signal(signal.SIGINT, lambda *a: again.set()) if in_main else None
         try:
             self.state = "closing"
+            self._drop_early_reply()  # begun in a pause, never heard: nothing to keep
             job, heard = self._stop_reply()  # a reply begun: stop it, keep what was heard
             u, self._utterance = self._utterance, None
             if u is not None and self._committed(self._idx):

@@ -141,24 +141,35 @@ class Conversation:
         return Plan(check, tuple(messages), then=then, rules=rules, answers=answers, mode=mode.name,
                     recalled=recalled, ends=ends)
 
-    def previewer(self) -> Callable[[str], list[Message]]:
-        """What :meth:`turn` will most likely send the model, to warm its cache while the person pauses.
+    def previewer(self, *, closing: bool = False,
+                  wrap_up: bool = False) -> Callable[[str], list[Message] | None]:
+        """What :meth:`turn` will most likely send the model, to begin the reply while the person pauses.
 
         Call it on the session's thread; the function it returns works on a
-        copy, so another thread may call it with the turn so far. The preview
-        leaves out memory (it needs the journal, and it comes last, so the
-        cache still covers everything before it) and assumes the turn neither
-        ends the session nor asks for another mode.
+        copy, so another thread may call it with the turn so far. It returns
+        None where fixed words will answer (a crisis, a mood rating, a
+        request for another mode): the model is not to begin a reply, nor
+        see a crisis before the safety check has answered it. ``closing``
+        and ``wrap_up`` as :meth:`turn` will be told (a session's last turn
+        is known before it is said). The preview leaves out memory (it
+        needs the journal, and it comes last, so a cache still covers
+        everything before it).
         """
         messages = self.dialog.messages()
         run, guard, awaiting = copy.copy(self.run), copy.copy(self.guard), self._awaiting
 
-        def preview(text: str) -> list[Message]:
+        def preview(text: str) -> list[Message] | None:
             check = copy.copy(guard).check(text)
-            if awaiting is not None or check.crisis:  # fixed words will answer, if anything does
-                return [*messages, Message("user", text)]
-            notes = _notes(guard, check, copy.copy(run).turn(text).guide)
-            return [*messages, Message("user", _with_notes(text, notes))]
+            if awaiting is not None or check.crisis:
+                return None
+            closes = closing or arc.is_goodbye(text)
+            if closes:
+                guide = arc.WRAP_UP_NOTE if wrap_up else arc.CLOSING_NOTE
+            elif modes.requested(text, run.mode.name) is not None:
+                return None
+            else:
+                guide = copy.copy(run).turn(text).guide
+            return [*messages, Message("user", _with_notes(text, _notes(guard, check, guide)))]
 
         return preview
 
