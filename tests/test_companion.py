@@ -357,6 +357,38 @@ def test_memory_brings_back_a_related_past_entry(tiny_stt, small_llm, voice, emb
                 assert reply.recalled == () and "earlier journal" not in llm.shown[0][-1].content
 
 
+def test_a_live_reply_begun_in_the_pause_carries_what_memory_recalls(tiny_stt, small_llm, voice, embedder, tmp_path):
+    # Memory is searched in the pause that ends the turn, so the reply begun there is the one
+    # the turn asks for, recalled entry and all: one request to the model, none after.
+    from voice_journal import config
+    from voice_journal.audio import pcm
+    from voice_journal.audio.capture import PacedFile
+    from voice_journal.audio.playback import ClockedWavSink
+    from voice_journal.session import Engines, LiveOptions, LiveSession, write_entry
+    from voice_journal.store.archive import Archive
+
+    from conftest import spoken
+
+    rec = tmp_path / "talk.wav"
+    pcm.write_wav(rec, spoken(voice, ["My brother called again and we argued about selling the house.",
+                                      "Thank you."], pause_s=3))
+    s = config.load(profile="fast", db=tmp_path / "j.duckdb", reply_tokens=24, memory=True)
+    llm = RecordingLLM(small_llm)
+    with Archive.open(s.db) as a:
+        old = write_entry(a, embedder, "I had a huge fight with my brother about selling our parents' house.",
+                          at=dt.datetime(2026, 11, 10, 19, 0))
+        result = LiveSession(Engines(tiny_stt, voice, llm, embedder), a, s, PacedFile(rec), ClockedWavSink(None),
+                             LiveOptions(max_turns=2)).run()
+        turns = [t for t in a.turns(result.session_id) if t.idx > 0]
+    user, reply = turns[0], turns[1]
+    assert "brother" in user.text.lower()
+    assert [r["session"] for r in reply.recalled] == [old], reply.recalled
+    asked = [m[-1].content for m in llm.shown]
+    first = [x for x in asked if x.startswith(user.text)]
+    assert len(first) == 1 and "fight with my brother" in first[0], asked
+    assert "early_words" in reply.timings
+
+
 @pytest.mark.parametrize("sentence", [
     "You should talk to your manager about it.", "Try to get some rest tonight.", "It might help to write it down.",
     "Have you tried going for a walk?", "Take a deep breath and be gentle with yourself.",

@@ -640,6 +640,28 @@ class _ReplyJob:
         return self.result[0]
 
 
+@dataclass(frozen=True)
+class _PendingPiece:
+    """A piece of a turn sent to be transcribed, and what to ready the model with once it is."""
+
+    seq: int
+    futures: list  # the turn's pieces up to this one, in order (this one last)
+    preview: Callable[..., list[Message] | None]
+
+
+class _LastAnswer:
+    """A function that remembers its last call: the same argument gets the same answer, at once."""
+
+    def __init__(self, fn: Callable):
+        self._fn = fn
+        self._last: tuple | None = None
+
+    def __call__(self, arg):
+        if self._last is None or self._last[0] != arg:
+            self._last = (arg, self._fn(arg))
+        return self._last[1]
+
+
 class LiveSession:
     """A spoken conversation through a microphone and a speaker, until goodbye.
 
@@ -687,9 +709,11 @@ class LiveSession:
         self.options = options
         self.on_event = on_event
         self.session_id: int | None = None
+        recall = recaller(archive, engines.embedder, lambda: self.session_id) if settings.memory else None
+        # Recalled once in the pause that ends a turn (for the reply begun there), then again,
+        # for the same words, by Conversation.turn: the same answer, without a second search.
         self.conv = Conversation(mode, locale=settings.locale, ask_mood=settings.mood_check,
-                                 recall=recaller(archive, engines.embedder, lambda: self.session_id)
-                                 if settings.memory else None)
+                                 recall=_LastAnswer(recall) if recall is not None else None)
         self.state = "starting"  # listening, hearing, thinking, speaking, closing, ended
         self.level_dbfs = -120.0
         self.started = time.monotonic()
@@ -706,6 +730,7 @@ class LiveSession:
         self._pieces: list[tuple[int, concurrent.futures.Future]] = []  # this turn's: (end sample, transcript)
         self._pausing = False  # the person is silent within a turn (PauseStarted, no speech since)
         self._pieces_sent = 0  # pieces of turns so far: a warm for an older one is stale
+        self._unprepared: _PendingPiece | None = None  # the latest piece, until the model is readied for it
         self._early: PrefetchedReply | None = None  # a reply begun in the pause that may end the turn
         self._early_lock = threading.Lock()
         self._utterance: Utterance | None = None  # heard, not archived yet
@@ -815,6 +840,7 @@ class LiveSession:
             if self._time_up() and not self._seg.in_speech:
                 self._say(arc.CLOSING_TIME)
                 return
+            self._ready_model()
             block = self.source.read(timeout=0.1)
             if block is None:
                 if self.source.finished:  # the recording (or the device) ended
@@ -868,28 +894,43 @@ class LiveSession:
         last = self.options.max_turns is not None and self._user_turns + 1 >= self.options.max_turns
         preview = self.conv.previewer(closing=last or self._time_up(), wrap_up=self._time_up())
         self._pieces_sent += 1
-        self._pieces.append((len(clip.samples), self._stt.submit(
-            self._piece, pcm.Clip(clip.samples[start:]), before, (self._pieces_sent, preview))))
+        future = self._stt.submit(self._piece, pcm.Clip(clip.samples[start:]), before)
+        self._pieces.append((len(clip.samples), future))
+        self._unprepared = _PendingPiece(self._pieces_sent, [*before, future], preview)
 
-    def _piece(self, clip: pcm.Clip, before: list[concurrent.futures.Future],
-               preview: tuple[int, Callable[[str], list[Message] | None]] | None) -> Transcript:
+    def _piece(self, clip: pcm.Clip, before: list[concurrent.futures.Future]) -> Transcript:
         """Transcribe one piece of a turn (on the stt thread, after the pieces before it)."""
         said = " ".join(t.text for t in (f.result() for f in before) if t.text)
         if silero_speech_s(clip) < 0.1:  # webrtcvad heard a noise as speech
-            t = Transcript("", self._pin.language or "", 0.0, (), clip.duration, 0.0)
-        else:
-            t = self.engines.transcriber.transcribe(clip, self._pin.language, prompt=said[-_PROMPT_CHARS:] or None)
-            self._pin.learn(t)
-        text = f"{said} {t.text}".strip()
-        if preview is not None and t.text:
-            # Begin the reply to the turn so far (or, if they talk on, evaluate it into the
-            # cache), with the mode's notes to the model after it: if this was the end of the
-            # turn, the reply has begun; if not, the next piece adds its own words, the rest
-            # being cached. Nothing where fixed words will answer (a crisis among them).
-            seq, messages = preview[0], preview[1](text)
-            if messages is not None:
-                self._warmer.submit(self._prepare, seq, messages)
+            return Transcript("", self._pin.language or "", 0.0, (), clip.duration, 0.0)
+        t = self.engines.transcriber.transcribe(clip, self._pin.language, prompt=said[-_PROMPT_CHARS:] or None)
+        self._pin.learn(t)
         return t
+
+    def _ready_model(self) -> None:
+        """Once the latest piece is transcribed, ready the model for the turn so far (session thread).
+
+        Begin the reply to it (or, if they talk on, evaluate it into the
+        cache), with the mode's notes to the model after it and, while they
+        are silent, what memory recalls (the journal is this thread's): if
+        this was the end of the turn, the reply has begun; if not, the next
+        piece adds its own words, the rest being cached. Nothing where fixed
+        words will answer (a crisis among them).
+        """
+        piece = self._unprepared
+        if piece is None or not piece.futures[-1].done():
+            return
+        self._unprepared = None
+        try:
+            texts = [f.result().text for f in piece.futures]
+        except Exception:  # the turn's end raises it where the transcript is needed
+            return
+        if not texts[-1]:
+            return
+        messages = piece.preview(" ".join(t for t in texts if t), memory=self._pausing)
+        self.archive.release()  # memory searched the journal: let other commands in while they talk
+        if messages is not None:
+            self._warmer.submit(self._prepare, piece.seq, messages)
 
     def _prepare(self, seq: int, messages: list[Message]) -> None:
         """Ready the model for the turn so far (on the llm-warm thread).
@@ -936,8 +977,7 @@ class LiveSession:
         futures = [f for _, f in pieces]
         offsets = [0, *(end for end, _ in pieces[:-1])]
         if len(u.clip.samples) - covered >= pcm.RATE // 4:  # speech after the last pause (or no pause at all)
-            futures.append(self._stt.submit(self._piece, pcm.Clip(u.clip.samples[covered:]), list(futures),
-                                            None))
+            futures.append(self._stt.submit(self._piece, pcm.Clip(u.clip.samples[covered:]), list(futures)))
             offsets.append(covered)
         if silero_speech_s(u.clip) < self.options.confirm_speech_s:
             return None  # a noise started the turn
@@ -971,6 +1011,7 @@ class LiveSession:
         self._utterance = u
         self.state = "thinking"
         self._pausing = False
+        self._unprepared = None
         pieces, self._pieces = self._pieces, []
         covered = pieces[-1][0] if pieces else 0
         t0 = time.perf_counter()

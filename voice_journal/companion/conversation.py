@@ -146,19 +146,19 @@ class Conversation:
         """What :meth:`turn` will most likely send the model, to begin the reply while the person pauses.
 
         Call it on the session's thread; the function it returns works on a
-        copy, so another thread may call it with the turn so far. It returns
-        None where fixed words will answer (a crisis, a mood rating, a
-        request for another mode): the model is not to begin a reply, nor
-        see a crisis before the safety check has answered it. ``closing``
-        and ``wrap_up`` as :meth:`turn` will be told (a session's last turn
-        is known before it is said). The preview leaves out memory (it
-        needs the journal, and it comes last, so a cache still covers
-        everything before it).
+        copy, so another thread may call it with the turn so far, except
+        with ``memory=True``: that searches the journal, as :meth:`turn`
+        does (memory comes last, so without it a cache still covers
+        everything before). It returns None where fixed words will answer
+        (a crisis, a mood rating, a request for another mode): the model is
+        not to begin a reply, nor see a crisis before the safety check has
+        answered it. ``closing`` and ``wrap_up`` as :meth:`turn` will be
+        told (a session's last turn is known before it is said).
         """
         messages = self.dialog.messages()
         run, guard, awaiting = copy.copy(self.run), copy.copy(self.guard), self._awaiting
 
-        def preview(text: str) -> list[Message] | None:
+        def preview(text: str, memory: bool = False) -> list[Message] | None:
             check = copy.copy(guard).check(text)
             if awaiting is not None or check.crisis:
                 return None
@@ -169,7 +169,10 @@ class Conversation:
                 return None
             else:
                 guide = copy.copy(run).turn(text).guide
-            return [*messages, Message("user", _with_notes(text, _notes(guard, check, guide)))]
+            notes = _notes(guard, check, guide)
+            if memory and not closes and self.recall is not None and (recalled := tuple(self.recall(text))):
+                notes.append(self._memory_note(recalled))
+            return [*messages, Message("user", _with_notes(text, notes))]
 
         return preview
 
