@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "samples"))
+sys.path.insert(0, str(ROOT / "tests"))
 
 import numpy as np  # noqa: E402
 import soxr  # noqa: E402
@@ -30,23 +31,11 @@ from rich.table import Table  # noqa: E402
 
 from make_demo import TURNS  # noqa: E402
 from pipeline import machine  # noqa: E402
+from test_speech import normalise, wer  # noqa: E402  (the suite's own word error rate)
 from voice_journal import models  # noqa: E402
 from voice_journal.audio import pcm  # noqa: E402
 from voice_journal.speech.stt import SttConfig, Transcriber  # noqa: E402
 from voice_journal.speech.tts import Voice  # noqa: E402
-
-
-def words(text: str) -> list[str]:
-    return re.sub(r"[^a-z' ]", " ", text.lower().replace("-", " ")).split()
-
-
-def edits(ref: list[str], hyp: list[str]) -> int:
-    d = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, d[0] = d[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
-    return d[len(hyp)]
 
 
 def clips() -> list[tuple[pcm.Clip, str]]:
@@ -84,8 +73,8 @@ def main() -> None:
                 t = time.perf_counter()
                 hyp = stt.transcribe(clip, "en").text
                 times.append(time.perf_counter() - t)
-                errors += edits(words(ref), words(hyp))
-                total += len(words(ref))
+                errors += wer(normalise(ref), normalise(hyp)) * len(normalise(ref))
+                total += len(normalise(ref))
             table.add_row(name, label, f"{errors / total:.3f}", f"{statistics.median(times):.3f}", f"{max(times):.3f}")
     console.print(table)
 
