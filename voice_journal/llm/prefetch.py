@@ -16,7 +16,6 @@ otherwise it cancels them (LiveKit calls this preemptive generation).
 from __future__ import annotations
 
 import threading
-import time
 from typing import Iterator, Sequence
 
 from .base import LLM, GenerationOptions, Message, Usage
@@ -33,7 +32,6 @@ class PrefetchedReply:
     def __init__(self, llm: LLM, messages: Sequence[Message], options: GenerationOptions):
         self.messages = tuple(messages)
         self.options = options
-        self.started = time.perf_counter()
         self._stream = llm.stream(self.messages, options)
         self._deltas: list[str] = []
         self._ended = False
@@ -71,10 +69,6 @@ class PrefetchedReply:
 
     def cancel(self) -> None:
         self._stream.cancel()
-
-    def join(self, timeout: float | None = None) -> None:
-        """Wait for the model to stop (after :meth:`cancel`: at its next token)."""
-        self._thread.join(timeout)
 
     def __iter__(self) -> Iterator[str]:
         i = 0

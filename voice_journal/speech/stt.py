@@ -42,6 +42,7 @@ _HALLUCINATIONS = re.compile(
     re.IGNORECASE,
 )
 _SILENCE_DBFS = -50.0
+MIN_WINDOW_S = 10  # shorter windows began to cost words on tiny.en
 
 
 @dataclass(frozen=True)
@@ -93,10 +94,10 @@ class SttConfig:
     log_prob_threshold: float = -1.0
     drop_no_speech_above: float = 0.8  # drop a segment this sure to be non-speech, whatever its logprob
     threads: int = 2
-    min_window_s: int = 10  # the encoder's shortest window (Whisper's own: 30)
+    min_window_s: int = MIN_WINDOW_S  # the encoder's shortest window (Whisper's own: 30)
 
 
-def window_s(duration: float, shortest: int = 10) -> int:
+def window_s(duration: float, shortest: int = MIN_WINDOW_S) -> int:
     """The encoder window for a clip: the clip and a second of padding, within [shortest, 30] s."""
     return min(30, max(shortest, math.ceil(duration + 1.0)))
 
@@ -172,12 +173,12 @@ class Transcriber:
             chunk_length=window,
         )
         kept = []
-        dropped = 0
+        decoded = 0
         for s in segments:  # a generator: decoding happens here
             text = s.text.strip()
             if not text:
                 continue
-            dropped += 1
+            decoded += 1
             if s.no_speech_prob > c.drop_no_speech_above:
                 continue
             if s.compression_ratio > 2.4:  # a decoding loop ("0.0.0.0..."), Whisper's own failure test
@@ -189,9 +190,8 @@ class Transcriber:
             if _HALLUCINATIONS.match(text) and (s.no_speech_prob > 0.3 or s.avg_logprob < -0.7):
                 log.debug("dropped a likely hallucination: %r", text)
                 continue
-            dropped -= 1
             kept.append(Segment(round(s.start, 3), round(s.end, 3), text, math.exp(s.avg_logprob)))
-        return kept, info, dropped > 0 or not kept
+        return kept, info, len(kept) < decoded or not kept
 
 
 @functools.cache
