@@ -74,6 +74,7 @@ bench: setup-models virtual-audio
 	$(PY) benchmarks/live.py
 	$(PY) benchmarks/search.py
 	$(PY) benchmarks/companion_eval.py
+	$(PY) benchmarks/safety.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache

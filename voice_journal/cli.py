@@ -776,6 +776,62 @@ def list_modes(as_json: bool = JsonOption) -> None:
     out.print("[dim]voice-journal session --mode NAME, or ask for one aloud in a session[/dim]")
 
 
+@app.command("safety")
+def safety_check(
+    texts: Optional[List[str]] = typer.Argument(None, metavar="[TEXT]...",
+                                                help="What to check (default: one text per line on standard input)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line: text, level, category, reasons."),
+    in_session: bool = typer.Option(False, "--session", help="Read the texts as one session's turns, in order: "
+                                    "what was said earlier colours what follows."),
+    fast: bool = FastOption,
+    judge: Optional[bool] = typer.Option(None, "--judge/--no-judge", help="Ask the companion's model about "
+                                         "uncertain turns (default: as a session does)."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="auto, ollama or embedded (for the judge)."),
+) -> None:
+    """Run the crisis net a session uses on text: level, category and reasons, one line per text.
+
+    Needs no journal and no microphone. Exit status 0 whatever the level.
+    """
+    from .companion import safety as safety_mod
+    from .session import load_safety_net
+    from .store.embedding import Embedder
+
+    settings = _settings(None, fast, backend=backend, safety_judge=judge)
+    if texts is None:
+        if sys.stdin.isatty():
+            raise InputError("give the text to check, or pipe one text per line into voice-journal safety")
+        texts = sys.stdin.buffer.read().decode("utf-8", errors="replace").splitlines()
+    llm = None
+    with err.status("loading the crisis net") as status:
+        if settings.safety_judge:
+            from .llm.select import open_llm
+
+            status.update(f"loading the companion's model as judge ({settings.backend})")
+            llm = open_llm(settings.backend, ollama_model=settings.ollama_model, ollama_host=settings.ollama_host,
+                           embedded_model=settings.llm_model, threads=settings.threads or None)
+        net = load_safety_net(settings, Embedder.load(), llm)
+    guard = safety_mod.SessionGuard(net)
+    try:
+        for text in texts:
+            a = guard.check(text) if in_session else net.assess(text)
+            if as_json:
+                print(json.dumps({"text": text, **a.as_dict()}, ensure_ascii=False), flush=True)
+            else:
+                colour = {"crisis": "bold red", "concern": "yellow"}.get(a.level, "green")
+                why = f" [dim]{escape('; '.join(a.reasons))}[/]" if a.reasons else ""
+                out.print(f"[{colour}]{a.level:7s}[/] {escape(a.category or '-'):14s} {a.layer:8s}{why}  "
+                          f"[dim]{escape(_clip(text))}[/]", soft_wrap=True)
+    finally:
+        net.close()
+        if llm is not None:
+            llm.close()
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 @app.command()
 def summarize(
     sessions: Optional[List[str]] = typer.Argument(None, metavar="[SESSION]...", help="Sessions to summarise "

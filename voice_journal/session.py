@@ -70,6 +70,7 @@ class Engines:
     voice: Voice | None
     llm: LLM | None
     embedder: Embedder | None = None  # for search; a turn is archived without a vector if None
+    safety: safety.SafetyNet | None = None  # the crisis net; built from the embedder if None
 
     def names(self) -> dict[str, str]:
         out = {"stt": self.transcriber.name} if self.transcriber is not None else {}
@@ -85,8 +86,22 @@ class Engines:
         Left to the interpreter's exit, a model could be torn down while a
         native thread still uses it (a crash at exit, after Ctrl-C).
         """
+        if self.safety is not None:
+            self.safety.close()
         if self.llm is not None:
             self.llm.close()
+
+    def safety_net(self) -> safety.SafetyNet:
+        """The crisis net every turn goes through: this one's, or one on the search embeddings."""
+        if self.safety is not None:
+            return self.safety
+        return safety.SafetyNet.load((self.embedder or Embedder.load()).embed)
+
+
+def load_safety_net(settings: Settings, embedder: Embedder, llm: LLM | None) -> safety.SafetyNet:
+    """The crisis net as the settings have it: rules, embeddings, and the model as judge if asked."""
+    judge = safety.Judge(llm, settings.safety_judge_timeout_s) if settings.safety_judge and llm is not None else None
+    return safety.SafetyNet.load(embedder.embed, judge=judge)
 
 
 def load_transcriber(settings: Settings) -> Transcriber:
@@ -117,7 +132,8 @@ def load_engines(settings: Settings, *, voice: bool = True, llm: bool = True, st
         on_status(f"loading the voice ({settings.tts_voice})")
         the_voice = Voice(models.resolve(settings.tts_voice, kind="tts"))
     on_status("loading the search embeddings (minilm-l6)")
-    return Engines(transcriber, the_voice, the_llm, Embedder.load())
+    embedder = Embedder.load()
+    return Engines(transcriber, the_voice, the_llm, embedder, load_safety_net(settings, embedder, the_llm))
 
 
 # -- what a session reports as it goes --------------------------------------
@@ -386,7 +402,7 @@ class FileSession:
         self.session_id: int | None = None
         self.conv = Conversation(mode, locale=settings.locale, ask_mood=settings.mood_check,
                                  recall=recaller(archive, engines.embedder, lambda: self.session_id)
-                                 if settings.memory else None)
+                                 if settings.memory else None, net=engines.safety_net())
         self._idx = 0
         self._languages: collections.Counter[str] = collections.Counter()
         self._timings: list[dict[str, float]] = []
@@ -713,7 +729,8 @@ class LiveSession:
         # Recalled once in the pause that ends a turn (for the reply begun there), then again,
         # for the same words, by Conversation.turn: the same answer, without a second search.
         self.conv = Conversation(mode, locale=settings.locale, ask_mood=settings.mood_check,
-                                 recall=_LastAnswer(recall) if recall is not None else None)
+                                 recall=_LastAnswer(recall) if recall is not None else None,
+                                 net=engines.safety_net())
         self.state = "starting"  # listening, hearing, thinking, speaking, closing, ended
         self.level_dbfs = -120.0
         self.started = time.monotonic()

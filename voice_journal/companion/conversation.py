@@ -8,8 +8,8 @@ check-in's next question). Then it tells the conversation what was actually
 said with :meth:`Conversation.replied`. The order of the checks is the
 order of what matters:
 
-1. safety: a crisis stops everything (``safety.assess`` sees the words
-   before the model does);
+1. safety: a crisis stops everything (the crisis net, :class:`safety.SafetyNet`,
+   sees the words before the model does, with the session's earlier turns);
 2. the mood rating the session opened or is closing with;
 3. a spoken request for another mode ("let's do a check-in");
 4. the mode's step: its guide for the model, the field the answer fills;
@@ -77,10 +77,11 @@ class Conversation:
     """One session's conversation: mode, dialog, safety and mood, turn by turn."""
 
     def __init__(self, mode: str = modes.DEFAULT_MODE, *, locale: str | None = None, ask_mood: bool = False,
-                 recall: Callable[[str], list[Recalled]] | None = None, now: Callable[[], dt.datetime] | None = None):
+                 recall: Callable[[str], list[Recalled]] | None = None, now: Callable[[], dt.datetime] | None = None,
+                 net: safety.SafetyNet | None = None):
         self.run = modes.ModeRun(modes.load(mode))
         self.dialog = Dialog(self.run.mode.prompt)
-        self.guard = safety.SessionGuard(locale)
+        self.guard = safety.SessionGuard(net, locale)  # without a net: the word list alone
         self.recall = recall
         self._now = now or (lambda: dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
         self._awaiting: str | None = "before" if ask_mood else None  # the mood rating we asked for
@@ -159,8 +160,8 @@ class Conversation:
         run, guard, awaiting = copy.copy(self.run), copy.copy(self.guard), self._awaiting
 
         def preview(text: str, memory: bool = False) -> list[Message] | None:
-            check = copy.copy(guard).check(text)
-            if awaiting is not None or check.crisis:
+            check = guard.peek(text)  # an uncertain turn starts the judge now, for turn() to find
+            if awaiting is not None or check is None or check.crisis:
                 return None
             closes = closing or arc.is_goodbye(text)
             if closes:

@@ -1,52 +1,35 @@
-"""Is the person at risk of harming themselves? Checked on every transcript, before the LLM.
+"""Layer (a) of the crisis net: a deterministic list of what is unambiguous.
 
-The check is deterministic on purpose: a language model can be talked out
-of noticing, can miss what it was not prompted for, and answers differently
-from one run to the next. :func:`assess` reads one turn's words and says::
+It costs nothing, answers the same every time, and cannot be talked out of
+noticing. :func:`assess` reads one turn's words and says::
 
     >>> assess("Some days I think everyone would be better off without me.")
-    Assessment(level='crisis', reasons=('better off without me',))
+    Assessment(level='crisis', reasons=('better off without me',), category='ideation', layer='rules')
     >>> assess("This job is killing me.")
-    Assessment(level='none', reasons=())
+    Assessment(level='none', reasons=(), category='', layer='rules')
 
-``crisis``: suicidal thoughts said directly or indirectly, self-harm now or
-intended, a plan or the means, or goodbye behaviour. The session then stops
-its normal flow and speaks :func:`crisis_message`, a fixed, reviewed text
-with who can help right now. ``concern``: hopelessness, feeling a burden,
-self-harm in the past; the companion is told to check in gently.
-
-It stays quiet on idioms ("this job is killing me", "I could die of
-embarrassment"), on accidents ("I cut myself chopping onions"), on grief for
-someone else ("my uncle took his own life") and on the news, because a
-companion that raises the alarm at every figure of speech teaches people to
-stop telling it things. It reads words, not tone: it is a floor, not a
-clinician, and the prompts still ask the model to notice what it misses.
+It stays quiet on idioms ("this job is killing me"), accidents ("I cut
+myself chopping onions"), grief for someone else and the news. A list of
+words cannot generalise to new wording: the semantic layer
+(:mod:`.semantic`) is what catches the rest; this list is its floor.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from .levels import Assessment
 
-LEVELS = ("none", "concern", "crisis")
+NONE_RULES = Assessment("none", layer="rules")
 
-
-@dataclass(frozen=True)
-class Assessment:
-    level: str  # "none", "concern" or "crisis"
-    reasons: tuple[str, ...] = ()
-
-    @property
-    def crisis(self) -> bool:
-        return self.level == "crisis"
-
-    @property
-    def concern(self) -> bool:
-        return self.level == "concern"
-
-
-NONE = Assessment("none")
+# Each reason's category (see levels.Assessment): C-SSRS steps for a crisis, the kind of worry for a concern.
+CATEGORY = {
+    "suicidal thoughts": "ideation", "better off without me": "ideation", "self-harm": "self_harm",
+    "a plan": "plan", "an overdose": "attempt", "the means": "preparatory", "goodbye behaviour": "goodbye",
+    "hopelessness": "hopelessness", "feeling a burden": "burden", "feeling worthless": "worthless",
+    "wanting to disappear": "isolation", "nobody would care": "isolation", "trapped": "trapped",
+    "not eating": "self_harm", "thinking about death": "ideation", "self-harm in the past": "past_self_harm",
+}
 
 # Words that put a self-harm verb in the past or in recovery: worth a gentle check-in, not an alarm.
 _PAST = r"(?:used\s+to|when\s+i\s+was|years?\s+ago|as\s+a\s+(?:teen(?:ager)?|kid|child)|in\s+high\s+school|" \
@@ -64,6 +47,8 @@ _NEGATED = re.compile(r"\b(?:never|not|\w+n't|cannot|dont|wouldnt|no\s+way\s+(?:
 # "my brother killed himself" or "a man took his own life" never matches.
 _CRISIS: list[tuple[str, str]] = [
     ("suicidal thoughts", rf"\b{_KILL}\s+myself\b(?!\s+(?:laughing|with\s+laughter))"),
+    ("suicidal thoughts", r"\b(?:kms|kys\s+myself|unalive\s+(?:myself|me)|unaliving\s+myself|sewer\s?slide|"
+                          r"sui\s?slide)\b"),
     ("suicidal thoughts", r"\b(?:end|ending|take|taking)\s+my\s+(?:own\s+)?life\b(?!\s+(?:back|in(?:to)?\s+my))"),
     ("suicidal thoughts", r"\b(?:i'?m|i\s+am|i\s+feel|i\s+felt|i\s+was|i'?ve\s+been|i\s+have\s+been|feeling|having|"
                           r"i\s+get|i'?ve\s+had|i\s+have)\s+(?:\w+\s+){0,2}suicidal\b"),
@@ -179,10 +164,12 @@ def assess(text: str) -> Assessment:
             if pattern.search(clause):
                 concern.append(reason)
     if crisis:
-        return Assessment("crisis", tuple(dict.fromkeys(crisis)))
+        reasons = tuple(dict.fromkeys(crisis))
+        return Assessment("crisis", reasons, CATEGORY[reasons[0]], "rules")
     if concern:
-        return Assessment("concern", tuple(dict.fromkeys(concern)))
-    return NONE
+        reasons = tuple(dict.fromkeys(concern))
+        return Assessment("concern", reasons, CATEGORY[reasons[0]], "rules")
+    return NONE_RULES
 
 
 def _discounted(clause: str, m: re.Match, reason: str) -> bool:
@@ -197,84 +184,3 @@ def _discounted(clause: str, m: re.Match, reason: str) -> bool:
         if re.search(_ACCIDENT, clause) and not re.search(r"\b(?:on\s+purpose|deliberately|meant\s+to)\b", clause):
             return True
     return False
-
-
-# -- what the companion says then ---------------------------------------------
-
-# Who can help right now, by locale ("en-US" style; the language alone as a fallback).
-HELPLINES: dict[str, str] = {
-    "en-US": "In the US you can call or text 988, the Suicide and Crisis Lifeline, any time, day or night. "
-             "If you are in danger right now, call 911.",
-    "en-GB": "In the UK you can call Samaritans free on 116 123, any time, day or night. "
-             "If you are in danger right now, call 999.",
-    "en-IE": "In Ireland you can call Samaritans free on 116 123, any time, day or night. "
-             "If you are in danger right now, call 112 or 999.",
-}
-ELSEWHERE = ("You can find a free helpline in your country at findahelpline.com. "
-             "If you are in danger right now, call your local emergency number.")
-
-CRISIS_OPENING = ("I'm really glad you told me, and I can hear how much pain you're in right now. "
-                  "I'm an AI, and I can't keep you safe, but people can help you right now.")
-CRISIS_CLOSING = "Would you be willing to reach out to one of them, or to someone you trust, now?"
-
-# Told to the model (never shown as the person's words) when a turn gives cause for concern,
-# and for the rest of a session in which a crisis message was spoken.
-CONCERN_NOTE = ("(Note for the companion, not from the person: what they said may mean they are struggling a lot. "
-                "Before anything else, gently check in on how they are doing and whether they feel safe. "
-                "Stay warm and brief; do not diagnose, do not lecture, and do not suggest they keep this to "
-                "themselves. If they mention wanting to die or hurt themselves, encourage them to contact a "
-                "crisis line or someone they trust now.)")
-
-
-def helpline(locale: str | None) -> str:
-    """The helpline sentence for a locale such as "en-US", "en_GB.UTF-8" or None."""
-    if locale:
-        tag = locale.split(".")[0].split("@")[0].replace("_", "-")
-        parts = tag.split("-")
-        if len(parts) >= 2:
-            key = f"{parts[0].lower()}-{parts[1].upper()}"
-            if key in HELPLINES:
-                return HELPLINES[key]
-    return ELSEWHERE
-
-
-def crisis_message(locale: str | None) -> str:
-    """The fixed words spoken (and printed) when :func:`assess` says "crisis"."""
-    return f"{CRISIS_OPENING} {helpline(locale)} {CRISIS_CLOSING}"
-
-
-def system_locale() -> str | None:
-    """The person's locale from the environment (LC_ALL, LC_MESSAGES, LANG), if it names a country."""
-    import os
-
-    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
-        value = os.environ.get(name, "")
-        if value and value not in ("C", "POSIX") and not value.startswith("C."):
-            return value
-    return None
-
-
-class SessionGuard:
-    """A session's use of :func:`assess`: it remembers a crisis for the rest of the session.
-
-    After a crisis message, every later turn is treated at least as a
-    concern, so that the model keeps checking in rather than moving on.
-    """
-
-    def __init__(self, locale: str | None = None):
-        self.locale = locale or system_locale()
-        self.crisis_seen = False
-
-    def check(self, text: str) -> Assessment:
-        a = assess(text)
-        self.crisis_seen = self.crisis_seen or a.crisis
-        return a
-
-    def message(self) -> str:
-        return crisis_message(self.locale)
-
-    def model_note(self, a: Assessment) -> str | None:
-        """What to tell the model along with this turn, if anything."""
-        if a.concern or (self.crisis_seen and not a.crisis):
-            return CONCERN_NOTE
-        return None

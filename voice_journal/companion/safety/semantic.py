@@ -1,0 +1,154 @@
+"""Layer (b) of the crisis net: what a turn means, not which words it uses.
+
+Each turn is embedded with the MiniLM sentence model the journal already
+uses for search, and a multinomial logistic regression, trained on the
+labelled corpus in ``data/`` (:mod:`.corpus`), gives a probability for
+every category of that corpus: ``ideation``, ``preparatory``... on the
+crisis side, ``hopelessness``, ``past_self_harm``... for concern, and the
+hard negatives (``idiom``, ``grief_other``, ``news_media``...) for none.
+A level's probability is the sum of its categories'. Learning the hard
+negatives as categories of their own is what lets "this commute is killing
+me" sit far from "I keep thinking about killing myself".
+
+A long turn is read in overlapping windows as well as whole, and the most
+worrying window counts: a disclosure in the middle of ten minutes about
+the day must not be averaged away.
+
+The fitted weights ship in ``data/model.npz`` with the digest of the
+training files they were fitted on; ``python -m
+voice_journal.companion.safety.train`` fits them again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .levels import LEVELS
+from .rules import normalise
+
+Embed = Callable[[list[str]], np.ndarray]  # texts -> unit vectors, one row each
+
+WINDOW_WORDS = 20  # about a spoken sentence
+WINDOW_STRIDE = 10
+WHOLE_WORDS = 40  # a turn longer than this is also read in windows
+MAX_WINDOWS = 64  # 20,000 characters of one turn: read its start and end and evenly between
+
+_FILLER = re.compile(r"\b(?:u+m+|u+h+|e+r+m*|h+m+|m+h*m+|ah+)\b[,.]?\s*")
+_REPEAT = re.compile(r"\b(\w+)(?:\s+\1\b)+")
+
+
+def prepare(text: str) -> str:
+    """What the model reads: the rules' normal form, without fillers and stutters ("i i um just")."""
+    text = _FILLER.sub("", normalise(text))
+    return re.sub(r"\s+", " ", _REPEAT.sub(r"\1", text)).strip()
+
+
+def windows(text: str) -> list[str]:
+    """The whole turn, and for a long one its sentences, and overlapping windows of long or unpunctuated stretches."""
+    words = text.split()
+    if len(words) <= WHOLE_WORDS:
+        return [text]
+    parts: list[str] = []
+    for sentence in re.split(r"(?<=[.!?;])\s+", text):
+        w = sentence.split()
+        starts = range(0, max(1, len(w) - WINDOW_WORDS + WINDOW_STRIDE), WINDOW_STRIDE)
+        parts += [" ".join(w[s:s + WINDOW_WORDS]) for s in starts if w[s:s + WINDOW_WORDS]]
+    parts = list(dict.fromkeys(parts))
+    if len(parts) > MAX_WINDOWS:
+        parts = [parts[round(i * (len(parts) - 1) / (MAX_WINDOWS - 1))] for i in range(MAX_WINDOWS)]
+    return [" ".join(words[:WHOLE_WORDS * 4])] + parts
+
+
+@dataclass(frozen=True)
+class Score:
+    """The semantic layer's reading of one turn (of its most worrying window)."""
+
+    levels: dict[str, float]  # level -> probability
+    category: str  # the most likely category of the most worrying window
+    crisis_category: str  # its most likely crisis category
+    window: str  # the words it came from
+
+    @property
+    def crisis(self) -> float:
+        return self.levels["crisis"]
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def fit(x: np.ndarray, y: np.ndarray, n_classes: int, *, l2: float = 1e-3, steps: int = 600,
+        sample_weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Multinomial logistic regression by full-batch Adam: weights (dims x classes) and biases.
+
+    Deterministic (zeros to start, no sampling), a second on a thousand
+    phrases: small enough not to need a library.
+    """
+    n, d = x.shape
+    w = np.zeros((d, n_classes))
+    b = np.zeros(n_classes)
+    sw = np.ones(n) if sample_weight is None else sample_weight
+    sw = sw / sw.sum()
+    onehot = np.eye(n_classes)[y]
+    m = [np.zeros_like(w), np.zeros_like(b)]
+    v = [np.zeros_like(w), np.zeros_like(b)]
+    lr, beta1, beta2 = 0.05, 0.9, 0.999
+    for t in range(1, steps + 1):
+        p = softmax(x @ w + b)
+        g = (p - onehot) * sw[:, None]
+        grads = [x.T @ g + l2 * w, g.sum(0)]
+        for i, (param, grad) in enumerate(zip((w, b), grads)):
+            m[i] = beta1 * m[i] + (1 - beta1) * grad
+            v[i] = beta2 * v[i] + (1 - beta2) * grad * grad
+            param -= lr * (m[i] / (1 - beta1 ** t)) / (np.sqrt(v[i] / (1 - beta2 ** t)) + 1e-8)
+    return w.astype(np.float32), b.astype(np.float32)
+
+
+class SemanticModel:
+    """Fitted weights: category probabilities for embedded text."""
+
+    def __init__(self, weights: np.ndarray, bias: np.ndarray, categories: list[str], levels: list[str],
+                 thresholds: dict[str, float], digest: str = ""):
+        self.weights, self.bias = weights, bias
+        self.categories, self.levels = list(categories), list(levels)  # levels[i]: the level of categories[i]
+        self.thresholds = dict(thresholds)
+        self.digest = digest
+        self._level_of = np.array([[lv == level for lv in self.levels] for level in LEVELS], np.float32).T
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SemanticModel":
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            return cls(z["weights"], z["bias"], meta["categories"], meta["levels"], meta["thresholds"],
+                       meta.get("digest", ""))
+
+    def save(self, path: str | Path) -> None:
+        meta = {"categories": self.categories, "levels": self.levels, "thresholds": self.thresholds,
+                "digest": self.digest}
+        np.savez_compressed(path, weights=self.weights, bias=self.bias, meta=np.array(json.dumps(meta)))
+
+    def category_probs(self, vectors: np.ndarray) -> np.ndarray:
+        return softmax(np.asarray(vectors, np.float32) @ self.weights + self.bias)
+
+    def level_probs(self, vectors: np.ndarray) -> np.ndarray:
+        """(n, 3): the probability of none, concern and crisis for each vector."""
+        return self.category_probs(vectors) @ self._level_of
+
+    def score(self, text: str, embed: Embed) -> Score:
+        """Read a turn (whole, and in windows when long); the most worrying window decides."""
+        parts = windows(prepare(text)) or [""]
+        cats = self.category_probs(embed(parts))
+        levels = cats @ self._level_of
+        worry = levels[:, 2] + 0.5 * levels[:, 1]  # crisis first, then concern
+        i = int(np.argmax(worry))
+        crisis_only = np.where(self._level_of[:, 2] > 0, cats[i], -1.0)
+        return Score(dict(zip(LEVELS, map(float, levels[i]))), self.categories[int(np.argmax(cats[i]))],
+                     self.categories[int(np.argmax(crisis_only))], parts[i])
