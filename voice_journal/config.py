@@ -22,11 +22,8 @@ import platformdirs
 from .errors import InputError
 
 PROFILES = {
-    "quality": {"stt_model": "whisper-base", "llm_model": "qwen2.5-1.5b", "tts_voice": "joe-medium",
-                "safety_judge": True},
-    # A 135M model is no judge of risk: without one, an uncertain turn is treated as a crisis.
-    "fast": {"stt_model": "whisper-tiny.en", "llm_model": "smollm2-135m", "tts_voice": "joe-medium",
-             "safety_judge": False},
+    "quality": {"stt_model": "whisper-base", "llm_model": "qwen2.5-1.5b", "tts_voice": "joe-medium"},
+    "fast": {"stt_model": "whisper-tiny.en", "llm_model": "smollm2-135m", "tts_voice": "joe-medium"},
 }
 
 
@@ -56,7 +53,9 @@ class Settings:
     threads: int = 0  # 0: as many as the machine has, up to 4
     encrypt: bool = False  # create new journals encrypted (asks for a passphrase)
     locale: str = ""  # "en-US", "en-GB", ...: whose crisis helplines to give; "" reads LC_ALL/LANG
-    safety_judge: bool = True  # ask the companion's model about turns the crisis net is unsure of
+    # Ask the companion's model about turns the crisis net is unsure of. Off: the default models
+    # judge poorly (Qwen2.5-Coder-1.5B called 6 of 30 crises a crisis, ~5 s each); for a better one.
+    safety_judge: bool = False
     safety_judge_timeout_s: float = 3.0  # no verdict by then: the turn is treated as a crisis
     memory: bool = True  # the companion may recall related past turns (they never leave the machine)
     mood_check: bool = False  # ask for a 1-10 mood rating at the start and the end of a live session
