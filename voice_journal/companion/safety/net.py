@@ -160,7 +160,11 @@ class SafetyNet:
         few turns was a concern: what is ambiguous from a stranger is not
         ambiguous from someone who just said they see no way forward.
         """
-        worrying = [e for e in list(earlier)[-CONTEXT_TURNS:] if e.check.concern]
+        # Only a concern heard as one (hopelessness, a burden...), not a turn that was merely uncertain or sad:
+        # otherwise "thank you for listening" after a hard day became a crisis (the demo).
+        kinds = {c for c, level in zip(self.model.categories, self.model.levels) if level == "concern"}
+        worrying = [e for e in list(earlier)[-CONTEXT_TURNS:]
+                    if e.check.concern and (e.check.layer == "rules" or e.check.category in kinds)]
         if not worrying or score.crisis < self.model.thresholds["context"]:
             return None
         before = worrying[-1].check
