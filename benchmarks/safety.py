@@ -29,8 +29,7 @@ from pipeline import machine  # noqa: E402
 from voice_journal import config  # noqa: E402
 from voice_journal.companion import safety  # noqa: E402
 from voice_journal.companion.safety import corpus, rules  # noqa: E402
-from voice_journal.session import load_safety_net  # noqa: E402
-from voice_journal.store.embedding import Embedder  # noqa: E402
+from voice_journal.session import load_engines  # noqa: E402
 
 FROZEN = ROOT / "tests" / "safety" / "frozen.tsv"
 FROZEN_CONTEXT = ROOT / "tests" / "safety" / "frozen_context.tsv"
@@ -49,16 +48,9 @@ def main() -> None:
     parser.add_argument("--judge", action="store_true", help="also ask the default model about the uncertain band")
     args = parser.parse_args()
     phrases = corpus.read(FROZEN)
-    settings = config.load(safety_judge=args.judge)
-    llm = None
-    if args.judge:
-        from voice_journal.llm.select import open_llm
-
-        llm = open_llm(settings.backend, ollama_model=settings.ollama_model, ollama_host=settings.ollama_host,
-                       embedded_model=settings.llm_model, threads=settings.threads or None)
-    embedder = Embedder.load()
-    net = load_safety_net(settings, embedder, llm)
-    semantic_only = safety.SafetyNet.load(embedder.embed)
+    engines = load_engines(config.load(safety_judge=args.judge), voice=False, stt=False, llm=args.judge)
+    net = engines.safety_net()
+    semantic_only = safety.SafetyNet(net.embed, net.model)
     for p in phrases[:5]:
         net.assess(p.text)  # warm the ONNX session
 
@@ -137,9 +129,7 @@ def main() -> None:
     console.print(f"[bold]Hard negatives called crisis[/] ({len(alarms)}):")
     for p in alarms:
         console.print(f"  {p.category:12s} {p.form:6s} {p.text[:110]}", markup=False, highlight=False)
-    net.close()
-    if llm is not None:
-        llm.close()
+    engines.close()
 
 
 if __name__ == "__main__":

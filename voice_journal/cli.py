@@ -793,23 +793,17 @@ def safety_check(
     Needs no journal and no microphone. Exit status 0 whatever the level.
     """
     from .companion import safety as safety_mod
-    from .session import load_safety_net
-    from .store.embedding import Embedder
+    from .session import load_engines
 
     settings = _settings(None, fast, backend=backend, safety_judge=judge)
     if texts is None:
         if sys.stdin.isatty():
             raise InputError("give the text to check, or pipe one text per line into voice-journal safety")
         texts = sys.stdin.buffer.read().decode("utf-8", errors="replace").splitlines()
-    llm = None
     with err.status("loading the crisis net") as status:
-        if settings.safety_judge:
-            from .llm.select import open_llm
-
-            status.update(f"loading the companion's model as judge ({settings.backend})")
-            llm = open_llm(settings.backend, ollama_model=settings.ollama_model, ollama_host=settings.ollama_host,
-                           embedded_model=settings.llm_model, threads=settings.threads or None)
-        net = load_safety_net(settings, Embedder.load(), llm)
+        engines = load_engines(settings, voice=False, stt=False, llm=settings.safety_judge,
+                               on_status=lambda s: status.update(s))
+    net = engines.safety_net()
     guard = safety_mod.SessionGuard(net)
     try:
         for text in texts:
@@ -822,9 +816,7 @@ def safety_check(
                 out.print(f"[{colour}]{a.level:7s}[/] {escape(a.category or '-'):14s} {a.layer:8s}{why}  "
                           f"[dim]{escape(_clip(text))}[/]", soft_wrap=True)
     finally:
-        net.close()
-        if llm is not None:
-            llm.close()
+        engines.close()
 
 
 def _clip(text: str, limit: int = 60) -> str:

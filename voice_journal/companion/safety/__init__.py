@@ -17,12 +17,12 @@ and the prompts still ask the model to notice what it misses.
 from __future__ import annotations
 
 from .judge import Judge
-from .levels import LEVELS, NONE, Assessment
+from .levels import LEVELS, Assessment
 from .messages import CONCERN_NOTE, HELPLINES, crisis_message, helpline, system_locale
 from .net import CONTEXT_TURNS, Earlier, SafetyNet
 from .rules import assess, normalise
 
-__all__ = ["Assessment", "CONCERN_NOTE", "Earlier", "HELPLINES", "Judge", "LEVELS", "NONE", "SafetyNet",
+__all__ = ["Assessment", "CONCERN_NOTE", "Earlier", "HELPLINES", "Judge", "LEVELS", "SafetyNet",
            "SessionGuard", "assess", "crisis_message", "helpline", "normalise", "system_locale"]
 
 

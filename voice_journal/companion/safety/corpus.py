@@ -18,6 +18,7 @@ from .levels import LEVELS
 
 COLUMNS = ["id", "level", "category", "form", "text"]
 CONTEXT_COLUMNS = ["id", "level", "earlier", "current"]
+CONTEXT_FILE = "train_context.tsv"
 
 
 @dataclass(frozen=True)
@@ -68,11 +69,11 @@ def data_dir() -> Path:
 
 def training() -> list[Phrase]:
     """Every phrase the semantic layer is trained on (never the frozen split, which lives in tests/)."""
-    return [p for f in sorted(data_dir().glob("train_*.tsv")) if f.name != "train_context.tsv" for p in read(f)]
+    return [p for f in training_files() if f.name != CONTEXT_FILE for p in read(f)]
 
 
 def training_context() -> list[InContext]:
-    return read_context(data_dir() / "train_context.tsv")
+    return read_context(data_dir() / CONTEXT_FILE)
 
 
 def digest(paths: list[Path]) -> str:

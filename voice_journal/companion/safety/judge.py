@@ -43,12 +43,7 @@ Answer "concern" for distress without that: hopelessness, feeling a burden or wo
 Answer "none" for figures of speech ("this job is killing me"), someone else's death or risk, the news, films, books or games, medical talk, accidents, and everyday uses of such words.
 
 The turn:
-\"\"\"{text}\"\"\"{context}"""
-
-CONTEXT = """
-
-Earlier in the same session the speaker said:
-\"\"\"{earlier}\"\"\""""
+\"\"\"{text}\"\"\""""
 
 
 @dataclass(frozen=True)
@@ -66,15 +61,14 @@ class Judge:
         self.timeout_s = timeout_s
         self.options = GenerationOptions(max_tokens=max_tokens, temperature=0.0, top_p=1.0, json_schema=SCHEMA)
 
-    def messages(self, text: str, earlier: str = "") -> list[Message]:
-        context = CONTEXT.format(earlier=earlier[-600:]) if earlier else ""
-        return [Message("user", PROMPT.format(text=text[:1500], context=context))]
+    def messages(self, text: str) -> list[Message]:
+        return [Message("user", PROMPT.format(text=text[:1500]))]
 
-    def verdict(self, text: str, earlier: str = "", timeout_s: float | None = None) -> Verdict | None:
+    def verdict(self, text: str, timeout_s: float | None = None) -> Verdict | None:
         """The model's verdict, or None if it failed or did not finish in time (the caller is cautious)."""
         timeout = self.timeout_s if timeout_s is None else timeout_s
         try:
-            stream = self.llm.stream(self.messages(text, earlier), self.options)
+            stream = self.llm.stream(self.messages(text), self.options)
         except VoiceJournalError as e:
             log.warning("the safety judge could not be asked: %s", e)
             return None

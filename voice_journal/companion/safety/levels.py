@@ -32,12 +32,6 @@ class Assessment:
     def concern(self) -> bool:
         return self.level == "concern"
 
-    @property
-    def rank(self) -> int:
-        return LEVELS.index(self.level)
-
     def as_dict(self) -> dict:
         return {"level": self.level, "category": self.category, "reasons": list(self.reasons), "layer": self.layer}
 
-
-NONE = Assessment("none")

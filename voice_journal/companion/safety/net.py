@@ -63,7 +63,8 @@ class SafetyNet:
         self.embed = embed
         self.model = model
         self.judge = judge
-        self._judging: dict[tuple[str, str], tuple[float, concurrent.futures.Future]] = {}
+        self._judging: dict[str, tuple[float, concurrent.futures.Future]] = {}
+        self._last: tuple[str, Score] | None = None  # the pause's preview and the turn's check read the same words
         self._lock = threading.Lock()
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="safety-judge") if judge else None
         if embed is None or model is None:
@@ -72,10 +73,6 @@ class SafetyNet:
     @classmethod
     def load(cls, embed: Embed | None, judge: Judge | None = None, model: str | Path = MODEL_FILE) -> "SafetyNet":
         return cls(embed, SemanticModel.load(model) if embed is not None else None, judge)
-
-    @property
-    def layers(self) -> tuple[str, ...]:
-        return ("rules",) + (("semantic", "context") if self.model else ()) + (("judge",) if self.judge else ())
 
     # -- the entry point ---------------------------------------------------
 
@@ -90,7 +87,7 @@ class SafetyNet:
         floor = rules.assess(text)
         if floor.crisis or self.model is None or not text.strip():
             return floor
-        score = self.model.score(text, self.embed)
+        score = self.scores(text)
         found = self._by_score(text, score, floor, wait=wait)
         if found is None or found.crisis:
             return found
@@ -98,8 +95,15 @@ class SafetyNet:
         return after if after is not None else found
 
     def scores(self, text: str) -> Score | None:
-        """The semantic layer's reading alone (for benchmarks and ``safety --json``)."""
-        return self.model.score(text, self.embed) if self.model is not None else None
+        """The semantic layer's reading alone; the last one is kept, for the same words read again."""
+        if self.model is None:
+            return None
+        last = self._last
+        if last is not None and last[0] == text:
+            return last[1]
+        score = self.model.score(text, self.embed)
+        self._last = (text, score)
+        return score
 
     def close(self) -> None:
         if self._pool is not None:
@@ -107,15 +111,14 @@ class SafetyNet:
 
     # -- the layers ----------------------------------------------------------
 
-    def _by_score(self, text: str, score: Score, floor: Assessment, *, wait: bool,
-                  earlier_text: str = "") -> Assessment | None:
+    def _by_score(self, text: str, score: Score, floor: Assessment, *, wait: bool) -> Assessment | None:
         t = self.model.thresholds
         category = score.crisis_category
         if score.crisis >= t["crisis"]:
             return Assessment("crisis", (f"sounds like {category.replace('_', ' ')} ({score.crisis:.2f})",),
                               category, "semantic")
         if score.crisis >= t["band"]:
-            return self._judged(text, score, category, wait=wait, earlier=earlier_text)
+            return self._judged(text, score, category, wait=wait)
         if floor.concern:
             return floor
         if score.levels["concern"] + score.crisis >= t["concern"]:
@@ -123,12 +126,12 @@ class SafetyNet:
                               "semantic")
         return Assessment("none", layer="semantic")
 
-    def _judged(self, text: str, score: Score, category: str, *, wait: bool, earlier: str = "") -> Assessment | None:
+    def _judged(self, text: str, score: Score, category: str, *, wait: bool) -> Assessment | None:
         if self.judge is None:
             return Assessment("concern", (f"might be {category.replace('_', ' ')} ({score.crisis:.2f})",),
                               category, "semantic")
         unsure = (f"uncertain ({score.crisis:.2f}), treated as a crisis",)
-        start, future = self._judge_started(text, earlier)
+        start, future = self._judge_started(text)
         if not wait and not future.done():
             return None
         try:
@@ -144,14 +147,13 @@ class SafetyNet:
         return Assessment("concern", (f"uncertain ({score.crisis:.2f}); judged not a crisis: {verdict.reason}",),
                           score.category if score.category not in _CRISIS else "distress", "judge")
 
-    def _judge_started(self, text: str, earlier: str) -> tuple[float, concurrent.futures.Future]:
-        key = (text, earlier)
+    def _judge_started(self, text: str) -> tuple[float, concurrent.futures.Future]:
         with self._lock:
-            if key not in self._judging:
+            if text not in self._judging:
                 if len(self._judging) > 32:
                     self._judging.pop(next(iter(self._judging)))
-                self._judging[key] = (time.monotonic(), self._pool.submit(self.judge.verdict, text, earlier))
-            return self._judging[key]
+                self._judging[text] = (time.monotonic(), self._pool.submit(self.judge.verdict, text))
+            return self._judging[text]
 
     def _in_context(self, text: str, score: Score, earlier: Sequence[Earlier]) -> Assessment | None:
         """A turn that is only worrying after an earlier one: "i've sorted everything out now" after hopelessness.
