@@ -10,8 +10,9 @@ Layers, cheapest first, recall first::
 
 A turn whose crisis probability is at or above the ``crisis`` threshold is
 a crisis; at or above ``band`` it is uncertain. Without a judge an
-uncertain turn is a concern: the companion gently checks in on how they
-are and whether they feel safe (the band holds many hard negatives, and a
+uncertain turn that leans to worry over none is a concern: the companion
+gently checks in on how they are and whether they feel safe (the band
+holds many hard negatives, and a
 crisis script for "this commute is killing me" teaches people to stop
 talking). With a judge, its "crisis" stands, its "not a crisis" still
 leaves a concern, and its silence (a timeout, a failure) counts as a
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 MODEL_FILE = Path(__file__).with_name("data") / "model.npz"
 CONTEXT_TURNS = 4  # how far back a worrying turn colours the next ones
+RISK_CONCERNS = {"hopelessness", "burden", "worthless", "trapped"}
 
 
 @dataclass(frozen=True)
@@ -117,11 +119,14 @@ class SafetyNet:
         if score.crisis >= t["crisis"]:
             return Assessment("crisis", (f"sounds like {category.replace('_', ' ')} ({score.crisis:.2f})",),
                               category, "semantic")
-        if score.crisis >= t["band"]:
+        # Without a judge, the band is a concern only where the model leans to worry over none: in
+        # cross-validation that kept 37 of the band's 42% of crises noticed, and let go of a third of
+        # the hard negatives and plain sentences there ("thank you for listening").
+        if score.crisis >= t["band"] and (self.judge is not None or score.worry >= score.levels["none"]):
             return self._judged(text, score, category, wait=wait)
         if floor.concern:
             return floor
-        if score.levels["concern"] + score.crisis >= t["concern"]:
+        if score.worry >= t["concern"]:
             return Assessment("concern", (f"sounds like {score.category.replace('_', ' ')}",), score.category,
                               "semantic")
         return Assessment("none", layer="semantic")
@@ -162,11 +167,10 @@ class SafetyNet:
         few turns was a concern: what is ambiguous from a stranger is not
         ambiguous from someone who just said they see no way forward.
         """
-        # Only a concern heard as one (hopelessness, a burden...), not a turn that was merely uncertain or sad:
-        # otherwise "thank you for listening" after a hard day became a crisis (the demo).
-        kinds = {c for c, level in zip(self.model.categories, self.model.levels) if level == "concern"}
-        worrying = [e for e in list(earlier)[-CONTEXT_TURNS:]
-                    if e.check.concern and (e.check.layer == "rules" or e.check.category in kinds)]
+        # Only after the concerns that predict suicide (hopelessness, feeling a burden, worthless, trapped),
+        # not after a turn that was tired, sad or merely uncertain: otherwise "thank you for listening"
+        # at the end of a hard day's entry became a crisis (the demo).
+        worrying = [e for e in list(earlier)[-CONTEXT_TURNS:] if e.check.concern and e.check.category in RISK_CONCERNS]
         if not worrying or score.crisis < self.model.thresholds["context"]:
             return None
         before = worrying[-1].check

@@ -78,6 +78,11 @@ class Score:
     def crisis(self) -> float:
         return self.levels["crisis"]
 
+    @property
+    def worry(self) -> float:
+        """Concern or crisis: how far the model leans away from none."""
+        return self.levels["concern"] + self.levels["crisis"]
+
 
 def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)

@@ -31,6 +31,9 @@ STEPS = 800
 # On phrases the model has not seen: what is called a crisis outright, and what is uncertain
 # (a gentle check-in, or the judge's question where one is set).
 FALSE_ALARMS = 0.05  # of the hard negatives, at most, called a crisis by this layer
+# Plain journaling ("my sister called"): taught as none, but not counted as hard negatives,
+# or their easy scores would loosen the false-alarm threshold.
+ORDINARY = "ordinary"
 RECALL_BAND = 0.90  # of the crises, at least, in the band or above
 CONCERN_RECALL = 0.80  # of concern phrases, by concern + crisis probability
 
@@ -76,7 +79,8 @@ def fit_corpus(phrases: list[corpus.Phrase], embed: Embed, *, cross_validate: bo
             model = SemanticModel(w, b, categories, levels, {})
             oof[te] = model.level_probs(x[te])
     w, b = fit(x, y, len(categories), l2=L2, steps=STEPS, sample_weight=sw)
-    thresholds = choose_thresholds(oof, lv) if cross_validate else {}
+    hard = np.array([p.category != ORDINARY for p in phrases])
+    thresholds = choose_thresholds(oof[hard], lv[hard]) if cross_validate else {}
     model = SemanticModel(w, b, categories, levels, thresholds, corpus.digest(corpus.training_files()))
     return Fitted(model, oof, phrases)
 
