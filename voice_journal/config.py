@@ -43,6 +43,9 @@ class Settings:
     backend: str = "auto"  # auto, ollama or embedded
     ollama_host: str = "http://127.0.0.1:11434"
     ollama_model: str = "qwen2.5:1.5b"
+    # A proxy for Ollama (http://HOST:PORT). The proxy variables of the environment (HTTP_PROXY,
+    # ALL_PROXY, ...) are ignored: journal text goes through a proxy only when it is named here.
+    ollama_proxy: str = ""
     llm_model: str = PROFILES["quality"]["llm_model"]
     stt_model: str = PROFILES["quality"]["stt_model"]
     tts_voice: str = PROFILES["quality"]["tts_voice"]

@@ -27,6 +27,7 @@ def run_checks(settings: Settings) -> Iterator[Check]:
     yield from _models(settings)
     yield from _ollama(settings)
     yield from _journal(settings)
+    yield from _summaries(settings)
 
 
 def _audio() -> Iterator[Check]:
@@ -76,10 +77,14 @@ def _models(settings: Settings) -> Iterator[Check]:
 
 def _ollama(settings: Settings) -> Iterator[Check]:
     from .errors import VoiceJournalError
-    from .llm.ollama import OllamaLLM
+    from .llm.ollama import OllamaLLM, remote_host_note
 
+    note = remote_host_note(settings.ollama_host, proxy=settings.ollama_proxy)
+    if note:
+        yield Check("ollama host", "warn", note)
     try:
-        llm = OllamaLLM(settings.ollama_model, settings.ollama_host, timeout=3.0, check=False)
+        llm = OllamaLLM(settings.ollama_model, settings.ollama_host, timeout=3.0, check=False,
+                        proxy=settings.ollama_proxy)
         names = llm.models()
     except VoiceJournalError as e:
         level = "fail" if settings.backend == "ollama" else "warn"
@@ -119,3 +124,33 @@ def _journal(settings: Settings) -> Iterator[Check]:
         yield Check("journal", "warn", f"{path} ({size / 1e6:.1f} MB): " + "; ".join(problems))
     else:
         yield Check("journal", "ok", f"{path} ({size / 1e6:.1f} MB, user-only)")
+
+
+def _summaries(settings: Settings) -> Iterator[Check]:
+    from . import background
+    from .errors import VoiceJournalError
+    from .store.archive import Archive, PassphraseNeeded
+
+    if not settings.db.exists():
+        return
+    try:
+        with Archive.open(settings.db, read_only=True, lock_timeout=3.0,
+                          key=os.environ.get("VOICE_JOURNAL_PASSPHRASE") or None) as archive:
+            backlog = background.backlog(archive)
+    except PassphraseNeeded:
+        pid = background.worker_pid(settings.db)
+        yield Check("summaries", "ok", "the journal is encrypted: set VOICE_JOURNAL_PASSPHRASE to count them"
+                    + (f"; the background summariser is at work (process {pid})" if pid else ""))
+        return
+    except VoiceJournalError as e:
+        yield Check("summaries", "warn", f"cannot count them: {e}")
+        return
+    level = "ok"
+    line = backlog.line()
+    if backlog.due and not os.access(settings.db, os.W_OK):
+        level, line = "warn", f"{backlog.due} pending, but the journal is read-only: they stay queued"
+    elif backlog.given_up or (backlog.due and not backlog.worker and backlog.last and backlog.last.error):
+        level = "warn"
+    if not settings.summaries and backlog.due:
+        line += " (summaries are off in the settings)"
+    yield Check("summaries", level, line)

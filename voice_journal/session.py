@@ -43,7 +43,6 @@ from .companion import arc, safety
 from .companion.checker import ReplyGate, ReplyRules
 from .companion.conversation import Conversation, Plan, Recalled
 from .companion.modes import DEFAULT_MODE
-from .companion.summary import summarise
 from .config import Settings
 from .errors import InputError, LLMError, NoSpeechError, VoiceJournalError
 from .llm.base import LLM, GenerationOptions, Message, ReplyStream
@@ -52,7 +51,7 @@ from .speech.sentences import SentenceSplitter, has_words
 from .speech.stt import LanguagePin, Segment, SttConfig, Transcriber, Transcript
 from .speech.tts import Voice
 from .store import search
-from .store.archive import Answer, Archive, Summary, TurnRecord, interrupted
+from .store.archive import Answer, Archive, TurnRecord, interrupted
 from .store.embedding import Embedder
 
 log = logging.getLogger(__name__)
@@ -110,7 +109,7 @@ def load_transcriber(settings: Settings) -> Transcriber:
                        SttConfig(language=settings.language or None, threads=settings.threads or 2))
 
 
-def load_engines(settings: Settings, *, voice: bool = True, llm: bool = True, stt: bool = True,
+def load_engines(settings: Settings, *, voice: bool = True, llm: bool = True, stt: bool = True, crisis_net: bool = True,
                  on_status: Callable[[str], None] = lambda s: None) -> Engines:
     """Load (and on first use assemble and verify) the configured models."""
     threads = settings.threads or None
@@ -125,6 +124,7 @@ def load_engines(settings: Settings, *, voice: bool = True, llm: bool = True, st
         on_status(f"loading the companion's model ({settings.backend})")
         the_llm = open_llm(
             settings.backend, ollama_model=settings.ollama_model, ollama_host=settings.ollama_host,
+            ollama_proxy=settings.ollama_proxy,
             embedded_model=settings.llm_model, threads=threads,
         )
     the_voice = None
@@ -133,7 +133,8 @@ def load_engines(settings: Settings, *, voice: bool = True, llm: bool = True, st
         the_voice = Voice(models.resolve(settings.tts_voice, kind="tts"))
     on_status("loading the search embeddings (minilm-l6)")
     embedder = Embedder.load()
-    return Engines(transcriber, the_voice, the_llm, embedder, load_safety_net(settings, embedder, the_llm))
+    net = load_safety_net(settings, embedder, the_llm) if crisis_net else None  # summaries need none
+    return Engines(transcriber, the_voice, the_llm, embedder, net)
 
 
 # -- what a session reports as it goes --------------------------------------
@@ -1471,41 +1472,3 @@ def import_recording(archive: Archive, transcriber: Transcriber, embedder: Embed
     search.refresh_index(archive)
     archive.release()
     return Imported(str(path), sid, idx)
-
-
-# -- after a session: what it was about ------------------------------------------
-
-
-def summarise_sessions(archive: Archive, llm: LLM, embedder: Embedder | None, session_ids: list[int] | None = None,
-                       *, on_done: Callable[[Summary], None] = lambda s: None,
-                       on_failed: Callable[[int, str], None] = lambda sid, why: None) -> list[Summary]:
-    """Summarise sessions (by default every finished one without a summary yet); return the new summaries.
-
-    A session the model could not summarise is reported to ``on_failed``
-    and keeps no summary, so that a later run tries it again.
-
-    The journal is held only to read a session's words and to store its
-    summary, never while the model writes, so a session can record meanwhile.
-    """
-    if session_ids is None:
-        done = {s.session_id for s in archive.summaries()}
-        session_ids = [s.id for s in reversed(archive.sessions()) if s.id not in done and s.status != "open"
-                       and s.user_turns]
-    written = []
-    for sid in session_ids:
-        said = [t.text for t in archive.turns(sid) if t.role == "user"]
-        archive.release()
-        if not said:
-            continue
-        try:
-            found = summarise(llm, said)
-        except ValueError as e:
-            log.warning("session %d not summarised: %s", sid, e)
-            on_failed(sid, str(e))
-            continue
-        summary = Summary(sid, found.summary, found.themes, found.mood, f"{llm.backend}:{llm.model}")
-        archive.set_summary(summary, embedder.embed([found.summary])[0] if embedder is not None else None)
-        archive.release()
-        written.append(summary)
-        on_done(summary)
-    return written

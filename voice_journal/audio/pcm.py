@@ -21,6 +21,7 @@ import soundfile as sf
 import soxr
 
 from ..errors import AudioError
+from ..private_files import open_private
 
 RATE = 16_000
 BLOCK_SECONDS = 10.0
@@ -216,23 +217,37 @@ def from_flac(data: bytes) -> Clip:
 
 
 def write_wav(path: str | os.PathLike, clip: Clip) -> None:
-    sf.write(str(path), clip.samples, clip.rate, format="WAV", subtype="PCM_16")
+    """The clip as a 16-bit WAV file readable by its owner only (0600, even over a wider file)."""
+    try:
+        with open_private(path) as f:
+            sf.write(f, clip.samples, clip.rate, format="WAV", subtype="PCM_16")
+    except (sf.LibsndfileError, OSError) as e:
+        raise AudioError(f"{path}: cannot write ({_first_line(e)})") from None
 
 
 class WavWriter:
-    """A WAV file written block by block (reply audio as it is synthesised)."""
+    """A WAV file written block by block (reply audio as it is synthesised), user-only (0600)."""
 
     def __init__(self, path: str | os.PathLike, rate: int):
         self.path = Path(path)
         self.rate = rate
         try:
-            self._file = sf.SoundFile(str(self.path), "w", rate, 1, "PCM_16", format="WAV")
+            self._raw = open_private(self.path)
+        except OSError as e:
+            raise AudioError(f"{self.path}: cannot write ({_first_line(e)})") from None
+        try:
+            self._file = sf.SoundFile(self._raw, "w", rate, 1, "PCM_16", format="WAV")
         except (sf.LibsndfileError, OSError) as e:
+            self._raw.close()
             raise AudioError(f"{self.path}: cannot write ({_first_line(e)})") from None
 
     def write(self, samples: np.ndarray) -> None:
         self._file.write(samples)
         self._file.flush()  # a crash leaves a WAV that plays up to here
+        self._raw.flush()
 
     def close(self) -> None:
-        self._file.close()
+        try:
+            self._file.close()
+        finally:
+            self._raw.close()

@@ -135,3 +135,31 @@ def summarise(llm: LLM, said: list[str], *, tries: int = 2) -> SessionSummary:
             log.info("summary attempt %d unusable (%s): %r", attempt + 1, problem, answer[:200])
             options = GenerationOptions(max_tokens=220, temperature=0.5, json_schema=SCHEMA)
     raise ValueError(f"the model gave no usable summary ({problem})")
+
+
+SHORT_ENTRY_WORDS = 40  # a typed entry this short is its own summary
+
+
+def summarise_entries(llm: LLM, entries: list[str]) -> list[SessionSummary]:
+    """Short entries of one day, read together: each keeps its own words as its summary.
+
+    A line or two needs no model to say it shorter; what the model adds is
+    the themes and mood, and those it finds better in the whole day than in
+    one line. Each entry keeps only the themes grounded in its own words.
+    Raises ValueError when the model gave no usable answer.
+    """
+    day = summarise(llm, entries)
+    out = []
+    for text in entries:
+        words = " ".join(text.split())
+        themes = tuple(t for t in day.themes if _grounded(t, words.lower()))
+        out.append(SessionSummary(words[:600], themes, day.mood))
+    return out
+
+
+def too_short(said: list[str]) -> SessionSummary | None:
+    """A summary for words too few to summarise (a word or three): themselves, with no model."""
+    words = " ".join(" ".join(said).split())
+    if len(words.split()) >= 4:
+        return None
+    return SessionSummary(words, (), None)

@@ -9,16 +9,28 @@ caller as the package's own errors:
   first chunk of a streaming call: both are caught);
 * the model is missing -> :class:`LLMModelNotFound` naming ``ollama pull``;
 * any other ``ResponseError``, including an ``{"error"}`` line mid-stream ->
-  :class:`LLMError`.
+  :class:`LLMError`;
+* a redirect (3xx) -> :class:`LLMError` naming the host and where it pointed:
+  redirects are never followed, so the words go to the host named and nowhere else.
+
+Journal text goes only where the person said: the client ignores the proxy
+variables of the environment (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``,
+``NO_PROXY``, upper or lower case) and ``~/.netrc``; a proxy is used only when the
+``ollama_proxy`` setting names one. :func:`remote_host_note` says, in one line,
+when the host is not this machine.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import os
 from typing import Iterator, Sequence
+from urllib.parse import urlsplit
 
 import httpx
 import ollama
+from ollama._client import _parse_host  # how the client itself reads a host (pinned: ollama==0.6.3)
 
 from ..errors import LLMError, LLMModelNotFound, LLMUnavailable
 from .base import GenerationOptions, Message, ReplyStream, Usage
@@ -34,12 +46,18 @@ class OllamaLLM:
 
     backend = "ollama"
 
-    def __init__(self, model: str, host: str = DEFAULT_HOST, *, timeout: float = 120.0, check: bool = True):
+    def __init__(self, model: str, host: str = DEFAULT_HOST, *, timeout: float = 120.0, check: bool = True,
+                 proxy: str = ""):
         self.model = model
         self.host = host
-        self._client = ollama.Client(host=host, timeout=timeout)
+        self.proxy = proxy
+        self._client = _client(host, timeout, proxy)
         if check:
             self.check()
+
+    @property
+    def _via(self) -> str:
+        return f" through the proxy {_shown(self.proxy)}" if self.proxy else ""
 
     def check(self) -> None:
         """Fail now, clearly, if the server is down or lacks the model."""
@@ -48,9 +66,13 @@ class OllamaLLM:
         except ollama.ResponseError as e:
             raise self._response_error(e, "") from None
         except _NETWORK_ERRORS as e:
-            raise LLMUnavailable(f"cannot reach Ollama at {self.host} ({_reason(e)}): is `ollama serve` running?") from None
+            raise LLMUnavailable(f"cannot reach Ollama at {self.host}{self._via} ({_reason(e)}): "
+                                 "is `ollama serve` running?") from None
 
     def _response_error(self, e: ollama.ResponseError, doing: str) -> LLMError:
+        if 300 <= e.status_code < 400:  # the hook refuses redirects first; this is the fallback
+            return LLMError(f"Ollama at {self.host} answered with a redirect (HTTP {e.status_code}); "
+                            "voice-journal does not follow redirects")
         if e.status_code == 404:
             return LLMModelNotFound(f"Ollama at {self.host} has no model {self.model!r}: run `ollama pull {self.model}`")
         return LLMError(f"Ollama at {self.host}{doing}: {e.error}")
@@ -60,7 +82,7 @@ class OllamaLLM:
         try:
             return [m.model for m in self._client.list().models if m.model]
         except _NETWORK_ERRORS as e:
-            raise LLMUnavailable(f"cannot reach Ollama at {self.host} ({_reason(e)})") from None
+            raise LLMUnavailable(f"cannot reach Ollama at {self.host}{self._via} ({_reason(e)})") from None
         except ollama.ResponseError as e:
             raise self._response_error(e, "") from None
 
@@ -95,7 +117,7 @@ class OllamaLLM:
             except ollama.ResponseError as e:
                 raise self._response_error(e, " failed mid-reply") from None
             except _NETWORK_ERRORS as e:
-                raise LLMUnavailable(f"lost Ollama at {self.host} ({_reason(e)})") from None
+                raise LLMUnavailable(f"lost Ollama at {self.host}{self._via} ({_reason(e)})") from None
 
         def finish(cancelled: bool, first: float, total: float) -> Usage:
             return Usage(
@@ -112,11 +134,107 @@ class OllamaLLM:
         """Ask Ollama to load the model and evaluate the prefix (Ollama keeps its cache)."""
         try:
             self._client.chat(model=self.model, messages=[m.as_dict() for m in messages], options={"num_predict": 1})
-        except (ollama.ResponseError, *_NETWORK_ERRORS) as e:
+        except (ollama.ResponseError, LLMError, *_NETWORK_ERRORS) as e:
             log.warning("could not warm %s on Ollama: %s", self.model, _reason(e))
 
     def close(self) -> None:
         self._client._client.close()
+
+
+def _client(host: str, timeout: float, proxy: str) -> ollama.Client:
+    """The official client, talking to ``host`` only: no proxy from the environment, no redirects."""
+
+    def refuse_redirects(response: httpx.Response) -> None:
+        # Called before the client looks at the status: the 3xx response is closed unread,
+        # and its target is never asked (follow_redirects=False would only hand it back).
+        if response.is_redirect:
+            to = response.headers.get("location", "")
+            raise LLMError(f"Ollama at {host} answered with a redirect to {to or 'nowhere'}; "
+                           "voice-journal does not follow redirects")
+
+    options: dict = {"follow_redirects": False, "trust_env": False, "event_hooks": {"response": [refuse_redirects]}}
+    if os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR"):
+        # trust_env=False would also drop these, which only choose whom to trust: keep them.
+        options["verify"] = httpx.create_ssl_context(trust_env=True)
+    if proxy:
+        options["proxy"] = proxy if "://" in proxy else f"http://{proxy}"  # host:port, as curl takes it
+    try:
+        return ollama.Client(host=host, timeout=timeout, **options)
+    except (ValueError, ImportError) as e:  # an unknown scheme; socks:// without socksio
+        if proxy:
+            raise LLMError(f"ollama_proxy {_shown(proxy)} is not a proxy voice-journal can use "
+                           f"({_reason(e)}): give http://HOST:PORT, or leave it empty") from None
+        raise LLMError(f"Ollama host {host!r} is not an address voice-journal can use ({_reason(e)})") from None
+
+
+def _shown(proxy: str) -> str:
+    """A proxy URL without the password it may hold."""
+    try:
+        url = httpx.URL(proxy)
+    except (ValueError, TypeError):
+        return "(the ollama_proxy setting)"
+    return str(url.copy_with(username=None, password=None)) if url.userinfo else proxy
+
+
+def remote_host_note(host: str | None, *, proxy: str = "") -> str | None:
+    """One line that says where the words go when that is not this machine; None when it is.
+
+    ``host`` is read the way the ollama client reads it (``1.2.3.4``, ``:11434``,
+    ``example.com:8080``, ``http://[::1]:11434``, empty for the default). This
+    machine is the loopback range (127.0.0.0/8, ``::1``, also as ``::ffff:127.x``),
+    ``localhost`` and names under ``.localhost``, and the unspecified address
+    ``0.0.0.0`` / ``::`` (an Ollama *listening* address often copied into
+    ``OLLAMA_HOST``; connecting to it reaches this machine). Any other name counts
+    as another machine: no name is looked up, so a name for this machine is named too.
+    A proxy that is not on this machine is named as well, since the words pass through it.
+    """
+    try:
+        where = _parse_host(host or None)
+    except ValueError:  # "::1" unbracketed, a bad port: the client cannot use it either; never raise for a note
+        where = f"[{host}]" if _is_ip(host) and ":" in host else host
+    parts = []
+    if not _is_this_machine(where):
+        parts.append(_host_port(where))
+    if proxy and not _is_this_machine(proxy):
+        parts.append(f"the proxy {_host_port(proxy)}")
+    if not parts:
+        return None
+    return f"your words go to {' through '.join(parts)} (not this machine)"
+
+
+def _host_port(url: str) -> str:
+    try:
+        split = urlsplit(url if "://" in url else f"http://{url}")
+        name = split.hostname or url
+        name = f"[{name}]" if ":" in name else name
+        return f"{name}:{split.port}" if split.port else name
+    except ValueError:
+        return url
+
+
+def _is_this_machine(url: str) -> bool:
+    try:
+        name = urlsplit(url if "://" in url else f"http://{url}").hostname or ""
+    except ValueError:
+        return False
+    name = name.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        ip = ipaddress.ip_address(name.split("%")[0])  # fe80::1%eth0: the zone is not part of the address
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback or ip.is_unspecified
+
+
+def _is_ip(text: str | None) -> bool:
+    try:
+        ipaddress.ip_address(text or "")
+        return True
+    except ValueError:
+        return False
 
 
 def _reason(e: BaseException) -> str:

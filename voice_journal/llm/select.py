@@ -13,7 +13,8 @@ log = logging.getLogger(__name__)
 BACKENDS = ("auto", "ollama", "embedded")
 
 
-def open_llm(backend: str, *, ollama_model: str, ollama_host: str, embedded_model: str, threads: int | None = None) -> LLM:
+def open_llm(backend: str, *, ollama_model: str, ollama_host: str, embedded_model: str, threads: int | None = None,
+             ollama_proxy: str = "") -> LLM:
     """Open the configured backend.
 
     ``auto`` asks Ollama first (2 s connect budget) and falls back to the
@@ -26,9 +27,10 @@ def open_llm(backend: str, *, ollama_model: str, ollama_host: str, embedded_mode
         from .ollama import OllamaLLM
 
         try:
-            llm = OllamaLLM(ollama_model, ollama_host, timeout=120.0 if backend == "ollama" else 5.0)
+            llm = OllamaLLM(ollama_model, ollama_host, timeout=120.0 if backend == "ollama" else 5.0,
+                            proxy=ollama_proxy)
             if backend == "auto":
-                llm = OllamaLLM(ollama_model, ollama_host, check=False)
+                llm = OllamaLLM(ollama_model, ollama_host, check=False, proxy=ollama_proxy)
             log.info("using Ollama at %s with %s", ollama_host, ollama_model)
             return llm
         except VoiceJournalError as e:

@@ -15,10 +15,12 @@ The file is created user-only (0600 in a 0700 folder): journals are private.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import importlib.resources
 import json
 import logging
 import os
+import re
 import stat
 import time
 from dataclasses import dataclass, field
@@ -33,7 +35,7 @@ from .embedding import sketch
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 # Migrations in order; MIGRATIONS[n] takes a journal from version n to n + 1.
 MIGRATIONS: list[str] = [
@@ -172,7 +174,7 @@ MIGRATIONS: list[str] = [
     CREATE TABLE turn_memory (
         session_id BIGINT NOT NULL,
         idx INTEGER NOT NULL,                -- the reply that was given them
-        recalled JSON NOT NULL,              -- [{session, turn, at, text, score}]
+        recalled JSON NOT NULL,              -- [{session, turn, score}] (v6-v7 also copied at, text)
         PRIMARY KEY (session_id, idx)
     );
     CREATE TABLE summaries (
@@ -215,6 +217,26 @@ MIGRATIONS: list[str] = [
         list_transform(coarse, x -> greatest(-127, least(127, round(x * 256))))::TINYINT[96] FROM turns;
     DROP TABLE turns;
     ALTER TABLE turns_v7 RENAME TO turns;
+    """,
+    # v8: summaries are due in a queue in the journal (one background worker drains it),
+    # and a reply keeps references to the past turns it recalled, not copies of their
+    # words: deleting those turns then leaves nothing of them behind. Existing copies
+    # are cut down to references; existing sessions without a summary are queued.
+    """
+    CREATE SEQUENCE summary_tickets START 1;
+    CREATE TABLE summary_queue (
+        session_id BIGINT PRIMARY KEY,
+        ticket BIGINT NOT NULL,              -- new on every change to the session's words
+        queued_at TIMESTAMP NOT NULL,        -- UTC; the worker takes the oldest first
+        attempts INTEGER NOT NULL DEFAULT 0, -- model answers that were unusable
+        last_error VARCHAR
+    );
+    INSERT INTO summary_queue
+        SELECT s.id, nextval('summary_tickets'), s.started_at, 0, NULL FROM sessions s
+        WHERE s.id NOT IN (SELECT session_id FROM summaries)
+          AND EXISTS (SELECT 1 FROM turns t WHERE t.session_id = s.id AND t.role = 'user');
+    UPDATE turn_memory
+        SET recalled = to_json(from_json(recalled, '[{"session":"BIGINT","turn":"INTEGER","score":"DOUBLE"}]'));
     """,
 ]
 
@@ -287,6 +309,22 @@ class Summary:
 
 
 @dataclass(frozen=True)
+class DueSummary:
+    """A session whose summary is due (a row of the summary queue)."""
+
+    session_id: int
+    ticket: int  # changes whenever the session's words do
+    queued_at: dt.datetime
+    attempts: int  # unusable answers so far
+    last_error: str | None
+    source: str | None  # 'typed', 'microphone', 'file:NAME', 'import:NAME'
+    started_at: dt.datetime
+    turns: int  # the person's
+    chars: int
+    settled: bool  # its words are all there (the session ended, or was abandoned)
+
+
+@dataclass(frozen=True)
 class SessionRow:
     id: int
     started_at: dt.datetime
@@ -333,11 +371,20 @@ def extension_path(name: str) -> str:
     return str(path)
 
 
+def spill_dir(path: Path) -> Path:
+    """Where DuckDB may spill a large query's data: the journal's own private folder, never ``./.tmp``."""
+    return path.with_name(f".{path.name}.tmp")
+
+
+def _config(path: Path) -> dict[str, str]:
+    return {**_CONFIG, "temp_directory": str(spill_dir(path))}
+
+
 def _open_once(path: Path, read_only: bool, key: str | None) -> duckdb.DuckDBPyConnection:
     if key is None:
-        return duckdb.connect(str(path), read_only=read_only, config=_CONFIG)
+        return duckdb.connect(str(path), read_only=read_only, config=_config(path))
     # An encrypted journal is ATTACHed with its key; DuckDB's AES comes with httpfs (OpenSSL).
-    con = duckdb.connect(":memory:", config=_CONFIG)
+    con = duckdb.connect(":memory:", config=_config(path))
     try:
         con.execute(f"LOAD '{extension_path('httpfs')}'")
         options = f"ENCRYPTION_KEY '{_sql_str(key)}'" + (", READ_ONLY" if read_only else "")
@@ -349,22 +396,102 @@ def _open_once(path: Path, read_only: bool, key: str | None) -> duckdb.DuckDBPyC
     return con
 
 
+class _Gate:
+    """The lock a whole-file rewrite holds against every voice-journal process that opens the journal.
+
+    Opening takes it shared for the moment of the open; :meth:`Archive.compact`
+    takes it exclusively from before it lets go of the old file until the new
+    one is in place, so that no process can open (and write into) the old
+    file in between. A journal in a folder nobody can write has no gate, and
+    needs none: nothing can rewrite it.
+    """
+
+    def __init__(self, path: Path):
+        self.file = path.with_name(f".{path.name}.gate")
+        self._fd: int | None = None
+
+    def take(self, exclusive: bool, deadline: float) -> bool:
+        """Take the gate, waiting until ``deadline``; False if there is none or it stayed taken."""
+        try:
+            self._fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            return True  # no gate where none can be written (a read-only folder)
+        delay = 0.01
+        while True:
+            try:
+                fcntl.flock(self._fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    self.leave()
+                    return False
+                time.sleep(delay)
+                delay = min(delay * 1.5, 0.1)
+
+    def leave(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+
+class _Waiting:
+    """Says once, after a moment, which process a command waits for."""
+
+    AFTER_S = 1.0
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.since = time.monotonic()
+        self.said = False
+
+    def still(self, error: str) -> None:
+        if self.said or time.monotonic() - self.since < self.AFTER_S:
+            return
+        self.said = True
+        log.warning("the journal %s is busy (%s); waiting for it", self.path, holder(error))
+
+
+def holder(error: str) -> str:
+    """Who holds the journal, from DuckDB's lock error ("... held in /usr/bin/python3 (PID 123)")."""
+    m = re.search(r"\(PID (\d+)\)", error)
+    if not m:
+        return "another voice-journal process holds it"
+    pid = int(m.group(1))
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return f"process {pid} holds it"
+    what = " ".join(a for a in argv[argv.index("voice_journal") + 1:][:2] if not a.startswith("-")) \
+        if "voice_journal" in argv else ""
+    if not what and argv and argv[0].endswith("voice-journal") and len(argv) > 1:
+        what = argv[1]
+    return f"process {pid}" + (f", voice-journal {what}," if what else "") + " holds it"
+
+
 def _connect(path: Path, read_only: bool, lock_timeout: float, key: str | None = None) -> duckdb.DuckDBPyConnection:
     """Open the file, waiting while another process holds it.
 
     DuckDB lets one process hold a file for writing and no process read it
     meanwhile. voice-journal processes hold it only for moments (a turn's
-    commit, one search), so a short wait is all a clash costs.
+    commit, one search, a summary's store), so a short wait is all a clash
+    costs; after a second of it a warning names the process waited for.
     """
     deadline = time.monotonic() + lock_timeout
+    waiting = _Waiting(path)
     delay = 0.02
     while True:
+        gate = _Gate(path)
+        if not gate.take(exclusive=False, deadline=deadline):
+            raise StoreError(f"the journal {path} is being rewritten by another voice-journal process; "
+                             "try again when it ends")
         old_umask = os.umask(0o077)  # DuckDB creates the file (and its WAL) itself
         try:
             return _open_once(path, read_only, key)
         except duckdb.IOException as e:
             if "lock" not in str(e).lower() or time.monotonic() >= deadline:
                 raise StoreError(_io_message(path, e)) from None
+            waiting.still(str(e))
         except duckdb.Error as e:
             text = str(e)
             if "without a key" in text or ("encrypted" in text and key is None):
@@ -372,9 +499,13 @@ def _connect(path: Path, read_only: bool, lock_timeout: float, key: str | None =
                                        "(VOICE_JOURNAL_PASSPHRASE, or run in a terminal to be asked)") from None
             if "Wrong encryption key" in text:
                 raise StoreError(f"wrong passphrase for the journal {path}") from None
-            raise StoreError(f"cannot open the journal {path}: {_first_line(e)}") from None
+            if "lock" in text.lower() and time.monotonic() < deadline:  # an encrypted ATTACH's lock clash
+                waiting.still(text)
+            else:
+                raise StoreError(f"cannot open the journal {path}: {_first_line(e)}") from None
         finally:
             os.umask(old_umask)
+            gate.leave()
         time.sleep(delay)
         delay = min(delay * 1.5, 0.25)
 
@@ -418,7 +549,9 @@ class Archive:
     def open(cls, path: str | os.PathLike, *, read_only: bool = False,
              lock_timeout: float = LOCK_TIMEOUT_S, key: str | None = None) -> "Archive":
         """Open (or create) a journal; ``key`` is the passphrase of an encrypted one."""
-        path = Path(path).expanduser()
+        # The real file behind a symlink: its WAL, locks and rewrites belong beside it, and
+        # a rewrite must replace its bytes, not the link.
+        path = Path(os.path.realpath(Path(path).expanduser()))
         if path.is_dir():
             raise StoreError(f"{path} is a directory; give a journal file such as {path / 'journal.duckdb'}")
         if read_only and not path.exists():
@@ -428,6 +561,7 @@ class Archive:
         if not read_only:
             try:
                 _secure_dir(path.parent)
+                _secure_dir(spill_dir(path))
             except OSError as e:
                 raise StoreError(f"cannot create the journal folder {path.parent}: {e.strerror}") from None
         con = _connect(path, read_only, lock_timeout, key)
@@ -553,7 +687,7 @@ class Archive:
         with self._transaction():
             if idx is None:
                 n = self._con.execute("DELETE FROM turns WHERE session_id = ?", [session_id]).fetchone()[0]
-                for table in ("turn_flags", "turn_memory", "answers", "summaries"):
+                for table in ("turn_flags", "turn_memory", "answers", "summaries", "summary_queue"):
                     self._con.execute(f"DELETE FROM {table} WHERE session_id = ?", [session_id])
                 self._con.execute("DELETE FROM sessions WHERE id = ?", [session_id])
             else:
@@ -562,8 +696,11 @@ class Archive:
                     raise InputError(f"session {session_id} has no turn {idx}")
                 for table in ("turn_flags", "turn_memory", "answers"):
                     self._con.execute(f"DELETE FROM {table} WHERE session_id = ? AND idx = ?", [session_id, idx])
-                # The summary was written from the turn's words: it goes too (it can be written again).
+                # The summary was written from the turn's words: it goes too, and is due again
+                # (a new ticket, so that one being written from the old words is discarded).
                 self._con.execute("DELETE FROM summaries WHERE session_id = ?", [session_id])
+                self._con.execute("DELETE FROM summary_queue WHERE session_id = ?", [session_id])
+                self._queue_summary(session_id)
         return int(n)
 
     @property
@@ -601,13 +738,22 @@ class Archive:
         except duckdb.Error as e:
             fresh.unlink(missing_ok=True)
             raise StoreError(f"could not rewrite {self.path}: {_first_line(e)}") from None
-        self.release()
         os.chmod(fresh, 0o600)
         with open(fresh, "rb") as f:
             os.fsync(f.fileno())
-        os.replace(fresh, self.path)  # atomic: the old file, or the new one, never half of each
-        self.path.with_name(self.path.name + ".wal").unlink(missing_ok=True)
-        self._key = new_key
+        # From here until the new file is in place no other process may open the old one:
+        # a write it made there would be lost with it.
+        gate = _Gate(self.path)
+        if not gate.take(exclusive=True, deadline=time.monotonic() + self.lock_timeout):
+            fresh.unlink(missing_ok=True)
+            raise StoreError(f"could not rewrite {self.path}: another voice-journal process kept opening it")
+        try:
+            self.release()
+            os.replace(fresh, self.path)  # atomic: the old file, or the new one, never half of each
+            self.path.with_name(self.path.name + ".wal").unlink(missing_ok=True)
+            self._key = new_key
+        finally:
+            gate.leave()
 
     def add_turn(self, turn: TurnRecord) -> None:
         """Archive one turn in its own transaction: once this returns, it is on disk."""
@@ -627,9 +773,13 @@ class Archive:
             if turn.safety:
                 self._con.execute("INSERT INTO turn_flags VALUES (?, ?, ?, ?)",
                                   [turn.session_id, turn.idx, turn.safety, json.dumps(list(turn.safety_reasons))])
-            if turn.recalled:
+            if turn.recalled:  # references, never copies: deleting the recalled turn leaves nothing behind
+                refs = [{"session": int(r["session"]), "turn": int(r["turn"]), "score": r.get("score")}
+                        for r in turn.recalled]
                 self._con.execute("INSERT INTO turn_memory VALUES (?, ?, ?)",
-                                  [turn.session_id, turn.idx, json.dumps(list(turn.recalled), default=str)])
+                                  [turn.session_id, turn.idx, json.dumps(refs)])
+            if turn.role == "user":
+                self._queue_summary(turn.session_id)
 
     def add_answer(self, answer: Answer) -> None:
         """Keep a structured answer (a check-in field, a mood rating) in its own transaction."""
@@ -647,12 +797,87 @@ class Archive:
             [session_id, session_id, since, since]).fetchall()
         return [Answer(*r) for r in rows]
 
-    def set_summary(self, summary: Summary, embedding: np.ndarray | None = None) -> None:
+    # -- the summary queue ------------------------------------------------
+
+    def _queue_summary(self, session_id: int) -> None:
+        """Mark a session's summary due, with a new ticket (inside the caller's transaction)."""
+        if not self._con.execute("SELECT count(*) FROM turns WHERE session_id = ? AND role = 'user'",
+                                 [session_id]).fetchone()[0]:
+            return
+        self._con.execute(
+            """INSERT INTO summary_queue VALUES (?, nextval('summary_tickets'), ?, 0, NULL)
+               ON CONFLICT (session_id) DO UPDATE SET ticket = excluded.ticket, queued_at = excluded.queued_at,
+               attempts = 0, last_error = NULL""", [session_id, _now()])
+
+    def queue_summary(self, session_id: int) -> None:
+        """Ask for a session's summary (again): ``summarize SESSION`` on one that has one."""
+        self.session(session_id)
         with self._transaction():
-            self._con.execute(
-                "INSERT OR REPLACE INTO summaries VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [summary.session_id, summary.created_at or _now(), summary.summary, json.dumps(list(summary.themes)),
-                 summary.mood, summary.model, None if embedding is None else np.asarray(embedding, np.float32).tolist()])
+            self._queue_summary(session_id)
+
+    def summaries_due(self, *, settled_before: dt.datetime | None = None) -> list[DueSummary]:
+        """The summary queue, oldest first.
+
+        A session still recording is not due (its words are not all there):
+        it is due once it ended, or, if it never will (its process was
+        killed), once its last turn is older than ``settled_before``.
+        """
+        rows = self._con.execute(
+            """SELECT q.session_id, q.ticket, q.queued_at, q.attempts, q.last_error, s.status, s.source,
+                      s.started_at, max(t.recorded_at), count(t.idx), sum(length(t.text))
+               FROM summary_queue q JOIN sessions s ON s.id = q.session_id
+               LEFT JOIN turns t ON t.session_id = q.session_id AND t.role = 'user'
+               GROUP BY ALL ORDER BY q.queued_at, q.session_id""").fetchall()
+        due = []
+        for r in rows:
+            settled = r[5] != "open" or (settled_before is not None and r[8] is not None and r[8] < settled_before)
+            due.append(DueSummary(r[0], r[1], r[2], r[3], r[4], r[6], r[7], int(r[9]), int(r[10] or 0), settled))
+        return due
+
+    def user_words(self, session_ids: list[int]) -> dict[int, list[str]]:
+        """The person's turns of each session, in order (what a summary is written from)."""
+        rows = self._con.execute(
+            "SELECT session_id, text FROM turns WHERE role = 'user' AND list_contains(?, session_id) "
+            "ORDER BY session_id, idx", [list(session_ids)]).fetchall()
+        out: dict[int, list[str]] = {sid: [] for sid in session_ids}
+        for sid, text in rows:
+            out[sid].append(text)
+        return out
+
+    def store_summary(self, summary: Summary, ticket: int, embedding: np.ndarray | None = None) -> bool:
+        """Keep a summary written from the words of queue ``ticket``, and take it off the queue.
+
+        Returns False, keeping nothing, when the words changed meanwhile: the
+        session was deleted (nothing of it may come back), or a turn of it
+        was (the summary is due again, with a new ticket).
+        """
+        with self._transaction():
+            row = self._con.execute("SELECT ticket FROM summary_queue WHERE session_id = ?",
+                                    [summary.session_id]).fetchone()
+            if row is None or row[0] != ticket:
+                return False
+            self._insert_summary(summary, embedding)
+            self._con.execute("DELETE FROM summary_queue WHERE session_id = ?", [summary.session_id])
+        return True
+
+    def set_summary(self, summary: Summary, embedding: np.ndarray | None = None) -> None:
+        """Keep a summary of a session as it is now, outside the queue (tests, a summary typed by hand)."""
+        self.session(summary.session_id)
+        with self._transaction():
+            self._con.execute("DELETE FROM summary_queue WHERE session_id = ?", [summary.session_id])
+            self._insert_summary(summary, embedding)
+
+    def _insert_summary(self, summary: Summary, embedding: np.ndarray | None) -> None:
+        self._con.execute(
+            "INSERT OR REPLACE INTO summaries VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [summary.session_id, summary.created_at or _now(), summary.summary, json.dumps(list(summary.themes)),
+             summary.mood, summary.model, None if embedding is None else np.asarray(embedding, np.float32).tolist()])
+
+    def summary_failed(self, session_id: int, ticket: int, why: str) -> None:
+        """Count an unusable answer against a queued summary (it stays queued)."""
+        with self._transaction():
+            self._con.execute("UPDATE summary_queue SET attempts = attempts + 1, last_error = ? "
+                              "WHERE session_id = ? AND ticket = ?", [why[:300], session_id, ticket])
 
     def summaries(self, *, since: dt.datetime | None = None, session_id: int | None = None) -> list[Summary]:
         """Session summaries, oldest session first."""
@@ -715,13 +940,31 @@ class Archive:
                 WHERE t.session_id = ? ORDER BY t.idx""",
             [session_id],
         ).fetchall()
+        recalled = self._recalled([json.loads(r[17]) if r[17] else [] for r in rows])
         return [
             TurnRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
                        json.loads(r[11] or "{}"), r[12], r[13], r[14], safety=r[15],
-                       safety_reasons=tuple(json.loads(r[16])) if r[16] else (),
-                       recalled=tuple(json.loads(r[17])) if r[17] else ())
-            for r in rows
+                       safety_reasons=tuple(json.loads(r[16])) if r[16] else (), recalled=found)
+            for r, found in zip(rows, recalled)
         ]
+
+    def _recalled(self, refs: list[list[dict]]) -> list[tuple[dict, ...]]:
+        """The recalled turns' words, looked up now: a deleted turn is simply not there."""
+        uids = sorted({int(x["session"]) * UID_STRIDE + int(x["turn"]) for per in refs for x in per})
+        if not uids:
+            return [() for _ in refs]
+        words = {uid: (at, text) for uid, at, text in self._con.execute(
+            "SELECT uid, recorded_at, text FROM turns WHERE list_contains(?, uid)", [uids]).fetchall()}
+        out = []
+        for per in refs:
+            found = []
+            for x in per:
+                hit = words.get(int(x["session"]) * UID_STRIDE + int(x["turn"]))
+                if hit is not None:
+                    found.append({"session": int(x["session"]), "turn": int(x["turn"]), "at": hit[0].isoformat(),
+                                  "text": hit[1], "score": x.get("score")})
+            out.append(tuple(found))
+        return out
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:

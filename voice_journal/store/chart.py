@@ -11,11 +11,11 @@ behind in global state and the caller (or a test) can look inside it.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
+from ..private_files import open_private
 from .insights import Insights
 
 if TYPE_CHECKING:
@@ -88,12 +88,11 @@ def save_png(insights: Insights, path: Path | str) -> Path:
         raise InputError(f"cannot write {path}: the folder {path.parent} does not exist")
     fig = chart(insights)
     try:
-        # Created user-only from the first byte (not chmod-ed afterwards), like the journal itself.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # User-only from the first byte, and a file that was already there keeps no wider mode.
+        f = open_private(path)
     except OSError as e:
         raise InputError(f"cannot write {path}: {e.strerror}") from None
-    with os.fdopen(fd, "wb") as f:
-        os.fchmod(f.fileno(), 0o600)  # a file that was already there keeps no wider mode
+    with f:
         fig.savefig(f, format="png", dpi=100)
     return path
 

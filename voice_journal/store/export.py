@@ -4,6 +4,9 @@ Markdown: one file per session, ``YYYY-MM-DD-HHMM-session-N.md``, with YAML
 front matter (date, mode, session, language, models, themes, mood) and then
 the summary, the structured answers (a check-in's fields) and the dialogue. With audio, each turn's recording is written beside it as FLAC and
 embedded (``![[...]]``) under its turn.
+
+Every file is written readable by its owner only (0600, also over a file that
+was there with a wider mode), and a folder the export creates is 0700.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+from .. import private_files
 from ..errors import InputError
 from .archive import Answer, Archive, SessionRow, Summary, TurnRecord
 
@@ -77,7 +81,10 @@ def export(archive: Archive, folder: Path, *, fmt: str = "md", audio: bool = Fal
         raise InputError(f"unknown export format {fmt!r}: md or json")
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{folder} is a file, not a folder")
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        private_files.private_dir(folder)
+    except OSError as e:
+        raise InputError(f"cannot create {folder}: {e.strerror or e}") from None
     written: list[Path] = []
     everything = []
     summaries = {m.session_id: m for m in archive.summaries()}
@@ -90,12 +97,12 @@ def export(archive: Archive, folder: Path, *, fmt: str = "md", audio: bool = Fal
             for t in turns:
                 if t.audio_flac:
                     name = f"{_stem(s)}-turn-{t.idx}.flac"
-                    (folder / name).write_bytes(t.audio_flac)
+                    _write(folder / name, t.audio_flac)
                     audio_names[t.idx] = name
                     written.append(folder / name)
         if fmt == "md":
             path = folder / f"{_stem(s)}.md"
-            path.write_text(_markdown(s, turns, audio_names, summary, answers), encoding="utf-8")
+            _write(path, _markdown(s, turns, audio_names, summary, answers))
             written.append(path)
         else:
             everything.append({
@@ -113,6 +120,17 @@ def export(archive: Archive, folder: Path, *, fmt: str = "md", audio: bool = Fal
             })
     if fmt == "json":
         path = folder / "journal.json"
-        path.write_text(json.dumps(everything, ensure_ascii=False, indent=2), encoding="utf-8")
+        _write(path, json.dumps(everything, ensure_ascii=False, indent=2))
         written.append(path)
     return written
+
+
+def _write(path: Path, data: str | bytes) -> None:
+    """One file of the export, user-only; a failure is one line naming the file."""
+    try:
+        if isinstance(data, bytes):
+            private_files.write_bytes(path, data)
+        else:
+            private_files.write_text(path, data)
+    except OSError as e:
+        raise InputError(f"cannot write {path}: {e.strerror or e}") from None
