@@ -75,6 +75,7 @@ bench: setup-models virtual-audio
 	$(PY) benchmarks/search.py
 	$(PY) benchmarks/companion_eval.py
 	$(PY) benchmarks/safety.py
+	$(PY) benchmarks/chaos.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache

@@ -76,6 +76,32 @@ def test_a_finished_turn_queues_its_session_in_the_same_transaction(tmp_path):
         assert [d.session_id for d in background.due(a)] == [sid]
 
 
+def test_a_session_whose_recorder_was_killed_is_due_at_once(tmp_path):
+    db = tmp_path / "j.duckdb"
+    recorder = subprocess.Popen([sys.executable, "-c", f"""
+import sys, time
+from voice_journal.store.archive import Archive, TurnRecord
+a = Archive.open({str(db)!r})
+sid = a.begin_session(source="microphone")
+a.add_turn(TurnRecord(sid, 0, "user", "Talking about the garden when the power went out."))
+a.release()
+print("committed", flush=True)
+time.sleep(600)
+"""], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert recorder.stdout.readline().strip() == "committed"
+        with Archive.open(db) as a:
+            (row,) = a.summaries_due()
+            assert not row.settled  # still recording
+    finally:
+        recorder.send_signal(signal.SIGKILL)
+        recorder.wait(30)
+    with Archive.open(db) as a:
+        (row,) = a.summaries_due()
+        assert row.settled and [d.session_id for d in background.due(a)] == [row.session_id]
+    assert not list(tmp_path.glob(".j.duckdb.recording-*"))  # the stale lock file was cleared
+
+
 def test_a_session_deleted_while_its_summary_is_written_never_comes_back(tmp_path):
     path = tmp_path / "j.duckdb"
     with Archive.open(path) as a:
@@ -283,3 +309,19 @@ def test_a_model_that_cannot_load_leaves_the_queue_and_doctor_says_why(tmp_path)
         assert len(a.summaries_due()) == 1 and a.summaries() == []
     doctor = run_cli("doctor", "--db", str(db))
     assert "1 pending" in doctor.stdout and "could not load" in " ".join(doctor.stdout.split())
+
+
+def test_a_command_that_waits_for_the_journal_says_for_whom(tmp_path):
+    db = tmp_path / "j.duckdb"
+    holder = Archive.open(db)  # holds the file, as a long write would
+    try:
+        _entry(holder, "A note to hold the journal with.")
+        child = subprocess.Popen([sys.executable, "-m", "voice_journal", "list", "--db", str(db)], cwd=ROOT,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 env={**os.environ, "COLUMNS": "300"})
+        said = child.stderr.readline()  # blocks until it says something: it waits for us
+        assert "busy" in said and f"process {os.getpid()}" in said, said
+    finally:
+        holder.close()
+    out, _ = child.communicate(timeout=60)
+    assert child.returncode == 0 and "typed" in out

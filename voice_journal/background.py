@@ -44,7 +44,6 @@ from .store.archive import Archive, DueSummary, Summary
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3  # unusable answers before a session waits for `summarize SESSION` instead
-ABANDONED_AFTER = dt.timedelta(minutes=30)  # an open session this quiet was killed: summarise what it has
 SHORT_ENTRY_CHARS = 300  # a typed entry this short is read with the others of its day
 DAY_BATCH = 12  # short entries read together, at most
 
@@ -197,11 +196,9 @@ class Drained:
     stopped: str | None = None  # why it stopped with work left (the model or the journal failed)
 
 
-def due(archive: Archive, *, now: dt.datetime | None = None, only: set[int] | None = None,
-        retry: bool = False) -> list[DueSummary]:
+def due(archive: Archive, *, only: set[int] | None = None, retry: bool = False) -> list[DueSummary]:
     """The summaries the worker may write now, oldest first."""
-    now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    return [d for d in archive.summaries_due(settled_before=now - ABANDONED_AFTER)
+    return [d for d in archive.summaries_due()
             if d.settled and (retry or d.attempts < MAX_ATTEMPTS) and (only is None or d.session_id in only)]
 
 
@@ -235,8 +232,7 @@ class Backlog:
 
 
 def backlog(archive: Archive) -> Backlog:
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    rows = archive.summaries_due(settled_before=now - ABANDONED_AFTER)
+    rows = archive.summaries_due()
     return Backlog(sum(1 for d in rows if d.settled and d.attempts < MAX_ATTEMPTS),
                    sum(1 for d in rows if not d.settled),
                    tuple(d.session_id for d in rows if d.settled and d.attempts >= MAX_ATTEMPTS),

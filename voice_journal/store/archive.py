@@ -526,6 +526,7 @@ class Archive:
         self.read_only = read_only
         self.lock_timeout = lock_timeout
         self._closed = False
+        self._recording: dict[int, int] = {}  # session id -> the fd of its recording lock
 
     @property
     def _con(self) -> duckdb.DuckDBPyConnection:
@@ -600,7 +601,52 @@ class Archive:
 
     def close(self) -> None:
         self.release()
+        for sid in list(self._recording):
+            self._stop_recording(sid)
         self._closed = True
+
+    # -- who is still recording ---------------------------------------------
+    # A session's words are all there once it ended, or once the process that
+    # recorded it is gone (a crash, kill -9): it holds a lock beside the journal
+    # while it records, and the kernel lets go of it however the process ends.
+
+    def _recording_file(self, session_id: int) -> Path:
+        return self.path.with_name(f".{self.path.name}.recording-{session_id}")
+
+    def _start_recording(self, session_id: int) -> None:
+        try:
+            fd = os.open(self._recording_file(session_id), os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:  # no lock: the session counts as settled a little early, nothing worse
+            log.info("no recording lock for session %d: %s", session_id, e)
+            return
+        self._recording[session_id] = fd
+
+    def _stop_recording(self, session_id: int) -> None:
+        fd = self._recording.pop(session_id, None)
+        if fd is not None:
+            self._recording_file(session_id).unlink(missing_ok=True)
+            os.close(fd)
+
+    def recording(self, session_id: int) -> bool:
+        """Whether a live process is still recording this session (this one or another)."""
+        if session_id in self._recording:
+            return True
+        path = self._recording_file(session_id)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        else:
+            if not self.read_only:
+                path.unlink(missing_ok=True)  # left by a process that was killed
+            return False
+        finally:
+            os.close(fd)
 
     # -- schema ---------------------------------------------------------
 
@@ -667,6 +713,7 @@ class Archive:
                 "INSERT INTO sessions (started_at, mode, source, models, source_hash) VALUES (?, ?, ?, ?, ?) RETURNING id",
                 [started_at or _now(), mode, source, json.dumps(models or {}), source_hash],
             ).fetchone()
+        self._start_recording(int(row[0]))
         return int(row[0])
 
     def session_by_hash(self, source_hash: str) -> SessionRow | None:
@@ -815,12 +862,11 @@ class Archive:
         with self._transaction():
             self._queue_summary(session_id)
 
-    def summaries_due(self, *, settled_before: dt.datetime | None = None) -> list[DueSummary]:
+    def summaries_due(self) -> list[DueSummary]:
         """The summary queue, oldest first.
 
         A session still recording is not due (its words are not all there):
-        it is due once it ended, or, if it never will (its process was
-        killed), once its last turn is older than ``settled_before``.
+        it is due once it ended, or once the process recording it is gone.
         """
         rows = self._con.execute(
             """SELECT q.session_id, q.ticket, q.queued_at, q.attempts, q.last_error, s.status, s.source,
@@ -830,7 +876,7 @@ class Archive:
                GROUP BY ALL ORDER BY q.queued_at, q.session_id""").fetchall()
         due = []
         for r in rows:
-            settled = r[5] != "open" or (settled_before is not None and r[8] is not None and r[8] < settled_before)
+            settled = r[5] != "open" or not self.recording(r[0])
             due.append(DueSummary(r[0], r[1], r[2], r[3], r[4], r[6], r[7], int(r[9]), int(r[10] or 0), settled))
         return due
 
@@ -908,6 +954,7 @@ class Archive:
                 "UPDATE sessions SET ended_at = ?, status = ?, language = coalesce(?, language) WHERE id = ?",
                 [ended_at or _now(), status, language, session_id],
             )
+        self._stop_recording(session_id)
 
     # -- reading --------------------------------------------------------
 
