@@ -191,9 +191,8 @@ def kill(rounds: int, folder: Path) -> dict:
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         else:  # the summariser, killed mid-way
             child = subprocess.Popen([sys.executable, "-m", "voice_journal", "summarize", "--worker", "--db",
-                                      str(db)], env=ENV, cwd=ROOT, stdin=subprocess.PIPE,
+                                      str(db)], env=ENV, cwd=ROOT, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-            child.stdin.close()
         time.sleep(rng.uniform(1.0, 25.0))
         child.send_signal(signal.SIGKILL)
         out = child.communicate()[0]
