@@ -16,9 +16,11 @@ import sys
 import threading
 import time
 
+import pytest
 
 from conftest import ROOT, run_cli
 from voice_journal import background
+from voice_journal.errors import StoreError
 from voice_journal.store.archive import Archive, TurnRecord
 
 ANSWER = json.dumps({"summary": "You wrote about the garden and the rain this week.",
@@ -80,6 +82,7 @@ def test_a_session_whose_recorder_was_killed_is_due_at_once(tmp_path):
     db = tmp_path / "j.duckdb"
     recorder = subprocess.Popen([sys.executable, "-c", f"""
 import sys, time
+from voice_journal.errors import StoreError
 from voice_journal.store.archive import Archive, TurnRecord
 a = Archive.open({str(db)!r})
 sid = a.begin_session(source="microphone")
@@ -179,6 +182,42 @@ def test_an_unusable_answer_keeps_the_session_queued_and_counts_it(tmp_path):
         (row,) = a.summaries_due()
         assert row.attempts == 1 and "no JSON" in row.last_error
         assert background.drain(a, model, None, tried={(sid, row.ticket)}).failed == []  # not again in one run
+
+
+def test_a_full_disk_while_summaries_are_stored_keeps_the_queue(tmp_path):
+    """A real full disk: a 4 MB tmpfs, filled up once the entry is in (needs root to mount it)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)],
+                                           capture_output=True).returncode:
+        pytest.skip("a full disk needs a small tmpfs, and mounting one needs root")
+    try:
+        db = disk / "j.duckdb"
+        with Archive.open(db) as a:
+            sid = _entry(a, "The garden after the rain, and the long walk home with the dog in the dark. " * 3)
+        filler = disk / "filler"
+        with open(filler, "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            except OSError:
+                pass
+        model = HeldModel()
+        model.go.set()
+        try:
+            with Archive.open(db) as a:
+                report = background.drain(a, model, None)
+            assert report.stopped and not report.written  # it says why, and keeps nothing half-stored
+        except StoreError:
+            pass  # or the journal could not even be opened for writing: the same promise
+        filler.unlink()
+        with Archive.open(db) as a:
+            assert [d.session_id for d in a.summaries_due()] == [sid] and a.summaries() == []
+            assert a.turns(sid)[0].text.startswith("The garden")  # what they said is untouched
+            assert [s.session_id for s in background.drain(a, model, None).written] == [sid]
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
 
 
 def test_a_second_worker_sees_the_first_and_exits_at_once(tmp_path):

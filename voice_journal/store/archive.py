@@ -687,7 +687,7 @@ class Archive:
                     try:
                         archive._con.commit()
                     except (duckdb.Error, RuntimeError) as e:
-                        archive._con.rollback()
+                        _rollback(archive)  # a failed commit (a full disk) may have ended it already
                         if interrupted(e):
                             raise KeyboardInterrupt from None
                         if not isinstance(e, duckdb.Error):
@@ -695,7 +695,7 @@ class Archive:
                         raise StoreError(f"could not save to {archive.path}: {_first_line(e)}") from None
                     _secure_file(archive.path.with_name(archive.path.name + ".wal"))
                 else:
-                    archive._con.rollback()
+                    _rollback(archive)
                     if interrupted(exc):  # Ctrl-C inside a statement: nothing of it was kept
                         raise KeyboardInterrupt from None
                     if isinstance(exc, duckdb.Error):
@@ -1032,6 +1032,19 @@ class Archive:
     def execute(self, sql: str, params: list | None = None) -> duckdb.DuckDBPyConnection:
         """Run raw SQL (for tests and later migrations); prefer the methods above."""
         return self._con.execute(sql, params or [])
+
+
+def _rollback(archive: Archive) -> None:
+    """Undo the open transaction, if DuckDB has not already; after a fatal error, let go of the file.
+
+    DuckDB invalidates a database after an I/O error it cannot recover from
+    (a full disk at commit): the next open replays the WAL, so the next
+    operation reopens it rather than failing on a dead connection.
+    """
+    try:
+        archive._con.rollback()
+    except duckdb.Error:
+        archive.release()
 
 
 def _sql_str(path: Path) -> str:
