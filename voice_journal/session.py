@@ -40,7 +40,7 @@ from .audio.playback import AudioSink
 from .audio.vad import (BargeInDetector, PauseStarted, Segmenter, SegmenterConfig, SpeechResumed,
                         SpeechStarted, Utterance, silero_speech_s)
 from .companion import arc, safety
-from .companion.checker import ReplyGate, ReplyRules
+from .companion.checker import REPLY_GRAMMAR, ReplyGate, ReplyRules
 from .companion.conversation import Conversation, Plan, Recalled
 from .companion.modes import DEFAULT_MODE
 from .config import Settings
@@ -236,7 +236,8 @@ class SpokenReply:
 
 
 def reply_options(settings: Settings) -> GenerationOptions:
-    return GenerationOptions(max_tokens=max(8, settings.reply_tokens))
+    """How a companion's reply is generated: its length, and its shape held while it is written."""
+    return GenerationOptions(max_tokens=max(8, settings.reply_tokens), grammar=REPLY_GRAMMAR)
 
 
 def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,

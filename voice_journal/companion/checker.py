@@ -33,11 +33,62 @@ class ReplyRules:
     """What a reply may be. ``max_questions`` 0: no questions at all (hold-space).
 
     ``advice``: whether the reply may advise (only when the person asked for it).
+    ``last_question``: the question the companion asked last turn, not to be asked again.
     """
 
     max_words: int = 60
     max_questions: int = 1
     advice: bool = False
+    last_question: str | None = None
+
+
+# What a reply may look like, enforced while the embedded model writes it (a llama.cpp
+# grammar): one paragraph of plain sentences (no line breaks, so no lists; no markdown,
+# no bracketed stage directions), that ends at its first question. So no reply can hold
+# a second question or a list; the gate below still keeps the mode's own limits (none
+# in hold-space, the length) and is all there is for an Ollama model.
+REPLY_GRAMMAR = r"""root ::= first rest ("?" [ "'”’)]*)?
+first ::= [^?
+*#_`\[\]()<>{}|~0-9•-]
+rest ::= [^?
+*#_`\[\]()<>{}|~•]*
+"""
+
+# Phrases that make a reply sound like a leaflet, not like someone who listened. The prompt
+# asks for none; the gate leaves out a sentence that has one anyway.
+STOCK_PHRASES = (
+    "how does that make you feel", "how did that make you feel", "how do you feel about that",
+    "it sounds like you're going through a lot", "it sounds like you are going through a lot",
+    "i'm here for you", "i am here for you", "remember to be kind to yourself", "be kind to yourself",
+    "be gentle with yourself", "take care of yourself", "self-care", "your feelings are valid",
+    "it's okay to feel", "it is okay to feel", "it's important to acknowledge", "thank you for sharing",
+    "i understand how you feel", "i can only imagine", "everything happens for a reason",
+    "look on the bright side", "at least you", "you're not alone", "you are not alone",
+    "as an ai", "as a language model", "i'm just an ai", "i'm sorry to hear that",
+)
+_STOCK = re.compile("|".join(re.escape(p).replace("'", "['’]?") for p in STOCK_PHRASES), re.IGNORECASE)
+
+
+def stock_phrase(sentence: str) -> str | None:
+    """The stock phrase in a sentence, if it has one."""
+    m = _STOCK.search(sentence)
+    return m.group(0) if m else None
+
+
+_CONTENT = re.compile(r"[a-z']{3,}")
+_SMALL = {"what", "how", "you", "your", "that", "this", "the", "and", "about", "was", "were", "are", "did",
+          "does", "for", "with", "can", "could", "would", "there", "have", "has", "any", "some", "most"}
+
+
+def same_question(a: str, b: str | None) -> bool:
+    """Whether question ``a`` asks again what ``b`` asked (most of its words are the same)."""
+    if not b:
+        return False
+    wa = {w for w in _CONTENT.findall(a.lower()) if w not in _SMALL}
+    wb = {w for w in _CONTENT.findall(b.lower()) if w not in _SMALL}
+    if not wa or not wb:
+        return a.strip().lower() == b.strip().lower()
+    return len(wa & wb) / min(len(wa), len(wb)) >= 0.75
 
 
 # Advice, as small models give it unasked: "you should", "try to", "it might help to", and
@@ -86,13 +137,16 @@ class ReplyGate:
         if not self.rules.advice and is_advice(sentence):
             self.trimmed = True  # unasked advice is left out; what else they said may stand
             return False
+        if stock_phrase(sentence):
+            self.trimmed = True  # a leaflet's line: left out, the rest may stand
+            return False
         if self.kept and self.words + n > self.rules.max_words:
             # The first sentence always goes (a reply must say something); after it, the
             # reply ends on the last whole sentence that fits.
             self.trimmed = self.done = True
             return False
         if is_question(sentence):
-            if self.questions >= self.rules.max_questions:
+            if self.questions >= self.rules.max_questions or same_question(sentence, self.rules.last_question):
                 self.trimmed = True
                 # With questions allowed, a second one ends the reply (it belongs at the end);
                 # where none are allowed, a statement may still follow.
@@ -123,6 +177,11 @@ def check(text: str, rules: ReplyRules) -> list[str]:
         problems.append(f"{q} questions (at most {rules.max_questions})")
     if not rules.advice and any(is_advice(s) for s in sentences):
         problems.append("advice, unasked")
+    stock = [p for s in sentences if (p := stock_phrase(s))]
+    if stock:
+        problems.append(f"a stock phrase ({stock[0].lower()})")
+    if any(is_question(s) and same_question(s, rules.last_question) for s in sentences):
+        problems.append("the question of the last turn again")
     if _ASIDE.search(text):
         problems.append("a bracketed note")
     if _MARKUP.search(text):

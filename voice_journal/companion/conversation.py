@@ -20,6 +20,8 @@ Nothing here touches audio, models or the archive: the session wires those.
 
 from __future__ import annotations
 
+import dataclasses
+
 import copy
 import datetime as dt
 import re
@@ -126,6 +128,9 @@ class Conversation:
                 rules = ReplyRules(rules.max_words, rules.max_questions, advice=True)
             if rules.max_questions == 0 and not step.then and _asks(text):
                 rules = ReplyRules(rules.max_words, 1, rules.advice)  # they asked something: an answer may ask back
+        asked = self.dialog.last_question()
+        if asked:
+            rules = dataclasses.replace(rules, last_question=asked)
         notes = _notes(self.guard, check, guide)
         recalled = tuple(self.recall(text)) if self.recall is not None and not closing else ()
         if recalled:
