@@ -43,24 +43,35 @@ class ReplyRules:
 
 
 # What a reply may look like, enforced while the embedded model writes it (a llama.cpp
-# grammar): one paragraph of plain sentences (no line breaks, so no lists; no markdown,
-# no bracketed stage directions), that ends at its first question. So no reply can hold
-# a second question or a list; the gate below still keeps the mode's own limits (none
-# in hold-space, the length) and is all there is for an Ollama model.
-REPLY_GRAMMAR = r"""root ::= first rest ("?" [ "'”’)]*)?
-first ::= [^?
-*#_`\[\]()<>{}|~0-9•-]
-rest ::= [^?
-*#_`\[\]()<>{}|~•]*
-"""
+# grammar): one paragraph of a few plain sentences (no line breaks, so no lists; no
+# markdown, no bracketed stage directions), ending at its one question where a question
+# is allowed, with none where none is. So no reply can hold a list or a second question.
+# The gate below still keeps the length and the rest; for an Ollama model it is all there is.
+_FIRST = r"[^?.!\n\r*#_`\[\]()<>{}|~0-9•\" -]"
+_BODY = r"[^?.!\n\r*#_`\[\]()<>{}|~•]*"
+
+
+def reply_grammar(rules: ReplyRules) -> str:
+    """The GBNF grammar a reply under ``rules`` is written in (see above)."""
+    most = 2 if rules.max_words <= 45 else 3  # sentences: about 15 words each
+    statements = "s" + ' (" " s)?' * (most - 1)
+    root = f'{statements} (" " q)? | q' if rules.max_questions else statements
+    return (f"root ::= {root}\n"
+            f's ::= first body [.!] ["\'”’)]?\n'
+            f'q ::= first body "?" ["\'”’)]?\n'
+            f"first ::= {_FIRST}\n"
+            f"body ::= {_BODY}\n")
+
+
+REPLY_GRAMMAR = reply_grammar(ReplyRules())  # the default rules' (60 words, one question)
+
 
 # Phrases that make a reply sound like a leaflet, not like someone who listened. The prompt
 # asks for none; the gate leaves out a sentence that has one anyway.
 STOCK_PHRASES = (
     "how does that make you feel", "how did that make you feel", "how do you feel about that",
     "it sounds like you're going through a lot", "it sounds like you are going through a lot",
-    "i'm here for you", "i am here for you", "remember to be kind to yourself", "be kind to yourself",
-    "be gentle with yourself", "take care of yourself", "self-care", "your feelings are valid",
+    "i'm here for you", "i am here for you", "remember to be kind to yourself", "your feelings are valid",
     "it's okay to feel", "it is okay to feel", "it's important to acknowledge", "thank you for sharing",
     "i understand how you feel", "i can only imagine", "everything happens for a reason",
     "look on the bright side", "at least you", "you're not alone", "you are not alone",

@@ -120,14 +120,10 @@ class Conversation:
         mode = self.mode
         if closing:
             step, guide = None, arc.WRAP_UP_NOTE if wrap_up else arc.CLOSING_NOTE
-            rules = ReplyRules(mode.max_words, 0)
         else:
             step = self.run.turn(text)
-            guide, rules = step.guide, step.rules
-            if asks_for_advice(text):
-                rules = ReplyRules(rules.max_words, rules.max_questions, advice=True)
-            if rules.max_questions == 0 and not step.then and _asks(text):
-                rules = ReplyRules(rules.max_words, 1, rules.advice)  # they asked something: an answer may ask back
+            guide = step.guide
+        rules = _rules(mode, step, text)
         asked = self.dialog.last_question()
         if asked:
             rules = dataclasses.replace(rules, last_question=asked)
@@ -169,16 +165,18 @@ class Conversation:
             if awaiting is not None or check is None or check.crisis:
                 return None
             closes = closing or arc.is_goodbye(text)
+            step = None
             if closes:
                 guide = arc.WRAP_UP_NOTE if wrap_up else arc.CLOSING_NOTE
             elif modes.requested(text, run.mode.name) is not None:
                 return None
             else:
-                guide = copy.copy(run).turn(text).guide
+                step = copy.copy(run).turn(text)
+                guide = step.guide
             notes = _notes(guard, check, guide)
             if memory and not closes and self.recall is not None and (recalled := tuple(self.recall(text))):
                 notes.append(self._memory_note(recalled))
-            return [*messages, Message("user", _with_notes(text, notes))]
+            return Preview([*messages, Message("user", _with_notes(text, notes))], _rules(run.mode, step, text))
 
         return preview
 
@@ -215,6 +213,30 @@ _ADVICE_WANTED = re.compile(
     r"what\s+would\s+you\s+(?:do|suggest)|what\s+do\s+you\s+(?:suggest|recommend)|"
     r"help\s+me\s+(?:figure|decide|work\s+out|think)|i\s+(?:need|want|could\s+use)\s+(?:some\s+)?advice)\b",
     re.IGNORECASE)
+
+
+class Preview(list):
+    """The messages a turn will most likely send (a list of them), with the rules its reply will have.
+
+    The rules choose the grammar the reply begun in the pause is written in,
+    so they must be the turn's own for that reply to be kept.
+    """
+
+    def __init__(self, messages: list[Message], rules: ReplyRules):
+        super().__init__(messages)
+        self.rules = rules
+
+
+def _rules(mode: modes.Mode, step: modes.StepTurn | None, text: str) -> ReplyRules:
+    """What the reply to ``text`` may be: the step's rules, loosened where the person asked for it."""
+    if step is None:  # a closing: a warm goodbye asks nothing
+        return ReplyRules(mode.max_words, 0)
+    rules = step.rules
+    if asks_for_advice(text):
+        rules = ReplyRules(rules.max_words, rules.max_questions, advice=True)
+    if rules.max_questions == 0 and not step.then and _asks(text):
+        rules = ReplyRules(rules.max_words, 1, rules.advice)  # they asked something: an answer may ask back
+    return rules
 
 
 def asks_for_advice(text: str) -> bool:
