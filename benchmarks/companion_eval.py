@@ -95,12 +95,12 @@ def score(raw: str, rules, reflect: list[str]) -> list[str]:
     return problems
 
 
-def reply(llm, conv: Conversation, text: str, options) -> dict | None:
+def reply(llm, conv: Conversation, text: str, settings) -> dict | None:
     plan = conv.turn(text)
     if plan.fixed is not None:  # fixed words (a crisis, a mode switch): not a model reply
         conv.replied(plan.fixed)
         return None
-    stream = llm.stream(plan.messages, options)
+    stream = llm.stream(plan.messages, reply_options(settings, plan.rules))  # as the session does
     raw = stream.text().strip()
     spoken = trim(raw, plan.rules)
     fell_back = not plan.then and not has_words(spoken)
@@ -114,12 +114,11 @@ def reply(llm, conv: Conversation, text: str, options) -> dict | None:
 
 
 def run_exchanges(llm, settings, exchanges: list[dict], console: Console, results: list[dict]) -> None:
-    options = reply_options(settings)
     for ex in exchanges:
         conv = Conversation(ex["mode"], locale=settings.locale)
         conv.replied(conv.opening())  # the session speaks the opening first; the model sees it
         for i, turn in enumerate(ex["turn"]):
-            r = reply(llm, conv, turn["text"], options)
+            r = reply(llm, conv, turn["text"], settings)
             if r is None:
                 console.print(f"[yellow]{ex['id']} turn {i}: fixed words, not scored[/yellow]")
                 continue
@@ -136,11 +135,10 @@ def run_exchanges(llm, settings, exchanges: list[dict], console: Console, result
 
 
 def run_conversations(llm, settings, conversations: list[dict], console: Console, results: list[dict]) -> None:
-    options = reply_options(settings)
     for c in conversations:
         conv = Conversation(c["mode"], locale=settings.locale)
         conv.replied(conv.opening())
-        said = [r for text in c["turns"] if (r := reply(llm, conv, text, options)) is not None]
+        said = [r for text in c["turns"] if (r := reply(llm, conv, text, settings)) is not None]
         spoken = [r["spoken"] for r in said]
         asked = [next((s for s in reversed(sentences(x)) if is_question(s)), None) for x in spoken]
         repeats = any(q and any(same_question(q, p) for p in asked[:i] if p) for i, q in enumerate(asked))

@@ -51,16 +51,27 @@ _FIRST = r"[^?.!\n\r*#_`\[\]()<>{}|~0-9•\" -]"
 _BODY = r"[^?.!\n\r*#_`\[\]()<>{}|~•]*"
 
 
+SENTENCE_CHARS = 160  # about 27 spoken words: a safety bound; the length note in the prompt asks for less
+
+
 def reply_grammar(rules: ReplyRules) -> str:
-    """The GBNF grammar a reply under ``rules`` is written in (see above)."""
-    most = 2 if rules.max_words <= 45 else 3  # sentences: about 15 words each
-    statements = "s" + ' (" " s)?' * (most - 1)
-    root = f'{statements} (" " q)? | q' if rules.max_questions else statements
+    """The GBNF grammar a reply under ``rules`` is written in (see above).
+
+    Sentences of at most SENTENCE_CHARS, as many as the word limit holds at
+    about 17 words each; where a question is allowed, it may take the last
+    sentence's place (or be the whole reply).
+    """
+    most = max(1, rules.max_words // 17)
+    more = ' (" " s)?' * (most - 2) if most > 1 else ""
+    if rules.max_questions:
+        root = f's{more} (" " (s | q))? | q' if most > 1 else "s | q"
+    else:
+        root = f's{more} (" " s)?' if most > 1 else "s"
     return (f"root ::= {root}\n"
             f's ::= first body [.!] ["\'”’)]?\n'
             f'q ::= first body "?" ["\'”’)]?\n'
             f"first ::= {_FIRST}\n"
-            f"body ::= {_BODY}\n")
+            f"body ::= {_BODY[:-1]}{{0,{SENTENCE_CHARS}}}\n")
 
 
 REPLY_GRAMMAR = reply_grammar(ReplyRules())  # the default rules' (60 words, one question)

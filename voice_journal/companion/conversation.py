@@ -127,7 +127,7 @@ class Conversation:
         asked = self.dialog.last_question()
         if asked:
             rules = dataclasses.replace(rules, last_question=asked)
-        notes = _notes(self.guard, check, guide)
+        notes = _notes(self.guard, check, guide, rules)
         recalled = tuple(self.recall(text)) if self.recall is not None and not closing else ()
         if recalled:
             notes.append(self._memory_note(recalled))
@@ -173,10 +173,11 @@ class Conversation:
             else:
                 step = copy.copy(run).turn(text)
                 guide = step.guide
-            notes = _notes(guard, check, guide)
+            rules = _rules(run.mode, step, text)
+            notes = _notes(guard, check, guide, rules)
             if memory and not closes and self.recall is not None and (recalled := tuple(self.recall(text))):
                 notes.append(self._memory_note(recalled))
-            return Preview([*messages, Message("user", _with_notes(text, notes))], _rules(run.mode, step, text))
+            return Preview([*messages, Message("user", _with_notes(text, notes))], rules)
 
         return preview
 
@@ -254,12 +255,22 @@ def _clip(text: str, limit: int = 220) -> str:
     return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + "…"
 
 
-def _notes(guard: safety.SessionGuard, check: safety.Assessment, guide: str | None) -> list[str]:
-    """The app's notes to the model for a turn: safety first, then the step's guide."""
+def _notes(guard: safety.SessionGuard, check: safety.Assessment, guide: str | None,
+           rules: ReplyRules) -> list[str]:
+    """The app's notes to the model for a turn: safety first, then the step's guide, then the reply's shape."""
     notes = [guide] if guide else []
     if note := guard.model_note(check):
         notes.insert(0, note)
+    notes.append(_shape(rules))
     return notes
+
+
+def _shape(rules: ReplyRules) -> str:
+    """The length the reply may have, said plainly: a small model keeps to a number it was just given."""
+    most = max(1, rules.max_words // 17)
+    sentences = "one short sentence" if most == 1 else f"{most} short sentences at most"
+    return f"Reply in {sentences}, under {rules.max_words} words" + ("; ask no question" if not rules.max_questions
+                                                                       else "") + "."
 
 
 def _with_notes(text: str, notes: list[str]) -> str:
