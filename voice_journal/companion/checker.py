@@ -120,7 +120,7 @@ _ADVICE = re.compile(
     r"try\s+to|i\s+(?:would\s+)?(?:suggest|recommend|encourage\s+you)|"
     r"it\s+(?:might|may|could|would|can)\s+(?:help\s+to|be\s+(?:helpful|useful|worth|a\s+good\s+idea))|it\s+helps\s+to|"
     r"it(?:'?s|\s+is)\s+(?:important|helpful|a\s+good\s+idea)\s+to\s+(?!you\b|me\b|him\b|her\b|them\b|us\b)|"
-    r"make\s+sure\s+(?:you|to)|remember\s+to|don'?t\s+forget\s+to|have\s+you\s+(?:tried|considered)|"
+    r"(?:^|\b(?:just|please|and|so)\s+)make\s+sure\s+(?:you|to)|remember\s+to|don'?t\s+forget\s+to|have\s+you\s+(?:tried|considered)|"
     r"consider\s+\w+ing|one\s+thing\s+you\s+(?:can|could|might))\b"
     r"|^(?:try|consider|reach\s+out|focus\s+on|practi[cs]e|take\s+(?:a|some)\s+(?:moment|time|deep|break|walk)|"
     r"make\s+time|set\s+aside|write\s+down|talk\s+to)\b",
