@@ -14,7 +14,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 OUT    := out
 
-.PHONY: demo test bench setup setup-models system virtual-audio clean
+.PHONY: demo test bench eval setup setup-models system virtual-audio clean
 
 # PortAudio is only needed for the microphone and speaker; file sessions run without it.
 system:
@@ -76,6 +76,10 @@ bench: setup-models virtual-audio
 	$(PY) benchmarks/companion_eval.py
 	$(PY) benchmarks/safety.py
 	$(PY) benchmarks/chaos.py
+
+# The companion's replies on the frozen third of benchmarks/companion_eval_data.toml (about 10 minutes).
+eval: setup-models
+	$(PY) benchmarks/companion_eval.py --split frozen
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache

@@ -45,7 +45,7 @@ from voice_journal.store.archive import Archive  # noqa: E402
 from voice_journal.store.embedding import Embedder  # noqa: E402
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "VOICE_JOURNAL_SUMMARIES": "true", "VOICE_JOURNAL_BACKEND": "embedded",
-       "VOICE_JOURNAL_LLM_MODEL": "qwen2.5-1.5b", "VOICE_JOURNAL_GENTLE_NOTES": "false", "COLUMNS": "200"}
+       "VOICE_JOURNAL_LLM_MODEL": "qwen2.5-coder-1.5b", "VOICE_JOURNAL_GENTLE_NOTES": "false", "COLUMNS": "200"}
 
 SHORT = ["slept badly again, the neighbours were loud until two", "walked to the river at lunch, felt lighter",
          "call with mum went better than i expected", "the deadline moved again and i am so tired of it",

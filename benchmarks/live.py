@@ -1,6 +1,6 @@
 """Latency of a live session, heard through a (virtual) microphone and speaker.
 
-    .venv/bin/python benchmarks/live.py            # the quality defaults (Whisper base, Qwen2.5 1.5B)
+    .venv/bin/python benchmarks/live.py            # the quality defaults (Whisper base, Qwen2.5-Coder 1.5B)
     .venv/bin/python benchmarks/live.py --fast     # tiny.en + SmolLM2
 
 Real speech is played in real time into the virtual microphone of a private

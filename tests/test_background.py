@@ -253,7 +253,7 @@ def test_writes_in_a_row_start_one_summariser_and_every_entry_is_summarised(tmp_
     """The real default model in the real background worker; a passphrase with spaces reaches it intact."""
     db = tmp_path / "j.duckdb"
     env = {"VOICE_JOURNAL_SUMMARIES": "true", "VOICE_JOURNAL_BACKEND": "embedded",
-           "VOICE_JOURNAL_LLM_MODEL": "qwen2.5-1.5b", "VOICE_JOURNAL_PASSPHRASE": " two words "}
+           "VOICE_JOURNAL_LLM_MODEL": "qwen2.5-coder-1.5b", "VOICE_JOURNAL_PASSPHRASE": " two words "}
     assert run_cli("init", "--encrypt", "--db", str(db), env=env).returncode == 0
     entries = ["Weeded the garden before the rain came in.", "Rain all afternoon; I read by the window.",
                "Called my brother about his new job, he sounded happy.", "Tired but calm tonight after a walk."]
@@ -311,7 +311,7 @@ def test_kill_9_of_the_worker_leaves_the_queue_and_the_next_run_finishes_it_once
             sid = a.begin_session(source="microphone")
             a.add_turn(TurnRecord(sid, 0, "user", text))
             a.end_session(sid)
-    env = {**os.environ, "VOICE_JOURNAL_BACKEND": "embedded", "VOICE_JOURNAL_LLM_MODEL": "qwen2.5-1.5b"}
+    env = {**os.environ, "VOICE_JOURNAL_BACKEND": "embedded", "VOICE_JOURNAL_LLM_MODEL": "qwen2.5-coder-1.5b"}
     child = subprocess.Popen([sys.executable, "-m", "voice_journal", "summarize", "--worker", "--db", str(db)],
                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              env=env, cwd=ROOT)
@@ -327,7 +327,7 @@ def test_kill_9_of_the_worker_leaves_the_queue_and_the_next_run_finishes_it_once
         left = {d.session_id for d in a.summaries_due()}
         done = {s.session_id for s in a.summaries()}
     assert left | done == {1, 2} and not left & done
-    r = run_cli("summarize", "--now", "--db", str(db), "--backend", "embedded", "--llm-model", "qwen2.5-1.5b")
+    r = run_cli("summarize", "--now", "--db", str(db), "--backend", "embedded", "--llm-model", "qwen2.5-coder-1.5b")
     assert r.returncode == 0, r.stderr
     with Archive.open(db) as a:
         assert a.summaries_due() == []

@@ -178,7 +178,7 @@ def test_silence_stores_nothing(tmp_path):
 @pytest.mark.parametrize("args,code,message", [
     (["--stt-model", "whisper-huge"], 4, "unknown stt model 'whisper-huge'"),
     (["--llm-model", "/nope/model.gguf"], 4, "unknown llm model"),
-    (["--voice", "qwen2.5-1.5b"], 4, "is a llm model, not a tts model"),
+    (["--voice", "qwen2.5-coder-1.5b"], 4, "is a llm model, not a tts model"),
     (["--backend", "gpt"], 5, "unknown LLM backend"),
     (["--db", "/proc/vj/journal.duckdb"], 6, "cannot create the journal folder"),
 ])
@@ -246,11 +246,18 @@ def test_show_unknown_session_and_missing_journal(tmp_path, demo_journal):
     assert r.returncode == 6 and "no journal" in r.stderr
 
 
+def test_the_old_name_of_the_default_model_still_works():
+    from voice_journal import models
+
+    assert models.spec("qwen2.5-1.5b").name == "qwen2.5-coder-1.5b"  # settings written before the rename
+    assert "Coder" in models.spec("qwen2.5-1.5b").description
+
+
 def test_models_and_doctor(tmp_path):
     r = run_cli("models", "--json")
     rows = {m["name"]: m for m in json.loads(r.stdout)}
-    assert {"whisper-base", "whisper-tiny.en", "joe-medium", "qwen2.5-1.5b", "smollm2-135m"} <= set(rows)
-    assert rows["smollm2-135m"]["installed"] and rows["qwen2.5-1.5b"]["size"] == 1117320768
+    assert {"whisper-base", "whisper-tiny.en", "joe-medium", "qwen2.5-coder-1.5b", "smollm2-135m"} <= set(rows)
+    assert rows["smollm2-135m"]["installed"] and rows["qwen2.5-coder-1.5b"]["size"] == 1117320768
     r = run_cli("doctor", "--db", str(tmp_path / "j.duckdb"), env={**FAST, "OLLAMA_HOST": "http://127.0.0.1:9"})
     assert "python" in r.stdout and "portaudio" in r.stdout and "ollama" in r.stdout and "journal" in r.stdout
     assert "Traceback" not in r.stderr

@@ -418,6 +418,75 @@ def test_advice_is_allowed_when_they_ask_for_it():
     assert held.turn('My sister said "why don\'t you just move?" and I froze.').rules.max_questions == 0
 
 
+@pytest.mark.parametrize("sentence", [
+    "How does that make you feel?", "It sounds like you're going through a lot right now.",
+    "I’m here for you.", "Remember to be kind to yourself.", "As an AI, I don't have feelings, but that is hard.",
+    "At least you got some sleep.",
+])
+def test_stock_phrases_are_left_out(sentence):
+    gate = ReplyGate(ReplyRules(60, 1))
+    assert gate.admit("The deadline moved again.") and not gate.admit(sentence) and gate.trimmed
+    assert any(p.startswith("a stock phrase") for p in check(f"The deadline moved again. {sentence}",
+                                                             ReplyRules(60, 1)))
+
+
+def test_the_question_asked_last_turn_is_not_asked_again():
+    conv = Conversation("free")
+    conv.turn("I finally finished the move but the new flat feels empty.")
+    conv.replied("You finished the move, and the new flat feels empty. What do you miss most about the old place?")
+    rules = conv.turn("i dont know the people i guess").rules
+    assert rules.last_question == "What do you miss most about the old place?"
+    gate = ReplyGate(rules)
+    assert gate.admit("The people, the ones you saw every day.")
+    assert not gate.admit("What do you miss most about the old place?")
+    assert "the question of the last turn again" in check("You miss them. What do you miss the most about "
+                                                          "the old place?", rules)
+    assert ReplyGate(rules).admit("Who do you think of first?")  # another question is fine
+
+
+def test_the_grammar_holds_what_the_model_writes_to_one_paragraph_and_one_question(small_llm):
+    """The real model, asked for exactly what the rules forbid: a numbered list of questions."""
+    from voice_journal.companion.checker import REPLY_GRAMMAR
+    from voice_journal.llm.base import GenerationOptions, Message
+
+    ask = [Message("user", "Write a numbered list of five questions about my day, one per line, "
+                           "with **bold** headings.")]
+    for seed_words in ("", " Start with 1."):
+        text = small_llm.stream([Message("user", ask[0].content + seed_words)],
+                                GenerationOptions(max_tokens=80, temperature=0.0, grammar=REPLY_GRAMMAR)).text()
+        assert text.strip(), "the grammar left the model nothing to say"
+        assert "\n" not in text and text.count("?") <= 1 and "*" not in text and not text.lstrip()[0].isdigit()
+        assert "a list" not in " ".join(check(text, ReplyRules(200, 1)))
+
+
+def test_a_reply_is_generated_under_the_grammar():
+    from voice_journal import config
+    from voice_journal.companion.checker import REPLY_GRAMMAR
+    from voice_journal.session import reply_options
+
+    assert reply_options(config.load()).grammar == REPLY_GRAMMAR
+
+
+def test_the_companion_eval_is_frozen_and_large_enough():
+    """The eval's turns were written apart from the prompts; a third is frozen: its hash is pinned."""
+    import hashlib
+    import tomllib
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parent.parent / "benchmarks" / "companion_eval_data.toml"
+    assert hashlib.sha256(data.read_bytes()).hexdigest() == EVAL_SHA256
+    parsed = tomllib.loads(data.read_text(encoding="utf-8"))
+    turns = [(x["mode"], x["split"]) for x in parsed["exchange"] for _ in x["turn"]]
+    assert len(turns) >= 60 and {m for m, _ in turns} == set(modes.names())
+    frozen = sum(split == "frozen" for _, split in turns)
+    assert 0.25 <= frozen / len(turns) <= 0.42
+    talks = parsed["conversation"]
+    assert len(talks) >= 5 and all(len(c["turns"]) == 3 for c in talks)
+
+
+EVAL_SHA256 = "62396c14bb1ce598150e2bc2f42025dfeb45c9367afd60ae697011b6f0f36716"
+
+
 def test_the_models_echo_of_a_note_is_not_spoken():
     from voice_journal.speech.sentences import speakable
 

@@ -47,7 +47,7 @@ def test_the_schema_is_what_parse_expects():
 
 
 def test_the_default_model_summarises_a_real_journal_and_insights_use_it(tmp_path):
-    """The real default model (Qwen2.5-1.5B, as `make demo` uses): a summary that parse() accepts."""
+    """The real default model (Qwen2.5-Coder-1.5B, as `make demo` uses): a summary that parse() accepts."""
     db = tmp_path / "j.duckdb"
     r = run_cli("write", SAID, "--db", str(db), "--at", "2026-11-20T20:00")
     assert r.returncode == 0, r.stderr
@@ -75,7 +75,7 @@ def test_the_default_model_summarises_a_real_journal_and_insights_use_it(tmp_pat
 
 def test_a_session_is_summarised_in_the_background(tmp_path):
     db = tmp_path / "j.duckdb"
-    env = {"VOICE_JOURNAL_SUMMARIES": "true", "VOICE_JOURNAL_LLM_MODEL": "qwen2.5-1.5b",
+    env = {"VOICE_JOURNAL_SUMMARIES": "true", "VOICE_JOURNAL_LLM_MODEL": "qwen2.5-coder-1.5b",
            "VOICE_JOURNAL_BACKEND": "embedded"}
     t0 = time.monotonic()
     r = run_cli("write", SAID, "--db", str(db), env=env)

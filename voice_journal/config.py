@@ -22,7 +22,7 @@ import platformdirs
 from .errors import InputError
 
 PROFILES = {
-    "quality": {"stt_model": "whisper-base", "llm_model": "qwen2.5-1.5b", "tts_voice": "joe-medium"},
+    "quality": {"stt_model": "whisper-base", "llm_model": "qwen2.5-coder-1.5b", "tts_voice": "joe-medium"},
     "fast": {"stt_model": "whisper-tiny.en", "llm_model": "smollm2-135m", "tts_voice": "joe-medium"},
 }
 

@@ -59,6 +59,7 @@ def _models(settings: Settings) -> Iterator[Check]:
     for kind, name in (("stt", settings.stt_model), ("llm", settings.llm_model), ("tts", settings.tts_voice),
                        ("embed", "minilm-l6")):
         label = {"stt": "speech model", "llm": "embedded LLM", "tts": "voice", "embed": "search embeddings"}[kind]
+        name = models.canonical(name)
         if name not in models.registry():
             ok = os.path.exists(os.path.expanduser(name))
             yield Check(label, "ok" if ok else "fail", f"{name} ({'your own file' if ok else 'no such path'})")

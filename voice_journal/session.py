@@ -40,7 +40,7 @@ from .audio.playback import AudioSink
 from .audio.vad import (BargeInDetector, PauseStarted, Segmenter, SegmenterConfig, SpeechResumed,
                         SpeechStarted, Utterance, silero_speech_s)
 from .companion import arc, safety
-from .companion.checker import ReplyGate, ReplyRules
+from .companion.checker import ReplyGate, ReplyRules, reply_grammar
 from .companion.conversation import Conversation, Plan, Recalled
 from .companion.modes import DEFAULT_MODE
 from .config import Settings
@@ -235,8 +235,9 @@ class SpokenReply:
         return " ".join(words), self.audio[: max(0, samples)]
 
 
-def reply_options(settings: Settings) -> GenerationOptions:
-    return GenerationOptions(max_tokens=max(8, settings.reply_tokens))
+def reply_options(settings: Settings, rules: ReplyRules | None = None) -> GenerationOptions:
+    """How a companion's reply is generated: its length, and its shape held while it is written."""
+    return GenerationOptions(max_tokens=max(8, settings.reply_tokens), grammar=reply_grammar(rules or ReplyRules()))
 
 
 def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
@@ -494,7 +495,7 @@ class FileSession:
             return
 
         reply = speak_reply(engines.llm, engines.voice, plan.messages, self.sink, turn_end,
-                            reply_options(self.settings), rules=plan.rules, then=plan.then)
+                            reply_options(self.settings, plan.rules), rules=plan.rules, then=plan.then)
         text = reply.text or FALLBACK_REPLY
         if reply.error is not None and not reply.text:
             raise reply.error
@@ -963,7 +964,8 @@ class LiveSession:
             if self._pausing and self.options.early_reply:
                 self._cancel_early()
                 try:
-                    self._early = PrefetchedReply(self.engines.llm, messages, reply_options(self.settings))
+                    self._early = PrefetchedReply(self.engines.llm, messages,
+                                                  reply_options(self.settings, messages.rules))
                 except VoiceJournalError as e:
                     log.warning("could not start the reply early: %s", e)
                 return
@@ -978,12 +980,12 @@ class LiveSession:
         with self._early_lock:
             self._cancel_early()
 
-    def _take_early_reply(self, messages: Sequence[Message]) -> PrefetchedReply | None:
+    def _take_early_reply(self, messages: Sequence[Message], rules: ReplyRules | None = None) -> PrefetchedReply | None:
         """The reply begun in the pause, if the turn ended there and asks for exactly it; else None."""
         with self._early_lock:
             self._pieces_sent += 1  # the turn is over: a prepare still queued for it is stale
             early, self._early = self._early, None
-        if early is not None and early.matches(messages, reply_options(self.settings)):
+        if early is not None and early.matches(messages, reply_options(self.settings, rules)):
             return early
         if early is not None:
             early.cancel()
@@ -1049,7 +1051,7 @@ class LiveSession:
         # The model is asked first and the turn archived while it starts writing: archiving
         # (audio, embedding, a committed transaction) took ~0.1 s of the person's wait. The
         # reply is archived after the turn, and Ctrl-C in between keeps both (_on_interrupt).
-        early = self._take_early_reply(plan.messages if plan.fixed is None else ())
+        early = self._take_early_reply(plan.messages if plan.fixed is None else (), plan.rules)
         job = self._start_answer(plan, turn_end, early) if plan.fixed is None else None
         try:
             self._archive_user(u.clip, transcript, self._session_time(u.start), self._session_time(u.end), {
@@ -1109,7 +1111,7 @@ class LiveSession:
         def work() -> None:
             try:
                 result.append(speak_reply(engines.llm, engines.voice, plan.messages, self.sink, turn_end,
-                                          reply_options(self.settings), cancel=cancel, rules=plan.rules,
+                                          reply_options(self.settings, plan.rules), cancel=cancel, rules=plan.rules,
                                           then=plan.then, stream=early))
             except BaseException as e:  # handed to the session thread
                 result.append(e)

@@ -33,11 +33,84 @@ class ReplyRules:
     """What a reply may be. ``max_questions`` 0: no questions at all (hold-space).
 
     ``advice``: whether the reply may advise (only when the person asked for it).
+    ``last_question``: the question the companion asked last turn, not to be asked again.
     """
 
     max_words: int = 60
     max_questions: int = 1
     advice: bool = False
+    last_question: str | None = None
+
+
+# What a reply may look like, enforced while the embedded model writes it (a llama.cpp
+# grammar): one paragraph of a few plain sentences (no line breaks, so no lists; no
+# markdown, no bracketed stage directions), ending at its one question where a question
+# is allowed, with none where none is. So no reply can hold a list or a second question.
+# The gate below still keeps the length and the rest; for an Ollama model it is all there is.
+_FIRST = r"[^?.!\n\r*#_`\[\]()<>{}|~0-9•\" -]"
+_BODY = r"[^?.!\n\r*#_`\[\]()<>{}|~•]*"
+
+
+SENTENCE_CHARS = 160  # about 27 spoken words: a safety bound; the length note in the prompt asks for less
+
+
+def reply_grammar(rules: ReplyRules) -> str:
+    """The GBNF grammar a reply under ``rules`` is written in (see above).
+
+    Sentences of at most SENTENCE_CHARS, as many as the word limit holds at
+    about 17 words each; where a question is allowed, it may take the last
+    sentence's place (or be the whole reply).
+    """
+    most = max(1, rules.max_words // 17)
+    more = ' (" " s)?' * (most - 2) if most > 1 else ""
+    if rules.max_questions:
+        root = f's{more} (" " (s | q))? | q' if most > 1 else "s | q"
+    else:
+        root = f's{more} (" " s)?' if most > 1 else "s"
+    return (f"root ::= {root}\n"
+            f's ::= first body [.!] ["\'”’)]?\n'
+            f'q ::= first body "?" ["\'”’)]?\n'
+            f"first ::= {_FIRST}\n"
+            f"body ::= {_BODY[:-1]}{{0,{SENTENCE_CHARS}}}\n")
+
+
+REPLY_GRAMMAR = reply_grammar(ReplyRules())  # the default rules' (60 words, one question)
+
+
+# Phrases that make a reply sound like a leaflet, not like someone who listened. The prompt
+# asks for none; the gate leaves out a sentence that has one anyway.
+STOCK_PHRASES = (
+    "how does that make you feel", "how did that make you feel", "how do you feel about that",
+    "it sounds like you're going through a lot", "it sounds like you are going through a lot",
+    "i'm here for you", "i am here for you", "remember to be kind to yourself", "your feelings are valid",
+    "it's okay to feel", "it is okay to feel", "it's important to acknowledge", "thank you for sharing",
+    "i understand how you feel", "i can only imagine", "everything happens for a reason",
+    "look on the bright side", "at least you", "you're not alone", "you are not alone",
+    "as an ai", "as a language model", "i'm just an ai", "i'm sorry to hear that",
+)
+_STOCK = re.compile("|".join(re.escape(p).replace("'", "['’]?") for p in STOCK_PHRASES), re.IGNORECASE)
+
+
+def stock_phrase(sentence: str) -> str | None:
+    """The stock phrase in a sentence, if it has one."""
+    m = _STOCK.search(sentence)
+    return m.group(0) if m else None
+
+
+_CONTENT = re.compile(r"[a-z']{3,}")
+_SMALL = {"what", "how", "you", "your", "that", "this", "the", "and", "about", "was", "were", "are", "did",
+          "does", "for", "with", "can", "could", "would", "there", "have", "has", "any", "some", "most"}
+
+
+def same_question(a: str, b: str | None) -> bool:
+    """Whether question ``a`` asks again what ``b`` asked (most of its words are the same)."""
+    if not b:
+        return False
+    wa = {w for w in _CONTENT.findall(a.lower()) if w not in _SMALL}
+    wb = {w for w in _CONTENT.findall(b.lower()) if w not in _SMALL}
+    if not wa or not wb:
+        return a.strip().lower() == b.strip().lower()
+    return len(wa & wb) / min(len(wa), len(wb)) >= 0.75
 
 
 # Advice, as small models give it unasked: "you should", "try to", "it might help to", and
@@ -47,7 +120,7 @@ _ADVICE = re.compile(
     r"try\s+to|i\s+(?:would\s+)?(?:suggest|recommend|encourage\s+you)|"
     r"it\s+(?:might|may|could|would|can)\s+(?:help\s+to|be\s+(?:helpful|useful|worth|a\s+good\s+idea))|it\s+helps\s+to|"
     r"it(?:'?s|\s+is)\s+(?:important|helpful|a\s+good\s+idea)\s+to\s+(?!you\b|me\b|him\b|her\b|them\b|us\b)|"
-    r"make\s+sure\s+(?:you|to)|remember\s+to|don'?t\s+forget\s+to|have\s+you\s+(?:tried|considered)|"
+    r"(?:^|\b(?:just|please|and|so)\s+)make\s+sure\s+(?:you|to)|remember\s+to|don'?t\s+forget\s+to|have\s+you\s+(?:tried|considered)|"
     r"consider\s+\w+ing|one\s+thing\s+you\s+(?:can|could|might))\b"
     r"|^(?:try|consider|reach\s+out|focus\s+on|practi[cs]e|take\s+(?:a|some)\s+(?:moment|time|deep|break|walk)|"
     r"make\s+time|set\s+aside|write\s+down|talk\s+to)\b",
@@ -86,13 +159,16 @@ class ReplyGate:
         if not self.rules.advice and is_advice(sentence):
             self.trimmed = True  # unasked advice is left out; what else they said may stand
             return False
+        if stock_phrase(sentence):
+            self.trimmed = True  # a leaflet's line: left out, the rest may stand
+            return False
         if self.kept and self.words + n > self.rules.max_words:
             # The first sentence always goes (a reply must say something); after it, the
             # reply ends on the last whole sentence that fits.
             self.trimmed = self.done = True
             return False
         if is_question(sentence):
-            if self.questions >= self.rules.max_questions:
+            if self.questions >= self.rules.max_questions or same_question(sentence, self.rules.last_question):
                 self.trimmed = True
                 # With questions allowed, a second one ends the reply (it belongs at the end);
                 # where none are allowed, a statement may still follow.
@@ -123,6 +199,11 @@ def check(text: str, rules: ReplyRules) -> list[str]:
         problems.append(f"{q} questions (at most {rules.max_questions})")
     if not rules.advice and any(is_advice(s) for s in sentences):
         problems.append("advice, unasked")
+    stock = [p for s in sentences if (p := stock_phrase(s))]
+    if stock:
+        problems.append(f"a stock phrase ({stock[0].lower()})")
+    if any(is_question(s) and same_question(s, rules.last_question) for s in sentences):
+        problems.append("the question of the last turn again")
     if _ASIDE.search(text):
         problems.append("a bracketed note")
     if _MARKUP.search(text):

@@ -20,6 +20,8 @@ Nothing here touches audio, models or the archive: the session wires those.
 
 from __future__ import annotations
 
+import dataclasses
+
 import copy
 import datetime as dt
 import re
@@ -118,15 +120,14 @@ class Conversation:
         mode = self.mode
         if closing:
             step, guide = None, arc.WRAP_UP_NOTE if wrap_up else arc.CLOSING_NOTE
-            rules = ReplyRules(mode.max_words, 0)
         else:
             step = self.run.turn(text)
-            guide, rules = step.guide, step.rules
-            if asks_for_advice(text):
-                rules = ReplyRules(rules.max_words, rules.max_questions, advice=True)
-            if rules.max_questions == 0 and not step.then and _asks(text):
-                rules = ReplyRules(rules.max_words, 1, rules.advice)  # they asked something: an answer may ask back
-        notes = _notes(self.guard, check, guide)
+            guide = step.guide
+        rules = _rules(mode, step, text)
+        asked = self.dialog.last_question()
+        if asked:
+            rules = dataclasses.replace(rules, last_question=asked)
+        notes = _notes(self.guard, check, guide, rules)
         recalled = tuple(self.recall(text)) if self.recall is not None and not closing else ()
         if recalled:
             notes.append(self._memory_note(recalled))
@@ -164,16 +165,19 @@ class Conversation:
             if awaiting is not None or check is None or check.crisis:
                 return None
             closes = closing or arc.is_goodbye(text)
+            step = None
             if closes:
                 guide = arc.WRAP_UP_NOTE if wrap_up else arc.CLOSING_NOTE
             elif modes.requested(text, run.mode.name) is not None:
                 return None
             else:
-                guide = copy.copy(run).turn(text).guide
-            notes = _notes(guard, check, guide)
+                step = copy.copy(run).turn(text)
+                guide = step.guide
+            rules = _rules(run.mode, step, text)
+            notes = _notes(guard, check, guide, rules)
             if memory and not closes and self.recall is not None and (recalled := tuple(self.recall(text))):
                 notes.append(self._memory_note(recalled))
-            return [*messages, Message("user", _with_notes(text, notes))]
+            return Preview([*messages, Message("user", _with_notes(text, notes))], rules)
 
         return preview
 
@@ -212,6 +216,30 @@ _ADVICE_WANTED = re.compile(
     re.IGNORECASE)
 
 
+class Preview(list):
+    """The messages a turn will most likely send (a list of them), with the rules its reply will have.
+
+    The rules choose the grammar the reply begun in the pause is written in,
+    so they must be the turn's own for that reply to be kept.
+    """
+
+    def __init__(self, messages: list[Message], rules: ReplyRules):
+        super().__init__(messages)
+        self.rules = rules
+
+
+def _rules(mode: modes.Mode, step: modes.StepTurn | None, text: str) -> ReplyRules:
+    """What the reply to ``text`` may be: the step's rules, loosened where the person asked for it."""
+    if step is None:  # a closing: a warm goodbye asks nothing
+        return ReplyRules(mode.max_words, 0)
+    rules = step.rules
+    if asks_for_advice(text):
+        rules = ReplyRules(rules.max_words, rules.max_questions, advice=True)
+    if rules.max_questions == 0 and not step.then and _asks(text):
+        rules = ReplyRules(rules.max_words, 1, rules.advice)  # they asked something: an answer may ask back
+    return rules
+
+
 def asks_for_advice(text: str) -> bool:
     """Did the person ask for advice? Only then may a reply give it."""
     return bool(_ADVICE_WANTED.search(text.replace("’", "'")))
@@ -227,12 +255,22 @@ def _clip(text: str, limit: int = 220) -> str:
     return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + "…"
 
 
-def _notes(guard: safety.SessionGuard, check: safety.Assessment, guide: str | None) -> list[str]:
-    """The app's notes to the model for a turn: safety first, then the step's guide."""
+def _notes(guard: safety.SessionGuard, check: safety.Assessment, guide: str | None,
+           rules: ReplyRules) -> list[str]:
+    """The app's notes to the model for a turn: safety first, then the step's guide, then the reply's shape."""
     notes = [guide] if guide else []
     if note := guard.model_note(check):
         notes.insert(0, note)
+    notes.append(_shape(rules))
     return notes
+
+
+def _shape(rules: ReplyRules) -> str:
+    """The length the reply may have, said plainly: a small model keeps to a number it was just given."""
+    most = max(1, rules.max_words // 17)
+    sentences = "one short sentence" if most == 1 else f"{most} short sentences at most"
+    return f"Reply in {sentences}, under {rules.max_words} words" + ("; ask no question" if not rules.max_questions
+                                                                       else "") + "."
 
 
 def _with_notes(text: str, notes: list[str]) -> str:

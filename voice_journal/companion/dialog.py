@@ -33,6 +33,17 @@ class Dialog:
         """Record what the companion actually said (on barge-in: only the spoken part)."""
         self.turns.append(Message("assistant", text))
 
+    def last_question(self) -> str | None:
+        """The question the companion's last reply ended on, if it asked one (not to be asked again)."""
+        for m in reversed(self.turns):
+            if m.role == "assistant":
+                said = m.content.strip()
+                if not said.endswith("?"):
+                    return None
+                start = max(said.rfind(". ", 0, len(said) - 1), said.rfind("! ", 0, len(said) - 1))
+                return said[start + 2 if start >= 0 else 0:]
+        return None
+
     def _trim(self) -> None:
         # Dropping old turns changes the prefix and costs one full prompt
         # evaluation, so drop a third at once rather than one turn per reply.

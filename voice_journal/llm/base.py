@@ -36,6 +36,7 @@ class GenerationOptions:
     top_p: float = 0.9
     repeat_penalty: float = 1.1
     json_schema: dict | None = None  # constrain the answer to JSON of this schema (llama.cpp grammar, Ollama format)
+    grammar: str | None = None  # GBNF the answer must match, while it is written (llama.cpp only; Ollama has none)
 
 
 class ReplyStream:

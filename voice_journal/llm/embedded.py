@@ -77,6 +77,8 @@ class EmbeddedLLM:
         }
         if options.json_schema is not None:
             request["response_format"] = {"type": "json_schema", "json_schema": {"schema": options.json_schema}}
+        elif options.grammar is not None:
+            request["grammar"] = options.grammar
 
         def on_chunk(chunk: dict) -> bool:
             if "error" in chunk:

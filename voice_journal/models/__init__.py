@@ -92,9 +92,18 @@ def cache_dir() -> Path:
     return Path(env) if env else Path(platformdirs.user_cache_dir("voice-journal")) / "models"
 
 
+# Names a model had before, kept so that settings written then still work.
+ALIASES = {"qwen2.5-1.5b": "qwen2.5-coder-1.5b"}  # it always was the Coder model; the name said otherwise
+
+
+def canonical(name: str) -> str:
+    """The registry name for ``name`` (an old alias becomes its model's name; anything else is kept)."""
+    return ALIASES.get(name, name)
+
+
 def spec(name: str) -> ModelSpec:
     try:
-        return registry()[name]
+        return registry()[canonical(name)]
     except KeyError:
         known = ", ".join(registry())
         raise ModelError(f"unknown model {name!r}; known models: {known}, or give a path") from None
@@ -102,6 +111,7 @@ def spec(name: str) -> ModelSpec:
 
 def resolve(name_or_path: str, kind: str) -> Path:
     """The path a stage loads for a registry name or the user's own path."""
+    name_or_path = canonical(name_or_path)
     if name_or_path in registry():
         s = spec(name_or_path)
         if s.kind != kind:
