@@ -239,6 +239,23 @@ def test_a_second_worker_sees_the_first_and_exits_at_once(tmp_path):
     assert background.worker_pid(db) is None
 
 
+def test_a_journal_folder_nobody_may_write_is_one_line_not_a_traceback(tmp_path):
+    db = tmp_path / "j.duckdb"
+    with Archive.open(db) as a:
+        _entry(a, "The garden and the rain, and a quiet evening with tea.")
+    lock = background.WorkerLock(db)
+    lock.file.mkdir()  # where the lock file would go stands something it cannot be (as in a read-only folder)
+    try:
+        r = run_cli("summarize", "--db", str(db), timeout=60)
+        assert r.returncode == 6 and "cannot write beside the journal" in r.stderr and "Traceback" not in r.stderr
+        assert background.run_worker(db, lambda: Archive.open(db), lambda: (None, None)) == 1
+        assert "cannot write beside the journal" in background.last_state(db).error
+        with Archive.open(db) as a:
+            assert len(a.summaries_due()) == 1  # still queued
+    finally:
+        lock.file.rmdir()
+
+
 def test_list_and_doctor_say_what_is_pending(tmp_path):
     db = tmp_path / "j.duckdb"
     with Archive.open(db) as a:

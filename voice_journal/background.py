@@ -38,7 +38,7 @@ from typing import Callable
 
 from . import childenv, private_files
 from .companion.summary import SessionSummary, summarise, summarise_entries, too_short
-from .errors import LLMError, VoiceJournalError
+from .errors import LLMError, StoreError, VoiceJournalError
 from .store.archive import Archive, DueSummary, Summary
 
 log = logging.getLogger(__name__)
@@ -68,8 +68,16 @@ class WorkerLock:
         self._fd: int | None = None
 
     def acquire(self) -> bool:
-        """Take the lock if it is free; False at once if another process has it."""
-        fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o600)
+        """Take the lock if it is free; False at once if another process has it.
+
+        StoreError where no lock can be made beside the journal (a folder
+        nobody may write): no summary could be stored there either.
+        """
+        try:
+            fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as e:
+            raise StoreError(f"cannot write beside the journal ({self.file.parent}): {e.strerror}; "
+                             "summaries stay queued") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -328,8 +336,12 @@ def run_worker(journal: Path, open_archive: Callable[[], Archive],
     session (whose starter saw the lock still held, and started none).
     """
     lock = WorkerLock(journal)
-    if not lock.acquire():
-        return 0
+    try:
+        if not lock.acquire():
+            return 0
+    except VoiceJournalError as e:
+        _say(journal, "stopped", str(e))
+        return 1
     llm = embedder = None
     tried: set[tuple[int, int]] = set()
     try:
