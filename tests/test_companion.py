@@ -444,6 +444,21 @@ def test_the_question_asked_last_turn_is_not_asked_again():
     assert ReplyGate(rules).admit("Who do you think of first?")  # another question is fine
 
 
+def test_an_earlier_reply_is_not_said_again_word_for_word():
+    """Seen in the demo: the reply to "thank you for listening" was the session's first reply again."""
+    conv = Conversation("free")
+    conv.turn("Today was harder than I expected, I argued with my brother about our mother's care.")
+    first = "The argument with your brother about your mother's care was hard. What stays with you most?"
+    conv.replied(first)
+    conv.turn("I keep replaying what I said.")
+    conv.replied("You keep going back over your own words.")
+    rules = conv.turn("Okay, I think that is enough for today. Thank you for listening.", closing=True).rules
+    gate = ReplyGate(rules)
+    assert not gate.admit("The argument with your brother about your mother's care was hard.")
+    assert gate.admit("Thank you for talking tonight.")  # short and new: fine
+    assert "said before in this session" in check(first, rules)
+
+
 def test_the_grammar_holds_what_the_model_writes_to_one_paragraph_and_one_question(small_llm):
     """The real model, asked for exactly what the rules forbid: a numbered list of questions."""
     from voice_journal.companion.checker import REPLY_GRAMMAR

@@ -34,12 +34,14 @@ class ReplyRules:
 
     ``advice``: whether the reply may advise (only when the person asked for it).
     ``last_question``: the question the companion asked last turn, not to be asked again.
+    ``said``: the companion's earlier replies in this session, not to be said again word for word.
     """
 
     max_words: int = 60
     max_questions: int = 1
     advice: bool = False
     last_question: str | None = None
+    said: tuple[str, ...] = ()
 
 
 # What a reply may look like, enforced while the embedded model writes it (a llama.cpp
@@ -102,6 +104,16 @@ _SMALL = {"what", "how", "you", "your", "that", "this", "the", "and", "about", "
           "does", "for", "with", "can", "could", "would", "there", "have", "has", "any", "some", "most"}
 
 
+def _plain(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9']+", text.lower().replace("’", "'")))
+
+
+def said_before(sentence: str, said: tuple[str, ...]) -> bool:
+    """Whether a sentence of five words or more was already said, word for word, in ``said``."""
+    plain = _plain(sentence)
+    return len(plain.split()) >= 5 and any(plain in _plain(earlier) for earlier in said)
+
+
 def same_question(a: str, b: str | None) -> bool:
     """Whether question ``a`` asks again what ``b`` asked (most of its words are the same)."""
     if not b:
@@ -162,6 +174,9 @@ class ReplyGate:
         if stock_phrase(sentence):
             self.trimmed = True  # a leaflet's line: left out, the rest may stand
             return False
+        if said_before(sentence, self.rules.said):
+            self.trimmed = True  # a small model may answer with an earlier reply again, word for word
+            return False
         if self.kept and self.words + n > self.rules.max_words:
             # The first sentence always goes (a reply must say something); after it, the
             # reply ends on the last whole sentence that fits.
@@ -204,6 +219,8 @@ def check(text: str, rules: ReplyRules) -> list[str]:
         problems.append(f"a stock phrase ({stock[0].lower()})")
     if any(is_question(s) and same_question(s, rules.last_question) for s in sentences):
         problems.append("the question of the last turn again")
+    if any(said_before(s, rules.said) for s in sentences):
+        problems.append("said before in this session")
     if _ASIDE.search(text):
         problems.append("a bracketed note")
     if _MARKUP.search(text):

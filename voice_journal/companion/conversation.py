@@ -124,9 +124,7 @@ class Conversation:
             step = self.run.turn(text)
             guide = step.guide
         rules = _rules(mode, step, text)
-        asked = self.dialog.last_question()
-        if asked:
-            rules = dataclasses.replace(rules, last_question=asked)
+        rules = dataclasses.replace(rules, last_question=self.dialog.last_question(), said=self.dialog.replies())
         notes = _notes(self.guard, check, guide, rules)
         recalled = tuple(self.recall(text)) if self.recall is not None and not closing else ()
         if recalled:

@@ -44,6 +44,10 @@ class Dialog:
                 return said[start + 2 if start >= 0 else 0:]
         return None
 
+    def replies(self, last: int = 8) -> tuple[str, ...]:
+        """The companion's last replies in this session, oldest first (not to be said again)."""
+        return tuple(m.content for m in self.turns if m.role == "assistant")[-last:]
+
     def _trim(self) -> None:
         # Dropping old turns changes the prefix and costs one full prompt
         # evaluation, so drop a third at once rather than one turn per reply.
