@@ -89,8 +89,8 @@ sid = a.begin_session(source="microphone")
 a.add_turn(TurnRecord(sid, 0, "user", "Talking about the garden when the power went out."))
 a.release()
 print("committed", flush=True)
-time.sleep(600)
-"""], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+sys.stdin.read()  # recording on until it is killed
+"""], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         assert recorder.stdout.readline().strip() == "committed"
         with Archive.open(db) as a:
@@ -322,28 +322,29 @@ def _workers(db) -> list[int]:
 
 def test_kill_9_of_the_worker_leaves_the_queue_and_the_next_run_finishes_it_once(tmp_path):
     db = tmp_path / "j.duckdb"
-    with Archive.open(db) as a:
+    holder = Archive.open(db)
+    try:
         for text in ("The garden was soaked after the rain and the tomatoes split open.",
                      "I had a long talk with my sister about our father's health and the hospital."):
-            sid = a.begin_session(source="microphone")
-            a.add_turn(TurnRecord(sid, 0, "user", text))
-            a.end_session(sid)
-    env = {**os.environ, "VOICE_JOURNAL_BACKEND": "embedded", "VOICE_JOURNAL_LLM_MODEL": "qwen2.5-coder-1.5b"}
-    child = subprocess.Popen([sys.executable, "-m", "voice_journal", "summarize", "--worker", "--db", str(db)],
-                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             env=env, cwd=ROOT)
-    child.stdin.close()
-    deadline = time.monotonic() + 120
-    while background.worker_pid(db) is None and time.monotonic() < deadline and child.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.5)  # somewhere in loading the model or writing the first summary: any moment will do
-    child.send_signal(signal.SIGKILL)
-    child.wait(30)
+            sid = holder.begin_session(source="microphone")
+            holder.add_turn(TurnRecord(sid, 0, "user", text))
+            holder.end_session(sid)
+        env = {**os.environ, "VOICE_JOURNAL_BACKEND": "embedded", "VOICE_JOURNAL_LLM_MODEL": "qwen2.5-coder-1.5b",
+               "COLUMNS": "300"}
+        child = subprocess.Popen([sys.executable, "-m", "voice_journal", "summarize", "--worker", "--db", str(db)],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                 text=True, env=env, cwd=ROOT)
+        # The worker holds its lock and waits for the journal we hold: it says so, and is killed there.
+        said = next((line for line in child.stderr if "busy" in line), "")  # blocks until it says so
+        assert "busy" in said, said
+        assert background.worker_pid(db) == child.pid
+        child.send_signal(signal.SIGKILL)
+        child.wait(30)
+    finally:
+        holder.close()
     assert background.worker_pid(db) is None  # the kernel let go of the lock
     with Archive.open(db) as a:
-        left = {d.session_id for d in a.summaries_due()}
-        done = {s.session_id for s in a.summaries()}
-    assert left | done == {1, 2} and not left & done
+        assert {d.session_id for d in a.summaries_due()} == {1, 2} and a.summaries() == []
     r = run_cli("summarize", "--now", "--db", str(db), "--backend", "embedded", "--llm-model", "qwen2.5-coder-1.5b")
     assert r.returncode == 0, r.stderr
     with Archive.open(db) as a:

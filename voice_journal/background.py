@@ -67,8 +67,8 @@ class WorkerLock:
         self.file = _beside(journal, "summariser.lock")
         self._fd: int | None = None
 
-    def acquire(self) -> bool:
-        """Take the lock if it is free; False at once if another process has it.
+    def acquire(self, *, wait: bool = False) -> bool:
+        """Take the lock if it is free; False at once if another process has it (``wait``: until it lets go).
 
         StoreError where no lock can be made beside the journal (a folder
         nobody may write): no summary could be stored there either.
@@ -79,7 +79,7 @@ class WorkerLock:
             raise StoreError(f"cannot write beside the journal ({self.file.parent}): {e.strerror}; "
                              "summaries stay queued") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             return False

@@ -13,7 +13,6 @@ import logging
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import List, Optional
 
@@ -861,8 +860,8 @@ def summarize(
     settings = _settings(db, fast, backend=backend, ollama_model=ollama_model, ollama_host=ollama_host,
                          llm_model=llm_model)
 
-    def models():
-        engines = load_engines(settings, voice=False, stt=False, crisis_net=False)
+    def models(on_status=lambda s: None):
+        engines = load_engines(settings, voice=False, stt=False, crisis_net=False, on_status=on_status)
         return engines.llm, engines.embedder
 
     if worker:
@@ -889,12 +888,9 @@ def summarize(
                 return
             err.print(f"[dim]the background summariser (process {lock.holder()}) is at work; waiting for it[/dim]")
             with err.status("waiting for the background summariser"):
-                while not lock.acquire():
-                    time.sleep(0.5)
+                lock.acquire(wait=True)
         with err.status("loading the companion's model") as status:
-            engines = load_engines(settings, voice=False, stt=False, crisis_net=False,
-                                   on_status=lambda s: status.update(s))
-            llm = engines.llm
+            llm, embedder = models(lambda s: status.update(s))
 
         def done(s) -> None:
             mood = f" · mood about {s.mood:g}/10" if s.mood is not None else ""
@@ -902,7 +898,7 @@ def summarize(
             out.print(f"[bold]Session {s.session_id}[/]{themes}{mood}\n  {escape(s.summary)}")
 
         with bar("Summarising", len(pending)) as advance:
-            report = background.drain(archive, llm, engines.embedder, only=set(ids) if ids else None,
+            report = background.drain(archive, llm, embedder, only=set(ids) if ids else None,
                                       retry=bool(ids), on_summary=lambda s: (advance(1), done(s)),
                                       on_failed=lambda sid, why: advance(1))
     finally:

@@ -43,6 +43,11 @@ class ReplyRules:
     last_question: str | None = None
     said: tuple[str, ...] = ()
 
+    @property
+    def sentences(self) -> int:
+        """How many sentences the word limit holds, at about 17 spoken words each."""
+        return max(1, self.max_words // 17)
+
 
 # What a reply may look like, enforced while the embedded model writes it (a llama.cpp
 # grammar): one paragraph of a few plain sentences (no line breaks, so no lists; no
@@ -63,7 +68,7 @@ def reply_grammar(rules: ReplyRules) -> str:
     about 17 words each; where a question is allowed, it may take the last
     sentence's place (or be the whole reply).
     """
-    most = max(1, rules.max_words // 17)
+    most = rules.sentences
     more = ' (" " s)?' * (most - 2) if most > 1 else ""
     if rules.max_questions:
         root = f's{more} (" " (s | q))? | q' if most > 1 else "s | q"

@@ -20,9 +20,8 @@ Nothing here touches audio, models or the archive: the session wires those.
 
 from __future__ import annotations
 
-import dataclasses
-
 import copy
+import dataclasses
 import datetime as dt
 import re
 from dataclasses import dataclass
@@ -265,7 +264,7 @@ def _notes(guard: safety.SessionGuard, check: safety.Assessment, guide: str | No
 
 def _shape(rules: ReplyRules) -> str:
     """The length the reply may have, said plainly: a small model keeps to a number it was just given."""
-    most = max(1, rules.max_words // 17)
+    most = rules.sentences
     sentences = "one short sentence" if most == 1 else f"{most} short sentences at most"
     return f"Reply in {sentences}, under {rules.max_words} words" + ("; ask no question" if not rules.max_questions
                                                                        else "") + "."

@@ -137,9 +137,6 @@ def summarise(llm: LLM, said: list[str], *, tries: int = 2) -> SessionSummary:
     raise ValueError(f"the model gave no usable summary ({problem})")
 
 
-SHORT_ENTRY_WORDS = 40  # a typed entry this short is its own summary
-
-
 def summarise_entries(llm: LLM, entries: list[str]) -> list[SessionSummary]:
     """Short entries of one day, read together: each keeps its own words as its summary.
 
