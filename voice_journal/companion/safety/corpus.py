@@ -72,6 +72,11 @@ def training() -> list[Phrase]:
     return [p for f in training_files() if f.name != CONTEXT_FILE for p in read(f)]
 
 
+def dev() -> list[Phrase]:
+    """The tuning split: phrases by another hand, never trained on, that the training constants were chosen by."""
+    return read(data_dir() / "dev.tsv")
+
+
 def training_context() -> list[InContext]:
     return read_context(data_dir() / CONTEXT_FILE)
 

@@ -40,6 +40,15 @@ _ACCIDENT = r"(?:accident|by\s+mistake|shaving|cooking|chopping|cutting\s+(?:oni
             r"gardening|slipped|tripped|fell|falling|paper\s+cut)"
 _SELF_VERB = r"(?:cut|cutting|burn|burning|burned|burnt|hurt|hurting|harm|harming|hit|hitting)"
 _KILL = r"(?:kill|killing|killed|hang|hanging|hanged|drown|drowning|shoot|shooting|shot|poison|poisoning|off)"
+# "My therapist asked if I'd had thoughts of ending my life": a question put to them, not a disclosure
+# (their answer, yes or no, is what the semantic layer reads).
+_ASKED = re.compile(r"\b(?:asked|asks|asking|ask)\s+(?:me\s+|us\s+)?(?:if|whether)\b")
+# The subject of the words just before a match: "he has a plan ... and has been saving pills" is not
+# about the speaker, whatever the pattern's words.
+_SUBJECT = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|me|myself|he|she|they|he's|she's|they're|they've|his|her|their|"
+                      r"him|them|himself|herself|themselves)\b")
+_OTHERS = {"he", "she", "they", "he's", "she's", "they're", "they've", "his", "her", "their", "him", "them",
+           "himself", "herself", "themselves"}
 # "I would never kill myself", "I'm not going to hurt myself": said to reassure, not to disclose.
 _NEGATED = re.compile(r"\b(?:never|not|\w+n't|cannot|dont|wouldnt|no\s+way\s+(?:i'?d|i\s+would))(?:\s+\w+){0,2}\s*$")
 
@@ -53,6 +62,8 @@ _CRISIS: list[tuple[str, str]] = [
     ("suicidal thoughts", r"\b(?:i'?m|i\s+am|i\s+feel|i\s+felt|i\s+was|i'?ve\s+been|i\s+have\s+been|feeling|having|"
                           r"i\s+get|i'?ve\s+had|i\s+have)\s+(?:\w+\s+){0,2}suicidal\b"),
     ("suicidal thoughts", r"\bi\s+(?:\w+\s+){0,3}(?:commit|attempt|attempted|tried|try)\s+(?:to\s+commit\s+)?suicide\b"),
+    ("suicidal thoughts", r"\b(?:the|my)\s+suicidal\s+(?:thoughts|feelings|urges|ideation)\s+(?:are|is|have\s+been|"
+                          r"came|come|keep|started|start)\s+(?:\w+\s+)?(?:back|again|coming|louder|worse|stronger)\b"),
     ("suicidal thoughts", r"\b(?:i|i'?m|i'?ll|i'?d|me)\b[^.!?]{0,30}\bend\s+it\s+all\b"),
     ("suicidal thoughts", r"\b(?:want|wanted|need)\s+(?:it\s+all|everything|the\s+pain|my\s+life)\s+to\s+(?:stop|end)\b"),
     ("suicidal thoughts", r"\b(?:thinking|thought|think)\s+(?:a\s+lot\s+)?about\s+(?:suicide|killing\s+myself|"
@@ -99,7 +110,8 @@ _CRISIS: list[tuple[str, str]] = [
     ("goodbye behaviour", r"\b(?:giving|gave|give)\s+away\s+(?:all\s+)?(?:my|all\s+my)\s+(?:things|stuff|belongings|"
                           r"possessions)\b"),
     ("goodbye behaviour", r"\b(?:said|saying|say)\s+(?:my\s+)?goodbyes?\s+to\s+(?:everyone|everybody|my\s+family|"
-                          r"the\s+people\s+i\s+love)\b"),
+                          r"the\s+people\s+i\s+love)\b(?!\s+(?:at|from|in)\s+(?:work|school|the\s+(?:office|party|"
+                          r"station|airport|team|class)))"),
     ("goodbye behaviour", r"\b(?:won'?t|will\s+not)\s+be\s+(?:around|here)\s+(?:much\s+longer|for\s+much\s+longer|"
                           r"anymore|any\s+more)\b"),
     ("goodbye behaviour", r"\bthis\s+is\s+(?:my|the)\s+last\s+(?:entry|recording|journal|time\s+i'?ll)\b"),
@@ -178,6 +190,12 @@ def _discounted(clause: str, m: re.Match, reason: str) -> bool:
     before = clause[: act.start() if act else m.start()]
     if _NEGATED.search(before) and reason in ("suicidal thoughts", "self-harm"):
         return True
+    if _ASKED.search(clause[: m.start()]):
+        return True
+    if not _SUBJECT.match(m.group(0)):  # the pattern names no subject of its own
+        subjects = _SUBJECT.findall(clause[: m.start()])
+        if subjects and subjects[-1] in _OTHERS:
+            return True
     if reason == "self-harm" and re.search(_PAST, clause):
         return True
     if reason == "self-harm" or "killed" in m.group(0):
