@@ -82,8 +82,8 @@ def test_the_net_generalises_beyond_the_word_list_on_the_frozen_split(net):
     found = [net.assess(p.text) for p in crisis]
     recall = sum(a.crisis for a in found) / len(crisis)
     alarms = sum(net.assess(p.text).crisis for p in negatives) / len(negatives)
-    # Measured when frozen: rules 19.7%, net 71.7% recall; 5.0% of hard negatives called crisis.
-    assert recall >= 0.65 and recall >= by_rules + 0.4, (recall, by_rules)
+    # Measured (README, "Safety"): rules 19.7%, net 86.2% recall; 5.0% of hard negatives called crisis.
+    assert recall >= 0.82 and recall >= by_rules + 0.6, (recall, by_rules)
     assert alarms <= 0.06, alarms
     assert all(a.category in CRISIS_CATEGORIES and a.reasons for a in found if a.crisis)
     # What it misses is at least noticed, nearly always: the companion checks in.
