@@ -8,7 +8,8 @@ import pytest
 
 from conftest import run_cli
 from voice_journal.companion import rumination
-from voice_journal.companion.rumination import SessionFacts, notes
+from voice_journal.companion.rumination import notes
+from voice_journal.store.insights import SessionFacts
 from voice_journal.errors import InputError
 from voice_journal.store import insights
 from voice_journal.store.archive import Answer, Archive, Summary, TurnRecord

@@ -674,13 +674,10 @@ def reindex(db: Optional[Path] = DbOption) -> None:
     from .store import search as search_mod
     from .store.embedding import Embedder
 
-    import numpy as np
-
     from .progress import bar
 
     with _archive(_settings(db)) as a:
-        missing = a.execute("SELECT uid, text FROM turns WHERE embedding IS NULL").fetchall()
-        unsketched = a.execute("SELECT uid, embedding FROM turns WHERE embedding IS NOT NULL AND sketch IS NULL").fetchall()
+        missing, unsketched = a.unindexed()
         if missing:
             embedder = Embedder.load()
             with bar("Embedding turns", len(missing)) as advance:
@@ -690,7 +687,7 @@ def reindex(db: Optional[Path] = DbOption) -> None:
                     a.set_embeddings([(uid, v) for (uid, _), v in zip(chunk, vecs)])
                     advance(len(chunk))
         for start in range(0, len(unsketched), 1000):
-            a.set_embeddings([(uid, np.asarray(v, np.float32)) for uid, v in unsketched[start : start + 1000]])
+            a.set_embeddings(unsketched[start : start + 1000])
         search_mod.rebuild_index(a)
     out.print(f"embedded {len(missing)} turns, sketched {len(unsketched)}; full-text index rebuilt")
 

@@ -25,7 +25,7 @@ Three rules, each checked on its own:
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from typing import Protocol
 
 # The rules' thresholds, named so that they read as what the issue asked for.
 SESSIONS_TODAY_BEFORE_NOTE = 2  # this many earlier sessions today: this one is the third
@@ -46,9 +46,9 @@ RECURRING = ("“{theme}” has come up in several of your recent sessions, and 
              "with them could help alongside this.")
 
 
-@dataclass(frozen=True)
-class SessionFacts:
-    """What the rules need to know about one earlier session.
+class PastSession(Protocol):
+    """What the rules need to know about one earlier session (the journal's
+    :class:`~voice_journal.store.insights.SessionFacts` is one).
 
     ``started_at_local`` is an aware datetime in the person's own time zone;
     ``themes`` are the summary's lower-case phrases (empty if none yet);
@@ -56,11 +56,11 @@ class SessionFacts:
     """
 
     started_at_local: dt.datetime
-    themes: tuple[str, ...] = ()
-    mood: float | None = None
+    themes: tuple[str, ...]
+    mood: float | None
 
 
-def notes(history: list[SessionFacts], now: dt.datetime) -> list[str]:
+def notes(history: list[PastSession], now: dt.datetime) -> list[str]:
     """The gentle notes, if any, for a session starting at ``now``.
 
     ``history`` holds the earlier sessions (any order; :func:`voice_journal.store.insights.recent_history`
@@ -81,7 +81,7 @@ def notes(history: list[SessionFacts], now: dt.datetime) -> list[str]:
     return found
 
 
-def recurring_theme(history: list[SessionFacts]) -> str | None:
+def recurring_theme(history: list[PastSession]) -> str | None:
     """The theme that keeps returning while the mood falls, or None.
 
     Of the last :data:`THEME_WINDOW` sessions that have themes, a theme must

@@ -942,6 +942,14 @@ class Archive:
                 self._con.execute("UPDATE turns SET embedding = ?::FLOAT[384], sketch = ?::TINYINT[96] WHERE uid = ?",
                                   [np.asarray(vec, np.float32).tolist(), sketch(vec).tolist(), uid])
 
+    def unindexed(self) -> tuple[list[tuple[int, str]], list[tuple[int, np.ndarray]]]:
+        """What ``reindex`` has to do: turns with no vector yet (uid, text), and vectors with no sketch (uid, vector)."""
+        missing = self._con.execute("SELECT uid, text FROM turns WHERE embedding IS NULL ORDER BY uid").fetchall()
+        unsketched = self._con.execute(
+            "SELECT uid, embedding FROM turns WHERE embedding IS NOT NULL AND sketch IS NULL ORDER BY uid").fetchall()
+        return ([(uid, text) for uid, text in missing],
+                [(uid, np.asarray(vec, np.float32)) for uid, vec in unsketched])
+
     def set_mode(self, session_id: int, mode: str) -> None:
         """The mode a session moved to (the person asked for it); its answers keep their own."""
         with self._transaction():

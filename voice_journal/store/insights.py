@@ -31,7 +31,6 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
 
-from ..companion.rumination import SessionFacts
 from .archive import Archive, SessionRow
 
 KINDS = ("before", "after", "estimate")  # the kinds of mood point, in the order they are shown
@@ -179,6 +178,20 @@ def streaks(days: list[dt.date], today: dt.date) -> tuple[int, int]:
         current += 1
         end -= dt.timedelta(days=1)
     return current, longest
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    """What the journal holds about one earlier session, for the companion's rumination notes.
+
+    ``started_at_local`` is an aware datetime in the person's own time zone;
+    ``themes`` are the summary's lower-case phrases (empty if none yet);
+    ``mood`` is 1-10 (their own rating, or one estimated from their words) or None.
+    """
+
+    started_at_local: dt.datetime
+    themes: tuple[str, ...] = ()
+    mood: float | None = None
 
 
 def recent_history(archive: Archive, now: dt.datetime | None = None, days: int = 14, *,
