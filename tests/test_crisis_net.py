@@ -82,7 +82,7 @@ def test_the_net_generalises_beyond_the_word_list_on_the_frozen_split(net):
     found = [net.assess(p.text) for p in crisis]
     recall = sum(a.crisis for a in found) / len(crisis)
     alarms = sum(net.assess(p.text).crisis for p in negatives) / len(negatives)
-    # Measured (README, "Safety"): rules 19.7%, net 86.2% recall; 5.0% of hard negatives called crisis.
+    # Measured (README, "Safety"): rules 19.7%, net 85.5% recall; 5.0% of hard negatives called crisis.
     assert recall >= 0.82 and recall >= by_rules + 0.6, (recall, by_rules)
     assert alarms <= 0.06, alarms
     assert all(a.category in CRISIS_CATEGORIES and a.reasons for a in found if a.crisis)
@@ -97,6 +97,16 @@ def test_meaning_catches_what_the_list_cannot(net):
     for calm in ("Thank you for listening to me.", "This commute is killing me.", "I could murder a pizza.",
                  "My grandmother died last spring and I still miss her every day."):
         assert not net.assess(calm).crisis, calm
+
+
+@pytest.mark.parametrize("text", [
+    # What the app itself asks people to say (mood ratings, modes, endings), worded apart from
+    # safety/data/train_app.tsv: a rating once sat nearer "how many would it take" than any calm phrase.
+    "probably about a six", "I'm at a three today, long week.", "a seven out of ten I think",
+    "let's switch to a check in", "okay that's enough for today thank you", "can we do hold space",
+])
+def test_the_apps_own_questions_answered_are_not_a_crisis(net, text):
+    assert not net.assess(text).crisis, net.scores(text)
 
 
 def test_a_crisis_in_the_middle_of_a_long_turn_is_not_averaged_away(net):
