@@ -167,10 +167,12 @@ class SafetyNet:
         few turns was a concern: what is ambiguous from a stranger is not
         ambiguous from someone who just said they see no way forward.
         """
-        # Only after the concerns that predict suicide (hopelessness, feeling a burden, worthless, trapped),
-        # not after a turn that was tired, sad or merely uncertain: otherwise "thank you for listening"
-        # at the end of a hard day's entry became a crisis (the demo).
-        worrying = [e for e in list(earlier)[-CONTEXT_TURNS:] if e.check.concern and e.check.category in RISK_CONCERNS]
+        # Only after the concerns that predict suicide (hopelessness, feeling a burden, worthless, trapped,
+        # or a turn the band left uncertain, "might be ideation"), not after a turn that was tired, sad
+        # or merely uncertain: otherwise "thank you for listening" at the end of a hard day's entry
+        # became a crisis (the demo).
+        worrying = [e for e in list(earlier)[-CONTEXT_TURNS:]
+                    if e.check.concern and (e.check.category in RISK_CONCERNS or e.check.category in _CRISIS)]
         if not worrying or score.crisis < self.model.thresholds["context"]:
             return None
         before = worrying[-1].check
