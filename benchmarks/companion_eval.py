@@ -21,7 +21,9 @@ model's output), and **as spoken**, after the reply gate. The rules:
 * length: no more words than the mode allows;
 * questions: no more than the turn allows (none in hold-space), and not the
   question asked the turn before;
-* no advice unless asked, no stock phrase, no list or markdown.
+* no advice unless asked, no stock phrase, no list or markdown;
+* speaks to them: their "I" and "my" said back as "you" and "your", not
+  as if the companion had their mother-in-law (``checker.speaks_as_them``).
 
 Multi-turn conversations (three turns each) are scored for not repeating
 a question or an opening, and for bringing back, in the third reply,
@@ -155,7 +157,7 @@ def report(console: Console, results: list[dict], talks: list[dict], model: str,
     table = Table(title=f"companion replies vs. the reply rules · {model} · {split} split · {machine()}", caption=(
         f"{len(results)} replies · raw: as the model wrote them (grammar included), before the gate · "
         "all rules: reflects something specific, length, questions (and not last turn's again), no unasked "
-        "advice, no stock phrase, no list · spoken: after the gate · "
+        "advice, no stock phrase, no list, their words not in the first person · spoken: after the gate · "
         f"data sha256 {digest()[:12]} · load {load_s:.1f} s · RSS {rss_mb:,.0f} MB"))
     for col in ("mode", "replies", "raw: all rules", "raw: reflects", "common problems (raw)", "spoken: all rules",
                 "fixed line", "median words", "first token s", "tokens/s"):

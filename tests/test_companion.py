@@ -430,6 +430,26 @@ def test_stock_phrases_are_left_out(sentence):
                                                              ReplyRules(60, 1)))
 
 
+@pytest.mark.parametrize("sentence", [
+    "I left feeling like nobody listened to me.", "My mother-in-law is coming for two weeks.",
+    "So I'm tired and a bit foggy.", "I've been carrying this all week.",
+])
+def test_their_first_person_said_back_unturned_is_left_out(sentence):
+    gate = ReplyGate(ReplyRules(60, 1))
+    assert not gate.admit(sentence) and gate.trimmed
+    assert gate.admit("You left feeling nobody listened.")
+    assert "their words in the first person" in check(f"{sentence} What was that like?", ReplyRules(60, 1))
+
+
+@pytest.mark.parametrize("sentence", [
+    "I wonder what that was like for you.", "I'm glad you told me.", "I'm sorry that happened.",
+    "I can see why that stung.", "My sense is that it mattered to you.", "Imagine carrying that all week.",
+])
+def test_the_companion_may_still_speak_for_itself(sentence):
+    assert ReplyGate(ReplyRules(60, 1)).admit(sentence)
+    assert "their words in the first person" not in check(sentence, ReplyRules(60, 1))
+
+
 def test_the_question_asked_last_turn_is_not_asked_again():
     conv = Conversation("free")
     conv.turn("I finally finished the move but the new flat feels empty.")

@@ -104,6 +104,26 @@ def stock_phrase(sentence: str) -> str | None:
     return m.group(0) if m else None
 
 
+# A reflection said back in the person's own first person ("My mother-in-law is coming for two
+# weeks", "I'm tired and a bit foggy"): a small model copies their words without turning them to
+# "you", and the person hears the companion claim their life. What a companion says of itself in
+# the first person ("I wonder", "I'm glad you told me", "my sense is") is left alone.
+_OWN_VOICE = (r"(?:wonder|guess|suggest|recommend|say|mean|hope|know|understand|believe|feel\s+for|'d\s+(?:suggest|say|"
+              r"encourage|gently)|'m\s+(?:not\s+(?:sure|a)|an?\s+ai)|am\s+(?:not\s+(?:sure|a)|an?\s+ai)|notice|noticed|hear|heard|can|could|may|might|will|would|want\s+to\s+(?:ask|know|"
+              r"understand|check|stay|name)|imagine|appreciate|admire|respect|see|sense|get\s+the\s+sense|think|love\s+that|just\s+want|really\s+(?:hear|admire|appreciate)|"
+              r"'m\s+(?:(?:just\s+|right\s+|still\s+|not\s+)?here|glad|sorry|struck|curious|listening|wondering|noticing|hearing|moved|so\s+glad|"
+              r"so\s+sorry|really\s+glad|really\s+sorry)|am\s+(?:glad|sorry|struck|curious|here|listening|"
+              r"wondering|moved)|'d\s+(?:like|love)|'ll\s+(?:be|stay|listen))")
+_MIRRORED = re.compile(rf"\b(?:i(?!\s*{_OWN_VOICE}\b)(?:'m|'ve|'d|'ll)?\b|my\b(?!\s+(?:guess|sense|hope|question|"
+                       rf"pleasure|thought|view)\b))", re.IGNORECASE)
+_QUOTED = re.compile(r'"[^"]*"|\u201c[^\u201d]*\u201d')  # their words in quotation marks are a quotation, not a claim
+
+
+def speaks_as_them(sentence: str) -> bool:
+    """Whether a sentence of the companion's is the person's own first person said back unturned."""
+    return bool(_MIRRORED.search(_QUOTED.sub("", sentence).replace("’", "'")))
+
+
 _CONTENT = re.compile(r"[a-z']{3,}")
 _SMALL = {"what", "how", "you", "your", "that", "this", "the", "and", "about", "was", "were", "are", "did",
           "does", "for", "with", "can", "could", "would", "there", "have", "has", "any", "some", "most"}
@@ -182,6 +202,9 @@ class ReplyGate:
         if said_before(sentence, self.rules.said):
             self.trimmed = True  # a small model may answer with an earlier reply again, word for word
             return False
+        if speaks_as_them(sentence):
+            self.trimmed = True  # their "I" in the companion's mouth: left out, the rest may stand
+            return False
         if self.kept and self.words + n > self.rules.max_words:
             # The first sentence always goes (a reply must say something); after it, the
             # reply ends on the last whole sentence that fits.
@@ -226,6 +249,8 @@ def check(text: str, rules: ReplyRules) -> list[str]:
         problems.append("the question of the last turn again")
     if any(said_before(s, rules.said) for s in sentences):
         problems.append("said before in this session")
+    if any(speaks_as_them(s) for s in sentences):
+        problems.append("their words in the first person")
     if _ASIDE.search(text):
         problems.append("a bracketed note")
     if _MARKUP.search(text):
