@@ -14,7 +14,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 OUT    := out
 
-.PHONY: demo test bench eval setup setup-models system virtual-audio clean
+.PHONY: demo test test-fast bench eval setup setup-models system virtual-audio clean
 
 # PortAudio is only needed for the microphone and speaker; file sessions run without it.
 system:
@@ -56,6 +56,10 @@ setup-models: system $(VENV)/.models
 
 test: setup-models virtual-audio
 	$(PY) -m pytest
+
+# The unit tier alone: scripted events and fake clocks, no models, no subprocesses, no real audio time.
+test-fast: setup
+	$(PY) -m pytest -m "not integration" -q
 
 demo: setup-models
 	@mkdir -p $(OUT)/demo

@@ -27,6 +27,32 @@ os.environ.setdefault("VOICE_JOURNAL_SUMMARIES", "false")
 os.environ.setdefault("VOICE_JOURNAL_GENTLE_NOTES", "false")
 
 
+# The two tiers. A test is "integration" when it loads a real model (through a fixture below, or
+# one of its own), runs the CLI in a subprocess, or plays audio through the virtual microphone in
+# real time; everything else drives logic with scripted events and runs in `make test-fast`.
+_MODEL_FIXTURES = {"tiny_stt", "base_stt", "voice", "small_llm", "ollama_server", "net", "embedder"}
+_LOADS_A_MODEL = ("run_cli(", "Embedder.load(", "load_engines(", "SpeechToText(", "Voice.load(", "EmbeddedLLM(",
+                  "subprocess.", "virtual_audio")
+
+
+def pytest_collection_modifyitems(config, items):
+    import inspect
+
+    def loads_a_model(func) -> bool:
+        try:
+            source = inspect.getsource(func)
+        except (OSError, TypeError):
+            return False
+        return any(s in source for s in _LOADS_A_MODEL)
+
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))  # every fixture it needs, however indirectly
+        defs = [d for ds in getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {}).values() for d in ds]
+        if (item.get_closest_marker("slow") or _MODEL_FIXTURES & fixtures
+                or loads_a_model(getattr(item, "function", None)) or any(loads_a_model(d.func) for d in defs)):
+            item.add_marker(pytest.mark.integration)
+
+
 def librivox_clips() -> list[tuple[Path, str]]:
     rows = [line.split("\t") for line in (LIBRIVOX / "transcripts.tsv").read_text().splitlines() if line]
     return [(LIBRIVOX / f"{clip_id}.flac", text) for clip_id, text in rows]
