@@ -174,16 +174,21 @@ def test_a_version_6_journal_keeps_its_sketches_as_int8(tmp_path):
 
 
 def test_searching_while_another_process_records(tmp_path):
-    """One process archives turns as a session does; this one searches 50 times meanwhile."""
+    """One process archives turns as a session does; this one searches after each turn is committed."""
     from voice_journal.store import search
 
     path = tmp_path / "j.duckdb"
     Archive.open(path).close()
+    # The writer starts writing when this process is ready to read, and this process reads
+    # until the writer is done: they overlap by construction, however busy the machine.
     writer = subprocess.Popen([sys.executable, "-c", (
         "import sys, time\n"
         "from voice_journal.store.archive import Archive, TurnRecord\n"
         "a = Archive.open(sys.argv[1])\n"
         "sid = a.begin_session()\n"
+        "a.release()\n"
+        "print('ready', flush=True)\n"
+        "sys.stdin.readline()\n"
         "for i in range(40):\n"
         "    tag = 'zork' + ''.join(chr(97 + int(d)) for d in str(i)) + 'x'  # the tokenizer drops digits\n"
         "    a.add_turn(TurnRecord(sid, i, 'user', f'entry {tag} about marmalade'))\n"
@@ -191,15 +196,20 @@ def test_searching_while_another_process_records(tmp_path):
         "    print(i, flush=True)\n"
         "    time.sleep(0.03)\n"
         "a.end_session(sid)\n"
-        "a.close()\n"), str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    seen = []
-    for _ in range(50):
+        "a.close()\n"), str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "ready", writer.stderr.read()
+    writer.stdin.write("go\n")
+    writer.stdin.flush()
+    seen, said = [], []
+    for line in writer.stdout:  # after each turn the writer committed, a search here
+        said.append(line.strip())
         with Archive.open(path, read_only=True) as a:
             seen.append(len(search.bm25(a, "marmalade", limit=100)))
     out, err = writer.communicate(timeout=120)
     assert writer.returncode == 0, err
-    assert out.split() == [str(i) for i in range(40)]
-    assert seen == sorted(seen) and seen[-1] > 0  # the reader saw the journal grow
+    assert said == [str(i) for i in range(40)]
+    # The reader saw the journal grow, never shrink, and every turn committed before it looked.
+    assert seen == sorted(seen) and all(n >= i + 1 for i, n in enumerate(seen)) and seen[-1] == 40
     with Archive.open(path, read_only=True) as a:
         for i in range(40):  # every committed turn is found
             hits = search.bm25(a, "zork" + "".join(chr(97 + int(d)) for d in str(i)) + "x")
