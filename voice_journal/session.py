@@ -50,8 +50,9 @@ from .llm.prefetch import PrefetchedReply
 from .speech.sentences import SentenceSplitter, has_words
 from .speech.stt import LanguagePin, Segment, SttConfig, Transcriber, Transcript
 from .speech.tts import Voice
+from .recorder import Recorder
 from .store import search
-from .store.archive import Answer, Archive, TurnRecord, interrupted
+from .store.archive import Answer, Archive, interrupted
 from .store.embedding import Embedder
 
 log = logging.getLogger(__name__)
@@ -405,7 +406,7 @@ class FileSession:
         self.conv = Conversation(mode, locale=settings.locale, ask_mood=settings.mood_check,
                                  recall=recaller(archive, engines.embedder, lambda: self.session_id)
                                  if settings.memory else None, net=engines.safety_net())
-        self._idx = 0
+        self.recorder: Recorder | None = None  # from the first turn heard: an empty file makes no session
         self._languages: collections.Counter[str] = collections.Counter()
         self._timings: list[dict[str, float]] = []
         self._pin = LanguagePin(settings.language)
@@ -472,21 +473,17 @@ class FileSession:
             self.session_id = self.archive.begin_session(
                 mode=self.mode, source=f"file:{Path(source).name}", models=engines.names()
             )
+            self.recorder = Recorder(self.archive, self.session_id, self._embed)
         plan = self.conv.turn(transcript.text)  # the safety check sees their words before the model does
         user_timings = {"vad_s": vad_s, "stt_s": transcript.stt_s}
-        self.archive.add_turn(TurnRecord(
-            self.session_id, self._idx, "user", transcript.text, pcm.to_flac(u.clip), u.clip.rate,
-            u.start, u.end, u.duration, transcript.language, round(transcript.confidence, 4),
-            user_timings, engines.transcriber.name, embedding=self._embed(transcript.text),
-            **_flag(plan.check),
-        ))
-        _keep_answers(self.archive, self.session_id, self._idx, plan)
+        idx = self.recorder.user(u.clip, transcript, u.start, u.end,
+                                 timings=user_timings, engine=engines.transcriber.name, check=plan.check)
+        _keep_answers(self.archive, self.session_id, idx, plan)
         self._languages[transcript.language] += 1
         self._timings.append(user_timings)
-        self.on_event(UserSpoke(self.session_id, self._idx, transcript.text, u.start, u.end, transcript.language))
-        self._idx += 1
+        self.on_event(UserSpoke(self.session_id, idx, transcript.text, u.start, u.end, transcript.language))
         if plan.check.level != "none":
-            self.on_event(SafetyAlert(self.session_id, self._idx - 1, plan.check.level, plan.check.reasons,
+            self.on_event(SafetyAlert(self.session_id, idx, plan.check.level, plan.check.reasons,
                                       plan.fixed if plan.crisis else None))
         if plan.switched:
             self.on_event(ModeChanged(self.session_id, plan.mode))
@@ -501,20 +498,13 @@ class FileSession:
             raise reply.error
         # The reply's clock starts at the end of the person's turn, so it includes their STT.
         timings = {**reply.timings, "user_stt_s": transcript.stt_s}
-        has_audio = len(reply.audio) > 0
-        self.archive.add_turn(TurnRecord(
-            self.session_id, self._idx, "assistant", text,
-            pcm.to_flac(pcm.Clip(reply.audio, reply.rate)) if has_audio else None,
-            reply.rate if has_audio else None,
-            duration_s=len(reply.audio) / reply.rate if has_audio else None,
-            timings=timings, model=f"{engines.llm.backend}:{engines.llm.model}",
-            partial=reply.error is not None, embedding=self._embed(text),
-            recalled=tuple(r.as_dict() for r in plan.recalled),
-        ))
+        idx = self.recorder.companion(
+            text, reply.audio if len(reply.audio) else None, reply.rate, timings=timings,
+            model=f"{engines.llm.backend}:{engines.llm.model}", partial=reply.error is not None,
+            recalled=[r.as_dict() for r in plan.recalled])
         self.conv.replied(text)
         self._timings.append(timings)
-        self.on_event(CompanionReplied(self.session_id, self._idx, text, timings, reply.error is not None))
-        self._idx += 1
+        self.on_event(CompanionReplied(self.session_id, idx, text, timings, reply.error is not None))
         self.archive.release()  # between turns the journal is free for search, list and play elsewhere
         if self.sink is not None:
             self.sink.gap(0.6, reply.rate)
@@ -526,17 +516,12 @@ class FileSession:
         text = plan.fixed
         voice = self.engines.voice
         audio = speak_reply_text(voice, text, self.sink) if voice is not None else np.zeros(0, np.int16)
-        self.archive.add_turn(TurnRecord(
-            self.session_id, self._idx, "assistant", text,
-            pcm.to_flac(pcm.Clip(audio, voice.rate)) if len(audio) else None, voice.rate if len(audio) else None,
-            duration_s=len(audio) / voice.rate if len(audio) else None, timings={},
-            model=_fixed_model(plan, voice), embedding=self._embed(text), **_crisis_flag(plan),
-        ))
+        idx = self.recorder.companion(text, audio if len(audio) else None, voice.rate if voice is not None else None,
+                                      timings={}, model=_fixed_model(plan, voice), crisis=plan.crisis)
         self.archive.release()
         self.conv.replied(text)
         self._timings.append({})
-        self.on_event(CompanionReplied(self.session_id, self._idx, text, {}))
-        self._idx += 1
+        self.on_event(CompanionReplied(self.session_id, idx, text, {}))
         if self.sink is not None and voice is not None:
             self.sink.gap(0.6, voice.rate)
 
@@ -587,13 +572,9 @@ def _fixed_model(plan: Plan, voice: Voice | None) -> str:
     return "safety" if plan.crisis else (voice.name if voice is not None else "fixed")
 
 
-def _crisis_flag(plan: Plan) -> dict:
-    return {"safety": "crisis", "safety_reasons": ("crisis message",)} if plan.crisis else {}
-
-
-def _flag(check: safety.Assessment) -> dict:
-    """A turn's safety fields for the archive."""
-    return {} if check.level == "none" else {"safety": check.level, "safety_reasons": check.reasons}
+def _embedder_of(embedder: Embedder | None):
+    """A text -> vector function for the recorder (None without an embedder)."""
+    return (lambda text: embedder.embed([text])[0] if text else None) if embedder is not None else None
 
 
 def speak_reply_text(voice: Voice, text: str, sink: AudioSink | None) -> np.ndarray:
@@ -736,7 +717,7 @@ class LiveSession:
         self.state = "starting"  # listening, hearing, thinking, speaking, closing, ended
         self.level_dbfs = -120.0
         self.started = time.monotonic()
-        self._idx = 0
+        self.recorder: Recorder | None = None  # once the session is begun (run)
         self._user_turns = 0
         self._timings: list[dict[str, float]] = []
         self._languages: collections.Counter[str] = collections.Counter()
@@ -778,6 +759,7 @@ class LiveSession:
             mode=self.mode, source=self.source.name if self.source.name.startswith("file:") else "microphone",
             models=self.engines.names(),
         )
+        self.recorder = Recorder(self.archive, self.session_id, self._embed)
         try:  # cheap unless the index lags, or was built by an older version (memory searches it every turn)
             search.refresh_index(self.archive)
         except VoiceJournalError as e:
@@ -1059,7 +1041,7 @@ class LiveSession:
                 # 1.0: every word was transcribed during the person's pauses, none after the turn ended.
                 "early_stt": float(bool(pieces) and len(u.clip.samples) - covered < pcm.RATE // 4),
             }, check=plan.check)
-            _keep_answers(self.archive, self.session_id, self._idx - 1, plan)
+            _keep_answers(self.archive, self.session_id, self.recorder.next_idx - 1, plan)
             self.archive.release()
         except KeyboardInterrupt:
             raise  # _on_interrupt keeps the turn, then what was heard of the reply
@@ -1080,14 +1062,9 @@ class LiveSession:
 
     def _archive_user(self, clip: pcm.Clip, t: Transcript, start: float, end: float,
                       timings: dict[str, float], partial: bool = False, *, check: safety.Assessment) -> None:
-        idx = self._idx
-        self.archive.add_turn(TurnRecord(
-            self.session_id, idx, "user", t.text, pcm.to_flac(clip), clip.rate, start, end, clip.duration,
-            t.language, round(t.confidence, 4), timings, self.engines.transcriber.name, partial=partial,
-            embedding=self._embed(t.text), **_flag(check),
-        ))
-        # At once: from here a Ctrl-C must not archive this turn again (see _on_interrupt).
-        self._idx, self._utterance = idx + 1, None
+        idx = self.recorder.user(clip, t, start, end, timings=timings, engine=self.engines.transcriber.name,
+                                 check=check, partial=partial)
+        self._utterance = None  # at once: from here a Ctrl-C must not archive this turn again (see _on_interrupt)
         self._user_turns += 1
         self.archive.release()
         self._languages[t.language] += 1
@@ -1192,20 +1169,14 @@ class LiveSession:
         if not text and not len(audio):
             self.conv.replied("")  # keep user/assistant pairs for the cache
             return
-        has_audio = len(audio) > 0
-        self.archive.add_turn(TurnRecord(
-            self.session_id, self._idx, "assistant", text,
-            pcm.to_flac(pcm.Clip(audio, reply.rate)) if has_audio else None, reply.rate if has_audio else None,
-            duration_s=len(audio) / reply.rate if has_audio else None, timings=timings,
-            model=f"{engines.llm.backend}:{engines.llm.model}", partial=partial, embedding=self._embed(text),
-            recalled=tuple(r.as_dict() for r in recalled),
-        ))
+        idx = self.recorder.companion(text, audio if len(audio) else None, reply.rate, timings=timings,
+                                      model=f"{engines.llm.backend}:{engines.llm.model}", partial=partial,
+                                      recalled=[r.as_dict() for r in recalled])
         self.archive.release()
         self.conv.replied(text)
         self._timings.append(timings)
         self._partial = self._partial or partial
-        self.on_event(CompanionReplied(self.session_id, self._idx, text, timings, partial))
-        self._idx += 1
+        self.on_event(CompanionReplied(self.session_id, idx, text, timings, partial))
 
     def _say(self, text: str, *, greeting: bool = False, crisis: bool = False, interruptible: bool = False) -> None:
         """Speak fixed words (greeting, crisis message, a mode's opening, closings) and archive them.
@@ -1258,17 +1229,11 @@ class LiveSession:
         return None
 
     def _archive_fixed(self, text: str, audio: np.ndarray, partial: bool, crisis: bool = False) -> None:
-        rate = self.engines.voice.rate
-        self.archive.add_turn(TurnRecord(
-            self.session_id, self._idx, "assistant", text or "…", pcm.to_flac(pcm.Clip(audio, rate)), rate,
-            duration_s=len(audio) / rate, timings={}, model="safety" if crisis else self.engines.voice.name,
-            partial=partial, embedding=self._embed(text),
-            **({"safety": "crisis", "safety_reasons": ("crisis message",)} if crisis else {}),
-        ))
+        idx = self.recorder.companion(text or "…", audio, self.engines.voice.rate, timings={}, partial=partial,
+                                      model="safety" if crisis else self.engines.voice.name, crisis=crisis)
         self.archive.release()
         self.conv.replied(text)
-        self.on_event(CompanionReplied(self.session_id, self._idx, text, {}, partial))
-        self._idx += 1
+        self.on_event(CompanionReplied(self.session_id, idx, text, {}, partial))
 
     # -- Ctrl-C --------------------------------------------------------------
 
@@ -1284,9 +1249,9 @@ class LiveSession:
             self._drop_early_reply()  # begun in a pause, never heard: nothing to keep
             job, heard = self._stop_reply()  # a reply begun: stop it, keep what was heard
             u, self._utterance = self._utterance, None
-            if u is not None and self._committed(self._idx):
+            if u is not None and self._committed(self.recorder.next_idx):
                 # Ctrl-C came between the turn's commit and the next line: it is kept already.
-                self._idx += 1
+                self.recorder.skip()
                 self._user_turns += 1
             elif u is not None:  # a whole turn heard, not archived yet (its reply may have begun)
                 self._archive_unanswered(u.clip, self._session_time(u.start), self._session_time(u.end),
@@ -1398,8 +1363,7 @@ def write_entry(archive: Archive, embedder: Embedder | None, text: str, at=None)
     if len(clean) > MAX_WRITTEN_CHARS:
         raise InputError(f"the entry is too long ({len(clean):,} characters; {MAX_WRITTEN_CHARS:,} at most)")
     sid = archive.begin_session(mode=DEFAULT_MODE, source="typed", models={}, started_at=at)
-    vec = embedder.embed([clean])[0] if embedder is not None else None
-    archive.add_turn(TurnRecord(sid, 0, "user", clean, at=at, embedding=vec))
+    Recorder(archive, sid, _embedder_of(embedder)).typed(clean, at)
     archive.end_session(sid, ended_at=at)
     search.refresh_index(archive)
     return sid
@@ -1445,8 +1409,7 @@ def import_recording(archive: Archive, transcriber: Transcriber, embedder: Embed
         at = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc).replace(tzinfo=None)
         at -= dt.timedelta(seconds=info.duration)  # a file's time is when recording stopped
     seg = Segmenter(SegmenterConfig(end_silence_ms=settings.end_silence_ms, max_turn_s=settings.max_turn_s))
-    sid = None
-    idx = 0
+    sid = recorder = None
     languages: collections.Counter[str] = collections.Counter()
 
     pin = LanguagePin(transcriber.config.language)
@@ -1458,19 +1421,15 @@ def import_recording(archive: Archive, transcriber: Transcriber, embedder: Embed
         if sid is None:
             sid = archive.begin_session(mode=DEFAULT_MODE, source=f"import:{path.name}",
                                         models={"stt": transcriber.name}, started_at=at, source_hash=digest)
-        vec = embedder.embed([t.text])[0] if embedder is not None else None
-        archive.add_turn(TurnRecord(
-            sid, idx, "user", t.text, pcm.to_flac(u.clip), u.clip.rate, u.start, u.end, u.duration, t.language,
-            round(t.confidence, 4), {"stt_s": t.stt_s}, transcriber.name,
-            at=at + dt.timedelta(seconds=u.start), embedding=vec,
-        ))
+            recorder = Recorder(archive, sid, _embedder_of(embedder))
+        idx = recorder.user(u.clip, t, u.start, u.end, timings={"stt_s": t.stt_s}, engine=transcriber.name,
+                            at=at + dt.timedelta(seconds=u.start))
         archive.release()
         languages[t.language] += 1
         on_turn(idx, u, t.text)
-        idx += 1
-    if sid is None:
+    if sid is None or recorder is None:
         return Imported(str(path), None, 0, "no speech found")
     archive.end_session(sid, language=languages.most_common(1)[0][0], ended_at=at + dt.timedelta(seconds=info.duration))
     search.refresh_index(archive)
     archive.release()
-    return Imported(str(path), sid, idx)
+    return Imported(str(path), sid, recorder.next_idx)
