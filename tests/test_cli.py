@@ -284,8 +284,9 @@ def test_ollama_dying_mid_reply_keeps_what_was_said(ollama_server, tmp_path):
         turns = a.turns(s.id, with_audio=True)
     assert s.status == "interrupted"
     assert turns[0].role == "user" and "brother" in turns[0].text and turns[0].audio_flac
-    # The part of the reply that arrived was spoken and kept, marked as cut short.
-    assert turns[1].role == "assistant" and turns[1].partial and turns[1].text
+    # The part of the reply that arrived and was spoken is kept, marked as cut short. (The gate may
+    # have left all of it out, SmolLM saying the person's "I" back unturned: then nothing was spoken.)
+    assert len(turns) <= 2 and all(t.role == "assistant" and t.partial and t.text for t in turns[1:]), turns
 
 
 def test_play_without_a_speaker_says_so_before_loading_models(tmp_path):
@@ -338,3 +339,43 @@ def test_list_and_search_work_while_a_session_records(tmp_path):
     finally:
         p.communicate(timeout=300)
     assert p.returncode == 0
+
+
+def test_a_model_that_dies_mid_reply_leaves_what_was_spoken_archived(tiny_stt, voice, tmp_path):
+    """The same failure as above with the model's words fixed: the spoken sentence is kept, cut short."""
+    from voice_journal import config
+    from voice_journal.audio import pcm
+    from voice_journal.audio.playback import WavSink
+    from voice_journal.errors import LLMError
+    from voice_journal.llm.base import ReplyStream, Usage
+    from voice_journal.session import Engines, FileSession
+
+    from conftest import spoken
+
+    class DiesMidReply:  # an LLM whose connection drops after one sentence and a word
+        backend, model = "test", "dies-mid-reply"
+
+        def stream(self, messages, options=None):
+            def deltas():
+                yield "You had a long argument with your brother. "
+                yield "What "
+                raise LLMError("the model went away")
+            return ReplyStream(deltas(), lambda cancelled, first, total: Usage(first_token_s=first, total_s=total))
+
+        def warm(self, messages):
+            pass
+
+        def close(self):
+            pass
+
+    rec = tmp_path / "talk.wav"
+    pcm.write_wav(rec, spoken(voice, ["I had a long argument with my brother today."]))
+    s = config.load(profile="fast", db=tmp_path / "j.duckdb")
+    with Archive.open(s.db) as a:
+        with pytest.raises(LLMError):
+            FileSession(Engines(tiny_stt, voice, DiesMidReply()), a, s, sink=WavSink(tmp_path / "r.wav")).run(rec)
+        (row,) = a.sessions()
+        turns = a.turns(row.id, with_audio=True)
+    assert [t.role for t in turns] == ["user", "assistant"]
+    assert turns[1].text.startswith("You had a long argument with your brother.") and turns[1].partial
+    assert turns[1].audio_flac

@@ -282,3 +282,28 @@ def test_play_replays_a_turn_on_the_speaker(va, tmp_path):
     assert 0.7 * c.duration <= heard <= c.duration + 0.5, (
         f"{heard:.2f} s voiced of {c.duration:.2f} s; {speaker.seconds():.2f} s recorded; play took {took:.1f} s; "
         f"stderr: {r.stderr[-1500:]}")
+
+
+def test_a_crisis_said_into_the_virtual_microphone_gets_the_fixed_message(va, voice, tmp_path):
+    """The live session answers through the same crisis net: a phrase in no corpus file, in Piper's voice."""
+    import json
+
+    from conftest import run_cli, spoken
+    from voice_journal.audio import pcm
+
+    said = tmp_path / "said.wav"
+    # Not in any corpus file (the one tests/test_crisis_net.py holds as its unseen phrase).
+    pcm.write_wav(said, spoken(voice, ["I keep thinking everyone would move on fine if I just stopped existing."],
+                               pause_s=0.3))
+    db = tmp_path / "j.duckdb"
+    live = Live(va, db, "--max-turns", "1")
+    live.wait_for("Companion")  # the greeting
+    time.sleep(0.5)
+    va.say(said)
+    live.wait_for("You")
+    assert live.finish() == 0, "".join(live.stderr)
+    shown = json.loads(run_cli("show", "1", "--db", str(db), "--json").stdout)
+    [user] = [t for t in shown["turns"] if t["role"] == "user"]
+    assert user["safety"] == "crisis", user
+    answer = next(t for t in shown["turns"] if t["turn"] == user["turn"] + 1)
+    assert answer["role"] == "assistant" and answer["safety"] == "crisis", answer
