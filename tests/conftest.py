@@ -36,8 +36,10 @@ _LOADS_A_MODEL = ("run_cli(", "Embedder.load(", "load_engines(", "SpeechToText("
 
 
 def pytest_collection_modifyitems(config, items):
+    import functools
     import inspect
 
+    @functools.cache  # a fixture is shared by many tests: read its source once
     def loads_a_model(func) -> bool:
         try:
             source = inspect.getsource(func)

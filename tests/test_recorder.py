@@ -18,17 +18,20 @@ def _heard(text: str) -> tuple[pcm.Clip, Transcript]:
     return clip, Transcript(text, "en", 0.98, (), clip.duration, 0.21)
 
 
-def _vector(text: str) -> np.ndarray:
-    v = np.zeros(384, np.float32)
-    v[len(text) % 384] = 1.0
-    return v
+class _Vectors:
+    """An embedder stand-in: one unit vector a text, by its length (the recorder only stores it)."""
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        v = np.zeros((len(texts), 384), np.float32)
+        v[np.arange(len(texts)), [len(t) % 384 for t in texts]] = 1.0
+        return v
 
 
 def test_turns_are_numbered_and_committed_as_they_are_recorded(tmp_path):
     db = tmp_path / "j.duckdb"
     with Archive.open(db) as journal:
         sid = journal.begin_session(mode="free", source="test", models={})
-        rec = Recorder(journal, sid, _vector)
+        rec = Recorder(journal, sid, _Vectors())
         clip, said = _heard("My sister called and we laughed.")
         assert rec.user(clip, said, 1.0, 1.5, timings={"stt_s": 0.21}, engine="whisper-test",
                         check=Assessment("concern", ("hopelessness",), "hopelessness", "rules")) == 0
@@ -67,7 +70,7 @@ def test_typed_and_imported_turns_keep_their_own_time(tmp_path):
     then = dt.datetime(2026, 3, 4, 20, 15)
     with Archive.open(tmp_path / "j.duckdb") as journal:
         sid = journal.begin_session(mode="free", source="typed", models={}, started_at=then)
-        rec = Recorder(journal, sid, _vector)
+        rec = Recorder(journal, sid, _Vectors())
         assert rec.typed("Wrote this on the train.", then) == 0
         clip, said = _heard("and this i said later")
         rec.user(clip, said, 10.0, 10.5, timings={}, engine="whisper-test", at=then + dt.timedelta(seconds=10))

@@ -7,7 +7,7 @@ vector that search and memory use) and commits it at once, so that a crash
 or Ctrl-C after the call never loses it. It numbers the turns; nothing else
 does.
 
->>> rec = Recorder(journal, session_id, embed)                     # doctest: +SKIP
+>>> rec = Recorder(journal, session_id, Embedder.load())           # doctest: +SKIP
 >>> rec.user(clip, transcript, 0.0, 4.2, timings={"stt_s": 0.4},
 ...          engine="whisper-base", check=assessment)               # doctest: +SKIP
 0
@@ -22,7 +22,7 @@ run elsewhere) stays with the session, which knows when a turn is over.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Callable, Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 
@@ -31,7 +31,11 @@ from .companion import safety
 from .speech.stt import Transcript
 from .store.archive import Archive, TurnRecord
 
-Embed = Callable[[str], "np.ndarray | None"]  # a turn's text -> its vector, or None without an embedder
+
+
+class Embeds(Protocol):  # store.embedding.Embedder, or a stand-in
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+
 
 CRISIS_FLAG = {"safety": "crisis", "safety_reasons": ("crisis message",)}  # on the fixed crisis message itself
 
@@ -46,11 +50,14 @@ def safety_flag(check: safety.Assessment | None) -> dict:
 class Recorder:
     """Builds and commits one session's turns, numbered from ``next_idx``."""
 
-    def __init__(self, archive: Archive, session_id: int, embed: Embed | None = None, next_idx: int = 0):
+    def __init__(self, archive: Archive, session_id: int, embedder: Embeds | None = None, next_idx: int = 0):
         self.archive = archive
         self.session_id = session_id
-        self.embed = embed or (lambda text: None)
+        self.embedder = embedder  # without one, turns are archived with no vector (reindex adds it later)
         self.next_idx = next_idx
+
+    def embed(self, text: str) -> np.ndarray | None:
+        return self.embedder.embed([text])[0] if self.embedder is not None and text else None
 
     def user(self, clip: pcm.Clip, transcript: Transcript, start: float, end: float, *,
              timings: dict[str, float], engine: str, check: safety.Assessment | None = None,

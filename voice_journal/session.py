@@ -459,9 +459,6 @@ class FileSession:
         users = sum(1 for t in self._timings if "stt_s" in t)
         return SessionResult(self.session_id, users, len(self._timings) - users, tuple(self._timings))
 
-    def _embed(self, text: str):
-        return self.engines.embedder.embed([text])[0] if self.engines.embedder is not None and text else None
-
     def _turn(self, u: Utterance, turn_end: float, vad_s: float, source: str) -> None:
         engines = self.engines
         transcript = engines.transcriber.transcribe(u.clip, self._pin.language)
@@ -473,7 +470,7 @@ class FileSession:
             self.session_id = self.archive.begin_session(
                 mode=self.mode, source=f"file:{Path(source).name}", models=engines.names()
             )
-            self.recorder = Recorder(self.archive, self.session_id, self._embed)
+            self.recorder = Recorder(self.archive, self.session_id, engines.embedder)
         plan = self.conv.turn(transcript.text)  # the safety check sees their words before the model does
         user_timings = {"vad_s": vad_s, "stt_s": transcript.stt_s}
         idx = self.recorder.user(u.clip, transcript, u.start, u.end,
@@ -570,11 +567,6 @@ def _keep_answers(archive: Archive, session_id: int, idx: int, plan: Plan) -> No
 
 def _fixed_model(plan: Plan, voice: Voice | None) -> str:
     return "safety" if plan.crisis else (voice.name if voice is not None else "fixed")
-
-
-def _embedder_of(embedder: Embedder | None):
-    """A text -> vector function for the recorder (None without an embedder)."""
-    return (lambda text: embedder.embed([text])[0] if text else None) if embedder is not None else None
 
 
 def speak_reply_text(voice: Voice, text: str, sink: AudioSink | None) -> np.ndarray:
@@ -759,7 +751,7 @@ class LiveSession:
             mode=self.mode, source=self.source.name if self.source.name.startswith("file:") else "microphone",
             models=self.engines.names(),
         )
-        self.recorder = Recorder(self.archive, self.session_id, self._embed)
+        self.recorder = Recorder(self.archive, self.session_id, self.engines.embedder)
         try:  # cheap unless the index lags, or was built by an older version (memory searches it every turn)
             search.refresh_index(self.archive)
         except VoiceJournalError as e:
@@ -1074,9 +1066,6 @@ class LiveSession:
             self.on_event(SafetyAlert(self.session_id, idx, check.level, check.reasons,
                                       self.conv.guard.message() if check.crisis else None))
 
-    def _embed(self, text: str):
-        return self.engines.embedder.embed([text])[0] if self.engines.embedder is not None and text else None
-
     # -- speaking ----------------------------------------------------------
 
     def _start_answer(self, plan: Plan, turn_end: float, early: PrefetchedReply | None = None) -> _ReplyJob:
@@ -1363,7 +1352,7 @@ def write_entry(archive: Archive, embedder: Embedder | None, text: str, at=None)
     if len(clean) > MAX_WRITTEN_CHARS:
         raise InputError(f"the entry is too long ({len(clean):,} characters; {MAX_WRITTEN_CHARS:,} at most)")
     sid = archive.begin_session(mode=DEFAULT_MODE, source="typed", models={}, started_at=at)
-    Recorder(archive, sid, _embedder_of(embedder)).typed(clean, at)
+    Recorder(archive, sid, embedder).typed(clean, at)
     archive.end_session(sid, ended_at=at)
     search.refresh_index(archive)
     return sid
@@ -1421,13 +1410,13 @@ def import_recording(archive: Archive, transcriber: Transcriber, embedder: Embed
         if sid is None:
             sid = archive.begin_session(mode=DEFAULT_MODE, source=f"import:{path.name}",
                                         models={"stt": transcriber.name}, started_at=at, source_hash=digest)
-            recorder = Recorder(archive, sid, _embedder_of(embedder))
+            recorder = Recorder(archive, sid, embedder)
         idx = recorder.user(u.clip, t, u.start, u.end, timings={"stt_s": t.stt_s}, engine=transcriber.name,
                             at=at + dt.timedelta(seconds=u.start))
         archive.release()
         languages[t.language] += 1
         on_turn(idx, u, t.text)
-    if sid is None or recorder is None:
+    if recorder is None:
         return Imported(str(path), None, 0, "no speech found")
     archive.end_session(sid, language=languages.most_common(1)[0][0], ended_at=at + dt.timedelta(seconds=info.duration))
     search.refresh_index(archive)

@@ -108,12 +108,13 @@ def stock_phrase(sentence: str) -> str | None:
 # weeks", "I'm tired and a bit foggy"): a small model copies their words without turning them to
 # "you", and the person hears the companion claim their life. What a companion says of itself in
 # the first person ("I wonder", "I'm glad you told me", "my sense is") is left alone.
-_OWN_VOICE = (r"(?:wonder|guess|suggest|recommend|say|mean|hope|know|understand|believe|feel\s+for|'d\s+(?:suggest|say|"
-              r"encourage|gently)|'m\s+(?:not\s+(?:sure|a)|an?\s+ai)|am\s+(?:not\s+(?:sure|a)|an?\s+ai)|notice|noticed|hear|heard|can|could|may|might|will|would|want\s+to\s+(?:ask|know|"
-              r"understand|check|stay|name)|imagine|appreciate|admire|respect|see|sense|get\s+the\s+sense|think|love\s+that|just\s+want|really\s+(?:hear|admire|appreciate)|"
-              r"'m\s+(?:(?:just\s+|right\s+|still\s+|not\s+)?here|glad|sorry|struck|curious|listening|wondering|noticing|hearing|moved|so\s+glad|"
-              r"so\s+sorry|really\s+glad|really\s+sorry)|am\s+(?:glad|sorry|struck|curious|here|listening|"
-              r"wondering|moved)|'d\s+(?:like|love)|'ll\s+(?:be|stay|listen))")
+_OWN_VOICE = (r"(?:wonder|guess|suggest|recommend|say|mean|hope|know|understand|believe|feel\s+for|notice|noticed|"
+              r"hear|heard|can|could|may|might|will|would|want\s+to\s+(?:ask|know|understand|check|stay|name)|imagine|"
+              r"appreciate|admire|respect|see|sense|get\s+the\s+sense|think|love\s+that|just\s+want|"
+              r"really\s+(?:hear|admire|appreciate)|"
+              r"(?:'m|am)\s+(?:(?:just\s+|right\s+|still\s+|not\s+)?here|not\s+(?:sure|a)|an?\s+ai|"
+              r"(?:so\s+|really\s+)?(?:glad|sorry)|struck|curious|listening|wondering|noticing|hearing|moved)|"
+              r"'d\s+(?:suggest|say|encourage|gently|like|love)|'ll\s+(?:be|stay|listen))")
 _MIRRORED = re.compile(rf"\b(?:i(?!\s*{_OWN_VOICE}\b)(?:'m|'ve|'d|'ll)?\b|my\b(?!\s+(?:guess|sense|hope|question|"
                        rf"pleasure|thought|view)\b))", re.IGNORECASE)
 _QUOTED = re.compile(r'"[^"]*"|\u201c[^\u201d]*\u201d')  # their words in quotation marks are a quotation, not a claim

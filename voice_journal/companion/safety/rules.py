@@ -45,10 +45,9 @@ _KILL = r"(?:kill|killing|killed|hang|hanging|hanged|drown|drowning|shoot|shooti
 _ASKED = re.compile(r"\b(?:asked|asks|asking|ask)\s+(?:me\s+|us\s+)?(?:if|whether)\b")
 # The subject of the words just before a match: "he has a plan ... and has been saving pills" is not
 # about the speaker, whatever the pattern's words.
-_SUBJECT = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|me|myself|he|she|they|he's|she's|they're|they've|his|her|their|"
-                      r"him|them|himself|herself|themselves)\b")
 _OTHERS = {"he", "she", "they", "he's", "she's", "they're", "they've", "his", "her", "their", "him", "them",
            "himself", "herself", "themselves"}
+_SUBJECT = re.compile(r"\b(?:%s)\b" % "|".join(["i", "i'm", "i've", "i'd", "i'll", "me", "myself", *sorted(_OTHERS)]))
 # "I would never kill myself", "I'm not going to hurt myself": said to reassure, not to disclose.
 _NEGATED = re.compile(r"\b(?:never|not|\w+n't|cannot|dont|wouldnt|no\s+way\s+(?:i'?d|i\s+would))(?:\s+\w+){0,2}\s*$")
 

@@ -143,9 +143,12 @@ def nearest(similarity: np.ndarray, k: int) -> np.ndarray:
     return np.partition(similarity, similarity.shape[1] - k, axis=1)[:, -k:].mean(axis=1)
 
 
-def closeness(similarity: np.ndarray, crisis: np.ndarray, k: int) -> np.ndarray:
-    """How much nearer the ``k`` nearest crisis exemplars are than the ``k`` nearest calm ones."""
-    return nearest(similarity[:, crisis], k) - nearest(similarity[:, ~crisis], k)
+def closeness(to_crisis: np.ndarray, to_calm: np.ndarray, k: int) -> np.ndarray:
+    """How much nearer the ``k`` nearest crisis exemplars are than the ``k`` nearest calm ones.
+
+    ``to_crisis``, ``to_calm``: each row's similarities to the crisis and to the calm exemplars.
+    """
+    return nearest(to_crisis, k) - nearest(to_calm, k)
 
 
 @dataclass(frozen=True)
@@ -179,6 +182,9 @@ class SemanticModel:
         # cosines move by under 1e-3), and which of them are a crisis.
         self.exemplars = None if exemplars is None else np.asarray(exemplars, np.float32)
         self.exemplar_crisis = None if exemplar_crisis is None else np.asarray(exemplar_crisis, bool)
+        if self.exemplars is not None:  # split once here, not on every turn
+            self._crisis_ex = self.exemplars[self.exemplar_crisis]
+            self._calm_ex = self.exemplars[~self.exemplar_crisis]
         self.mix = mix
         self._level_of = np.array([[lv == level for lv in self.levels] for level in LEVELS], np.float32).T
 
@@ -210,8 +216,8 @@ class SemanticModel:
         """The crisis score of each vector: the regression's and the exemplars' readings mixed."""
         if self.mix is None or self.exemplars is None:
             return np.asarray(crisis_prob, np.float64)
-        near = closeness(np.asarray(vectors, np.float32) @ self.exemplars.T, self.exemplar_crisis, self.mix.k)
-        return self.mix.risk(crisis_prob, near)
+        v = np.asarray(vectors, np.float32)
+        return self.mix.risk(crisis_prob, closeness(v @ self._crisis_ex.T, v @ self._calm_ex.T, self.mix.k))
 
     def score(self, text: str, embed: Embed) -> Score:
         """Read a turn (whole, and in windows when long); the most worrying window decides."""
@@ -224,5 +230,4 @@ class SemanticModel:
         i = int(np.argmax(worry))
         crisis_only = np.where(self._level_of[:, 2] > 0, cats[i], -1.0)
         return Score(dict(zip(LEVELS, map(float, levels[i]))), self.categories[int(np.argmax(cats[i]))],
-                     self.categories[int(np.argmax(crisis_only))], parts[i],
-                     None if self.mix is None else float(risk[i]))
+                     self.categories[int(np.argmax(crisis_only))], parts[i], float(risk[i]))

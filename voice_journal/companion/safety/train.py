@@ -90,8 +90,7 @@ def fit_corpus(phrases: list[corpus.Phrase], embed: Embed, *, cross_validate: bo
             w, b = fit(x[tr], y[tr], len(categories), l2=L2, steps=STEPS, sample_weight=sw[tr])
             model = SemanticModel(w, b, categories, levels, {})
             oof[te] = model.level_probs(x[te])
-            ex = tr & exemplar
-            near[te] = closeness(x[te] @ x[ex].T, lv[ex] == 2, K_NEAREST)
+            near[te] = closeness(x[te] @ x[tr & (lv == 2)].T, x[te] @ x[tr & (lv == 0)].T, K_NEAREST)
     w, b = fit(x, y, len(categories), l2=L2, steps=STEPS, sample_weight=sw)
     mix = risk = None
     thresholds: dict[str, float] = {}
