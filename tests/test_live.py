@@ -151,23 +151,41 @@ def test_half_duplex_the_companion_does_not_hear_itself(va, tmp_path):
 
 
 def test_barge_in_stops_the_voice_and_archives_what_was_heard(va, tmp_path):
+    """Talk over a reply: it stops at once, and only what was heard is archived.
+
+    The reply's words come from a real model and are not fixed; some are too
+    short to talk over (a two-second question is over before a voice over it
+    is even detected). So the person tries on the first reply and, if that one
+    ends first, on the next: three turns either way, one of them cut.
+    """
     db = tmp_path / "j.duckdb"
+    over = ["0930", "0920"]
     with va.record_speaker() as speaker, va.record_microphone() as mic:
-        live = Live(va, db, "--barge-in", "--max-turns", "2", reply_tokens=80)
+        live = Live(va, db, "--barge-in", "--max-turns", "3", reply_tokens=80)
         live.wait_for("Companion")
         time.sleep(0.5)
         va.say(clip("0870"))
         heard_at, _ = live.wait_for("You")
-        deadline = time.monotonic() + 60
-        while (started := speaker.first_loud(heard_at)) is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert started is not None, "the reply was never heard"
-        time.sleep(1.5)  # let it speak a little, then talk over it
-        said_at = time.monotonic()
-        va.say(clip("0930"), wait=False)
-        _, line = live.wait_for("Companion")
-        assert "(interrupted)" in line, line
+        for attempt, name in enumerate(over):
+            deadline = time.monotonic() + 60
+            while (started := speaker.first_loud(heard_at)) is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert started is not None, "the reply was never heard"
+            time.sleep(1.5)  # let it speak a little, then talk over it
+            said_at = time.monotonic()
+            va.say(clip(name), wait=False)
+            _, line = live.wait_for("Companion")
+            if "(interrupted)" in line:
+                break
+            heard_at, _ = live.wait_for("You")  # it had finished: the voice was simply the next turn
+        else:
+            raise AssertionError(f"no reply was long enough to talk over: {live.stdout!r}")
         live.wait_for("You")
+        if attempt == 0:  # the third turn, said after the reply has finished
+            live.wait_for("Companion")
+            time.sleep(0.5)
+            va.say(clip("0880"))
+            live.wait_for("You")
         live.wait_for("Companion")
         assert live.finish() == 0, "".join(live.stderr)
         quiet = speaker.silent_after(said_at)
@@ -176,9 +194,9 @@ def test_barge_in_stops_the_voice_and_archives_what_was_heard(va, tmp_path):
     [row] = a.sessions(5)
     turns = a.turns(row.id, with_audio=True)
     a.close()
-    assert [t.role for t in turns] == ["assistant", "user", "assistant", "user", "assistant"]
-    cut = turns[2]
-    assert cut.partial and cut.audio_flac
+    assert [t.role for t in turns] == ["assistant"] + ["user", "assistant"] * 3, [t.role for t in turns]
+    [cut] = [t for t in turns if t.partial]
+    assert cut.role == "assistant" and cut.audio_flac and turns.index(cut) == 2 + 2 * attempt
     # What was archived is what was played: about 1.5 s and the time to stop, not the whole reply.
     assert 1.0 < cut.duration_s < 4.0, cut.duration_s
     assert cut.timings["heard_s"] == pytest.approx(cut.duration_s, abs=0.01)
@@ -186,10 +204,11 @@ def test_barge_in_stops_the_voice_and_archives_what_was_heard(va, tmp_path):
     # Measured outside the program: from the person's voice reaching the microphone to
     # silence on the speaker (PulseAudio's buffering on the way in and out included).
     assert quiet is not None and onset is not None and quiet - onset < 0.6, (onset, quiet)
-    print(f"barge-in: heard {cut.duration_s:.2f} s; stop {cut.timings['barge_in_stop_s'] * 1000:.0f} ms after the "
-          f"speech onset (in-program); speaker silent {(quiet - onset) * 1000:.0f} ms after the voice reached the "
-          f"microphone ({(onset - said_at) * 1000:.0f} ms after paplay started)")
-    assert_heard(turns[3].text, "0930", max_wer=0.4)
+    print(f"barge-in (attempt {attempt + 1}): heard {cut.duration_s:.2f} s; stop "
+          f"{cut.timings['barge_in_stop_s'] * 1000:.0f} ms after the speech onset (in-program); speaker silent "
+          f"{(quiet - onset) * 1000:.0f} ms after the voice reached the microphone "
+          f"({(onset - said_at) * 1000:.0f} ms after paplay started)")
+    assert_heard(turns[turns.index(cut) + 1].text, name, max_wer=0.4)
 
 
 def test_ctrl_c_mid_turn_keeps_the_partial_turn_and_says_goodbye(va, tmp_path):
