@@ -154,14 +154,16 @@ def test_barge_in_stops_the_voice_and_archives_what_was_heard(va, tmp_path):
     """Talk over a reply: it stops at once, and only what was heard is archived.
 
     The reply's words come from a real model and are not fixed; some are too
-    short to talk over (a two-second question is over before a voice over it
-    is even detected). So the person tries on the first reply and, if that one
-    ends first, on the next: three turns either way, one of them cut.
+    short to talk over (a two-second sentence is over before a voice over it
+    is even detected). In a check-in each reply ends with the check-in's next
+    question, fixed words, so it lasts long enough; and should one end first
+    all the same, the person tries on the next: three turns either way, one
+    of them cut.
     """
     db = tmp_path / "j.duckdb"
     over = ["0930", "0920"]
     with va.record_speaker() as speaker, va.record_microphone() as mic:
-        live = Live(va, db, "--barge-in", "--max-turns", "3", reply_tokens=80)
+        live = Live(va, db, "--barge-in", "--max-turns", "3", "--mode", "check-in", reply_tokens=80)
         live.wait_for("Companion")
         time.sleep(0.5)
         va.say(clip("0870"))
