@@ -23,6 +23,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
+from . import app as app_ops
 from . import config as config_mod
 from .errors import InputError, LLMError, VoiceJournalError
 
@@ -185,11 +186,7 @@ def session(
 
 def _summarise_later(settings) -> None:
     """Make sure the journal's one background summariser runs: the session's summary is already queued."""
-    from . import background
-
-    if not settings.summaries:
-        return
-    if background.start(settings, passphrase=_KNOWN.get(Path(settings.db).resolve())):
+    if app_ops.summarise_later(settings):
         err.print("[dim]summarising in the background (`voice-journal show` and `insights` will include it)[/dim]")
 
 
@@ -200,20 +197,7 @@ def _print_mode(name: str) -> None:
 
 
 def _gentle_notes(settings, archive) -> None:
-    """A gentle, dismissible note when journaling may be turning into rumination (never blocks)."""
-    if not settings.gentle_notes:
-        return
-    try:
-        from .companion import rumination
-        from .store.insights import recent_history
-
-        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        notes = rumination.notes(recent_history(archive, now), now)
-        archive.release()
-    except VoiceJournalError as e:  # a note is a courtesy: never let it stop a session
-        log.warning("no gentle notes: %s", e)
-        return
-    for note in notes:
+    for note in app_ops.gentle_notes(settings, archive):
         err.print(f"[italic yellow]{escape(note)}[/] [dim](turn these notes off with gentle_notes = false)[/dim]")
 
 
@@ -402,26 +386,8 @@ def transcribe(
 # -- the journal --------------------------------------------------------------
 
 
-_KNOWN: dict[Path, str] = {}  # journals' passphrases in this process, handed to the summariser on its stdin
-
-
-def _passphrase(path: Path, *, confirm: bool = False) -> str:
-    """The journal's passphrase: VOICE_JOURNAL_PASSPHRASE, the OS keyring, or a prompt."""
-    env = os.environ.get("VOICE_JOURNAL_PASSPHRASE")
-    if env:
-        _KNOWN[path.resolve()] = env
-        return env
-    if path.resolve() in _KNOWN:
-        return _KNOWN[path.resolve()]
-    try:  # the keyring package is optional: use it where the person has one
-        import keyring
-
-        stored = keyring.get_password("voice-journal", str(path.resolve()))
-        if stored:
-            _KNOWN[path.resolve()] = stored
-            return stored
-    except Exception:  # no keyring module, or no backend on this machine
-        pass
+def _ask(path: Path, confirm: bool) -> str:
+    """Ask for the journal's passphrase at the terminal (the app layer first looks where it need not ask)."""
     if not sys.stdin.isatty():
         raise InputError(f"the journal {path} is encrypted: set VOICE_JOURNAL_PASSPHRASE or run in a terminal")
     import getpass
@@ -429,23 +395,11 @@ def _passphrase(path: Path, *, confirm: bool = False) -> str:
     phrase = getpass.getpass(f"Passphrase for {path}: ")
     if confirm and getpass.getpass("Again, to be sure: ") != phrase:
         raise InputError("the two passphrases differ; nothing was changed")
-    if not phrase:
-        raise InputError("the passphrase is empty")
-    _KNOWN[path.resolve()] = phrase
     return phrase
 
 
 def _archive(settings: config_mod.Settings, *, read_only: bool = False):
-    """Open the configured journal, asking for its passphrase only if it is encrypted."""
-    from .store.archive import Archive, PassphraseNeeded
-
-    path = settings.db
-    if not path.exists() and settings.encrypt and not read_only:
-        return Archive.open(path, key=_passphrase(path, confirm=True))  # a new journal, encrypted from the start
-    try:
-        return Archive.open(path, read_only=read_only)
-    except PassphraseNeeded:
-        return Archive.open(path, read_only=read_only, key=_passphrase(path))
+    return app_ops.open_journal(settings, read_only=read_only, ask=_ask)
 
 
 def _open_journal(db: Optional[Path]):
@@ -455,16 +409,11 @@ def _open_journal(db: Optional[Path]):
 @app.command("list")
 def list_sessions(db: Optional[Path] = DbOption, as_json: bool = JsonOption) -> None:
     """List the sessions in the journal, newest first."""
-    from . import background
-
     with _open_journal(db) as a:
-        rows = a.sessions()
-        backlog = background.backlog(a)
+        listing = app_ops.sessions(a)
+    rows, backlog = listing.rows, listing.backlog
     if as_json:
-        print(json.dumps([{"session": s.id, "started": s.started_at.isoformat() + "Z",
-                           "ended": s.ended_at.isoformat() + "Z" if s.ended_at else None, "status": s.status,
-                           "mode": s.mode, "turns": s.user_turns, "source": s.source, "language": s.language}
-                          for s in rows], ensure_ascii=False, indent=2))
+        print(json.dumps(listing.to_dicts(), ensure_ascii=False, indent=2))
         return
     if not rows:
         out.print("The journal is empty.")
@@ -480,19 +429,11 @@ def list_sessions(db: Optional[Path] = DbOption, as_json: bool = JsonOption) -> 
 
 
 def _session_turn(ref: str) -> tuple[int, Optional[int]]:
-    """SESSION or SESSION:TURN."""
-    session_part, _, turn_part = ref.partition(":")
-    try:
-        return _session_id(session_part), int(turn_part) if turn_part else None
-    except ValueError:
-        raise InputError(f"{turn_part!r} is not a turn number") from None
+    return app_ops.parse_ref(ref)
 
 
 def _session_id(text: str) -> int:
-    try:
-        return int(text.split(":", 1)[0])
-    except ValueError:
-        raise InputError(f"{text!r} is not a session number; `voice-journal list` shows them") from None
+    return app_ops.parse_ref(text.split(":", 1)[0])[0]
 
 
 def _print_safety_alert(e) -> None:
@@ -511,25 +452,11 @@ def show(session_ref: str = typer.Argument(..., metavar="SESSION"), db: Optional
     """Show a session's dialogue with timestamps."""
     sid = _session_id(session_ref)
     with _open_journal(db) as a:
-        s = a.session(sid)
-        turns = a.turns(sid)
-        answers = a.answers(sid)
-        summary = next(iter(a.summaries(session_id=sid)), None)
+        view = app_ops.session_view(a, sid)
     if as_json:
-        print(json.dumps({"session": s.id, "started": s.started_at.isoformat() + "Z", "mode": s.mode,
-                          "models": s.models,
-                          "summary": {"text": summary.summary, "themes": list(summary.themes), "mood": summary.mood}
-                          if summary else None,
-                          "answers": [{"turn": x.idx, "mode": x.mode, "field": x.field, "text": x.text,
-                                       "value": x.value} for x in answers],
-                          "turns": [{"turn": t.idx, "role": t.role, "at": t.at.isoformat() + "Z",
-                                                         "text": t.text, "start": t.start_s, "end": t.end_s,
-                                                         "timings": t.timings, "partial": t.partial,
-                                                         "safety": t.safety, "safety_reasons": list(t.safety_reasons),
-                                                         "recalled": list(t.recalled)}
-                                                        for t in turns]},
-                         ensure_ascii=False, indent=2))
+        print(json.dumps(view.to_dict(), ensure_ascii=False, indent=2))
         return
+    s, turns, answers, summary = view.session, view.turns, view.answers, view.summary
     out.print(f"[bold]Session {s.id}[/] · {_local(s.started_at)} · {s.mode} · {escape(s.source or '')}")
     if summary:
         mood = f" · mood about {summary.mood:g}/10" if summary.mood is not None else ""
@@ -550,16 +477,7 @@ def show(session_ref: str = typer.Argument(..., metavar="SESSION"), db: Optional
 
 
 def _when(text: Optional[str], option: str) -> Optional[dt.datetime]:
-    """An ISO date or date-time in local time, as naive UTC (how the journal stores time)."""
-    if text is None:
-        return None
-    try:
-        t = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise InputError(f"{option} {text!r} is not a date like 2026-11-22 or 2026-11-22T08:30") from None
-    if t.tzinfo is None:
-        t = t.astimezone()  # the person means their own clock
-    return t.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return app_ops.parse_when(text, option)
 
 
 def _highlight(text: str, words: tuple[str, ...]) -> str:
@@ -590,25 +508,11 @@ def search(
     as_json: bool = JsonOption,
 ) -> None:
     """Find turns, and sessions by their summaries, by words and by what they were about (BM25 + semantic)."""
-    from .store import search as search_mod
-    from .store.embedding import Embedder
-
-    if role not in (None, "user", "assistant", "summary"):
-        raise InputError("--role is user, assistant or summary")
-    filters = search_mod.Filters(_when(since, "--since"), _when(until, "--until"), mode,
-                                 role if role != "summary" else None)
-    query = search_mod.validate_query(text)
-    embedder = Embedder.load() if method != "bm25" else None
+    start, end = _when(since, "--since"), _when(until, "--until")
     with _open_journal(db) as a:
-        hits = [] if role == "summary" else search_mod.search(a, query, embedder=embedder, limit=limit,
-                                                              filters=filters, method=method)
-        if role in (None, "summary"):
-            about = search_mod.summary_hits(a, query, embedder=embedder, limit=3 if role is None else limit,
-                                            filters=filters, method=method)
-            hits = sorted([*hits, *about], key=lambda h: -h.score)[:limit] if role is None else about
+        hits = app_ops.search(a, text, limit=limit, since=start, until=end, mode=mode, role=role, method=method)
     if as_json:
-        print(json.dumps([{"session": h.session_id, "turn": h.idx, "at": h.at.isoformat() + "Z", "role": h.role,
-                           "text": h.text, "score": round(h.score, 6)} for h in hits], ensure_ascii=False, indent=2))
+        print(json.dumps([app_ops.hit_dict(h) for h in hits], ensure_ascii=False, indent=2))
         return
     if not hits:
         out.print("No turns match.")
@@ -632,8 +536,6 @@ def play(
     db: Optional[Path] = DbOption,
 ) -> None:
     """Play the original audio of a session or a turn, or write it to a WAV file."""
-    import numpy as np
-
     from .audio import pcm
     from .audio.playback import Speaker
 
@@ -641,24 +543,11 @@ def play(
     # No speaker: say so before reading anything.
     speaker = Speaker(hint="use --out FILE.wav to write the audio instead") if out_path is None else None
     with _open_journal(db) as a:
-        a.session(sid)
-        turns = [t for t in a.turns(sid, with_audio=True) if turn is None or t.idx == turn]
-    if turn is not None and not turns:
-        raise InputError(f"session {sid} has no turn {turn}; `voice-journal show {sid}` lists them")
-    clips = [pcm.from_flac(t.audio_flac) for t in turns if t.audio_flac]
-    if not clips:
-        raise InputError(f"{ref} has no recorded audio")
+        clips = app_ops.recordings(a, sid, turn)
     if out_path is not None:
-        # One file holds one rate: the person's turns are 16 kHz, the voice's 22.05 kHz.
-        import soxr
-
-        rate = max(c.rate for c in clips)
-        parts = []
-        for c in clips:
-            s = c.samples if c.rate == rate else (soxr.resample(c.float32(), c.rate, rate) * 32767).astype(np.int16)
-            parts += [s, np.zeros(int(0.4 * rate), np.int16)]
-        pcm.write_wav(out_path, pcm.Clip(np.concatenate(parts), rate))
-        out.print(f"wrote {out_path} ({sum(len(p) for p in parts) / rate:.1f} s)")
+        joined = app_ops.one_recording(clips)
+        pcm.write_wav(out_path, joined)
+        out.print(f"wrote {out_path} ({len(joined.samples) / joined.rate:.1f} s)")
         return
     try:
         for c in clips:
@@ -671,25 +560,13 @@ def play(
 @app.command()
 def reindex(db: Optional[Path] = DbOption) -> None:
     """Embed turns that have no vector yet and rebuild the full-text index."""
-    from .store import search as search_mod
-    from .store.embedding import Embedder
-
     from .progress import bar
 
     with _archive(_settings(db)) as a:
-        missing, unsketched = a.unindexed()
-        if missing:
-            embedder = Embedder.load()
-            with bar("Embedding turns", len(missing)) as advance:
-                for start in range(0, len(missing), 64):
-                    chunk = missing[start : start + 64]
-                    vecs = embedder.embed([t for _, t in chunk])
-                    a.set_embeddings([(uid, v) for (uid, _), v in zip(chunk, vecs)])
-                    advance(len(chunk))
-        for start in range(0, len(unsketched), 1000):
-            a.set_embeddings(unsketched[start : start + 1000])
-        search_mod.rebuild_index(a)
-    out.print(f"embedded {len(missing)} turns, sketched {len(unsketched)}; full-text index rebuilt")
+        missing, _ = a.unindexed()
+        with bar("Embedding turns", len(missing) or None) as advance:
+            done = app_ops.reindex(a, on_progress=advance)
+    out.print(f"embedded {done.embedded} turns, sketched {done.sketched}; full-text index rebuilt")
 
 
 @app.command()
@@ -699,7 +576,6 @@ def write(
     db: Optional[Path] = DbOption,
 ) -> None:
     """Write a typed entry, for when speaking aloud is not possible."""
-    from .session import write_entry
     from .store.embedding import Embedder
 
     if text is None or text == "-":
@@ -710,7 +586,7 @@ def write(
     embedder = Embedder.load()
     settings = _settings(db)
     with _archive(settings) as a:
-        sid = write_entry(a, embedder, text, when)
+        sid = app_ops.write(a, text, when, embedder=embedder)
     out.print(f"[green]Saved as session {sid}[/]")
     _summarise_later(settings)
 
@@ -864,7 +740,7 @@ def summarize(
     if worker:
         phrase = background.become_background()
         if phrase:
-            _KNOWN[settings.db.resolve()] = phrase
+            app_ops.remember_passphrase(settings.db, phrase)
         raise typer.Exit(background.run_worker(settings.db, lambda: _archive(settings), models))
     ids = [_session_id(s) for s in sessions] if sessions else None
     lock = background.WorkerLock(settings.db)
@@ -922,10 +798,8 @@ def export(
     db: Optional[Path] = DbOption,
 ) -> None:
     """Export the journal as Markdown (Obsidian-friendly) or JSON."""
-    from .store.export import export as export_journal
-
     with _open_journal(db) as a:
-        written = export_journal(a, folder, fmt=fmt, audio=audio)
+        written = app_ops.export(a, folder, fmt=fmt, audio=audio)
     out.print(f"wrote {len(written)} files to {folder}")
 
 
@@ -955,7 +829,7 @@ def insights(
     if png is not None and png.is_dir():
         raise InputError(f"--png {png} is a folder: give a file name such as {png / 'insights.png'}")
     with _open_journal(db) as a:
-        found = insights_mod.compute(a, since=start)
+        found = app_ops.look_back(a, since=start)
     if png is not None and not found.empty:
         from .store.chart import save_png
 
@@ -1019,22 +893,17 @@ def delete(
     db: Optional[Path] = DbOption,
 ) -> None:
     """Delete a session or a turn for good: text, audio, vectors and index entries."""
-    from .store import search as search_mod
-
     sid, turn = _session_turn(ref)
     settings = _settings(db)
     with _archive(settings) as a:
-        s = a.session(sid)
-        what = f"turn {turn} of session {sid}" if turn is not None else f"session {sid} ({_local(s.started_at)}, {s.user_turns} turns)"
+        what = app_ops.describe(a, sid, turn)
         if not yes:
             if not sys.stdin.isatty():
                 raise InputError(f"deleting {what} cannot be undone: add --yes to confirm")
             if not typer.confirm(f"Delete {what}? This cannot be undone", default=False):
                 out.print("Nothing deleted.")
                 return
-        n = a.delete(sid, turn)
-        search_mod.rebuild_index(a)  # first, so that the rewritten file holds no index entry of theirs
-        a.compact()  # deleted rows linger in free blocks until the file is rewritten
+        n = app_ops.delete(a, sid, turn)
     out.print(f"Deleted {what}: {n} turns, their audio and their search entries.")
     if turn is not None:
         _summarise_later(settings)  # the session's summary went with the turn: it is written again without it
@@ -1046,26 +915,16 @@ def init(
     db: Optional[Path] = DbOption,
 ) -> None:
     """Create the journal, or encrypt an existing one in place."""
-    from .store.archive import Archive, PassphraseNeeded
-
-    path = _settings(db).db
-    if not encrypt:
-        with _archive(_settings(db)):
-            pass
+    settings = _settings(db)
+    path = settings.db
+    done = app_ops.init_journal(settings, encrypt=encrypt, ask=_ask)
+    if done == "ready":
         out.print(f"journal ready at {path} (user-only)")
-        return
-    if not path.exists():
-        with Archive.open(path, key=_passphrase(path, confirm=True)):
-            pass
+    elif done == "created encrypted":
         out.print(f"[green]created an encrypted journal at {path}[/]")
-        return
-    try:
-        archive = Archive.open(path)
-    except PassphraseNeeded:
-        raise InputError(f"{path} is already encrypted") from None
-    with archive:
-        archive.encrypt(_passphrase(path, confirm=True))
-    out.print(f"[green]encrypted {path} in place[/]; keep the passphrase safe: without it the journal cannot be read")
+    else:
+        out.print(f"[green]encrypted {path} in place[/]; keep the passphrase safe: without it the journal cannot "
+                  "be read")
 
 
 # -- models and doctor --------------------------------------------------------
