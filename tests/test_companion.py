@@ -15,7 +15,7 @@ import pytest
 
 from conftest import RecordingLLM
 from voice_journal.companion import arc, modes, safety
-from voice_journal.companion.checker import ReplyGate, ReplyRules, check, trim
+from voice_journal.companion.checker import ReplyGate, ReplyRules, check, speaks_as_them, trim
 from voice_journal.companion.conversation import MOOD_AFTER, MOOD_BEFORE, Conversation, Recalled
 from voice_journal.errors import InputError
 
@@ -430,15 +430,33 @@ def test_stock_phrases_are_left_out(sentence):
                                                              ReplyRules(60, 1)))
 
 
-@pytest.mark.parametrize("sentence", [
-    "I left feeling like nobody listened to me.", "My mother-in-law is coming for two weeks.",
-    "So I'm tired and a bit foggy.", "I've been carrying this all week.",
+@pytest.mark.parametrize("sentence, turned", [
+    ("I left feeling like nobody listened to me.", "You left feeling like nobody listened to you."),
+    ("My mother-in-law is coming for two weeks.", "Your mother-in-law is coming for two weeks."),
+    ("So I'm tired and a bit foggy.", "So you're tired and a bit foggy."),
+    ("I've been carrying this all week.", "You've been carrying this all week."),
+    ("I was so angry at myself, and the day was mine to lose.",
+     "You were so angry at yourself, and the day was yours to lose."),
+    ("I wasn’t ready, and I am still not.", "You weren’t ready, and you are still not."),
+    ("Am I the only one who cares?", "Are you the only one who cares?"),
 ])
-def test_their_first_person_said_back_unturned_is_left_out(sentence):
+def test_their_first_person_said_back_is_turned_to_you(sentence, turned):
+    """A simple reflection the model wrote in their first person is spoken as a reflection."""
     gate = ReplyGate(ReplyRules(60, 1))
-    assert not gate.admit(sentence) and gate.trimmed
-    assert gate.admit("You left feeling nobody listened.")
+    assert gate.spoken(sentence) == turned and gate.trimmed
+    assert not speaks_as_them(turned)
     assert "their words in the first person" in check(f"{sentence} What was that like?", ReplyRules(60, 1))
+    assert trim(f"That was a lot. {sentence}", ReplyRules(60, 1)) == f"That was a lot. {turned}"
+
+
+@pytest.mark.parametrize("sentence", [
+    "I told you my sister never calls.",  # "you" as well: who is who cannot be turned safely
+    "I wonder if my mother is coming.",  # the companion's own "I" beside theirs
+])
+def test_first_person_that_cannot_be_turned_safely_is_left_out(sentence):
+    gate = ReplyGate(ReplyRules(60, 1))
+    assert gate.spoken(sentence) is None and not gate.admit(sentence) and gate.trimmed
+    assert gate.spoken("You left feeling nobody listened.") == "You left feeling nobody listened."
 
 
 @pytest.mark.parametrize("sentence", [

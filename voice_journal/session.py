@@ -312,7 +312,7 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
                 if not has_words(s):
                     wordless = True
                     continue
-                if gate is not None and not gate.admit(s):
+                if gate is not None and (s := gate.spoken(s)) is None:
                     continue
                 marks.setdefault("first_sentence", time.perf_counter())
                 sentences.put(s)
@@ -332,7 +332,7 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
         wordless = wordless or not all(map(has_words, rest))
         rest = [s for s in rest if has_words(s)]
         if gate is not None:
-            rest = [s for s in rest if gate.admit(s)]
+            rest = [t for s in rest if (t := gate.spoken(s)) is not None]
         if rest and sent and stream.usage is not None and stream.usage.stopped == "length":
             # The reply hit its length limit mid-sentence: end on the last whole sentence
             # rather than speak a dangling "And you".

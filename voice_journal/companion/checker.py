@@ -5,7 +5,13 @@ small model often writes two questions or runs on. Regenerating would make
 the person wait twice, so the rules are applied to the reply as it streams:
 a :class:`ReplyGate` sees each sentence before it is spoken and lets it
 through, drops it, or ends the reply (the model is then stopped, which also
-saves its time).
+saves its time). One repair it makes rather than a cut: a reflection the
+model wrote in the person's own first person ("I'm tired and a bit foggy")
+is spoken turned to them ("You're tired and a bit foggy"), as a listener
+would say it back.
+
+>>> ReplyGate(ReplyRules()).spoken("So I'm tired and a bit foggy.")
+"So you're tired and a bit foggy."
 
 >>> gate = ReplyGate(ReplyRules(max_words=60, max_questions=1))
 >>> gate.admit("That sounds like a long day.")
@@ -106,8 +112,9 @@ def stock_phrase(sentence: str) -> str | None:
 
 # A reflection said back in the person's own first person ("My mother-in-law is coming for two
 # weeks", "I'm tired and a bit foggy"): a small model copies their words without turning them to
-# "you", and the person hears the companion claim their life. What a companion says of itself in
-# the first person ("I wonder", "I'm glad you told me", "my sense is") is left alone.
+# "you", and the person hears the companion claim their life. The gate turns it to "you" where
+# that is safe (:func:`turned_to_you`). What a companion says of itself in the first person
+# ("I wonder", "I'm glad you told me", "my sense is") is left alone.
 _OWN_VOICE = (r"(?:wonder|guess|suggest|recommend|say|mean|hope|know|understand|believe|feel\s+for|notice|noticed|"
               r"hear|heard|can|could|may|might|will|would|want\s+to\s+(?:ask|know|understand|check|stay|name)|imagine|"
               r"appreciate|admire|respect|see|sense|get\s+the\s+sense|think|love\s+that|just\s+want|"
@@ -123,6 +130,43 @@ _QUOTED = re.compile(r'"[^"]*"|\u201c[^\u201d]*\u201d')  # their words in quotat
 def speaks_as_them(sentence: str) -> bool:
     """Whether a sentence of the companion's is the person's own first person said back unturned."""
     return bool(_MIRRORED.search(_QUOTED.sub("", sentence).replace("’", "'")))
+
+
+_FIRST_PERSON = re.compile(r"\b(?:i(?:'m|'ve|'d|'ll)?|my)\b", re.IGNORECASE)
+_SECOND_PERSON = re.compile(r"\b(?:you|your|yours|yourself|you're|you've|you'd|you'll)\b", re.IGNORECASE)
+# The person's first person as the companion says it back. Longest forms first: "I am" before "I".
+_TURNS = [(re.compile(rf"\b{a}\b", re.IGNORECASE), b) for a, b in [
+    (r"am\s+i", "are you"), (r"was\s+i", "were you"), (r"i\s+am", "you are"), (r"i\s+was", "you were"),
+    (r"i\s+wasn'?t", "you weren't"), (r"i'm", "you're"), (r"i've", "you've"), (r"i'd", "you'd"), (r"i'll", "you'll"),
+    (r"i", "you"), (r"me", "you"), (r"myself", "yourself"), (r"mine", "yours"), (r"my", "your"),
+]]
+
+
+def turned_to_you(sentence: str) -> str | None:
+    """Their first person said back turned to "you" (a simple reflection), or None where that is unsafe.
+
+    "So I'm tired and a bit foggy." becomes "So you're tired and a bit foggy.".
+    A sentence that also says "you", or holds the companion's own "I" ("I
+    wonder if my mother..."), cannot be turned without guessing who is who.
+    """
+    plain = _QUOTED.sub("", sentence)
+    straight = plain.replace("’", "'")
+    if _SECOND_PERSON.search(straight) or len(_FIRST_PERSON.findall(straight)) != len(_MIRRORED.findall(straight)):
+        return None
+    curly = "’" in plain
+    out = sentence.replace("’", "'") if curly else sentence
+    for pattern, turn in _TURNS:
+        out = pattern.sub(lambda m: _cased(m, turn, out), out)
+    out = out.replace("'", "’") if curly else out
+    return None if speaks_as_them(out) else out
+
+
+def _cased(m: re.Match, turn: str, text: str) -> str:
+    """The turned words with a capital where the first person had one ("My" -> "Your", "I" first -> "You")."""
+    said = m.group(0)
+    pronoun_first = said[:1] in "Ii" and (len(said) == 1 or not said[1].isalpha())  # "I", "I'm", "I am"
+    capital = not text[: m.start()].strip(" \"“(") if pronoun_first else said[0].isupper()
+    return turn[0].upper() + turn[1:] if capital else turn
 
 
 _CONTENT = re.compile(r"[a-z']{3,}")
@@ -190,40 +234,48 @@ class ReplyGate:
         self.done = False  # nothing more will be admitted: stop the model
 
     def admit(self, sentence: str) -> bool:
+        """Whether ``sentence`` is spoken (perhaps turned, see :meth:`spoken`)."""
+        return self.spoken(sentence) is not None
+
+    def spoken(self, sentence: str) -> str | None:
+        """What is spoken of ``sentence``: itself, their first person turned to "you", or None."""
         if self.done:
             self.trimmed = True
-            return False
+            return None
+        if speaks_as_them(sentence):
+            turned = turned_to_you(sentence)
+            self.trimmed = True  # their "I" in the companion's mouth: turned to "you", or left out
+            if turned is None:
+                return None
+            sentence = turned
         n = words(sentence)
         if not self.rules.advice and is_advice(sentence):
             self.trimmed = True  # unasked advice is left out; what else they said may stand
-            return False
+            return None
         if stock_phrase(sentence):
             self.trimmed = True  # a leaflet's line: left out, the rest may stand
-            return False
+            return None
         if said_before(sentence, self.rules.said):
             self.trimmed = True  # a small model may answer with an earlier reply again, word for word
-            return False
-        if speaks_as_them(sentence):
-            self.trimmed = True  # their "I" in the companion's mouth: left out, the rest may stand
-            return False
+            return None
         if self.kept and self.words + n > self.rules.max_words:
             # The first sentence always goes (a reply must say something); after it, the
             # reply ends on the last whole sentence that fits.
             self.trimmed = self.done = True
-            return False
+            return None
         if is_question(sentence):
             if self.questions >= self.rules.max_questions or same_question(sentence, self.rules.last_question):
                 self.trimmed = True
                 # With questions allowed, a second one ends the reply (it belongs at the end);
                 # where none are allowed, a statement may still follow.
                 self.done = self.rules.max_questions > 0
-                return False
+                return None
             self.questions += 1
             if self.questions >= self.rules.max_questions:
                 self.done = True  # the question closes the reply
         self.words += n
         self.kept += 1
-        return True
+        return sentence
 
 
 def check(text: str, rules: ReplyRules) -> list[str]:
@@ -265,4 +317,4 @@ def trim(text: str, rules: ReplyRules) -> str:
 
     splitter = SentenceSplitter(max_chars=10_000, first_chars=10_000)
     gate = ReplyGate(rules)
-    return " ".join(s for s in [*splitter.feed(text + " "), *splitter.flush()] if gate.admit(s))
+    return " ".join(t for s in [*splitter.feed(text + " "), *splitter.flush()] if (t := gate.spoken(s)) is not None)
