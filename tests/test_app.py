@@ -11,7 +11,7 @@ import pytest
 from voice_journal import app, config
 from voice_journal.audio import pcm
 from voice_journal.errors import InputError
-from voice_journal.recorder import Recorder
+from voice_journal.session.recorder import Recorder
 from voice_journal.speech.stt import Transcript
 
 

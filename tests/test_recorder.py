@@ -8,7 +8,7 @@ import numpy as np
 
 from voice_journal.audio import pcm
 from voice_journal.companion.safety import Assessment
-from voice_journal.recorder import Recorder
+from voice_journal.session.recorder import Recorder
 from voice_journal.speech.stt import Transcript
 from voice_journal.store.archive import Archive
 

@@ -26,26 +26,22 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from .audio import pcm
-from .companion import safety
-from .speech.stt import Transcript
-from .store.archive import Archive, TurnRecord
-
-
+from ..audio import pcm
+from ..companion import safety
+from ..companion.conversation import Plan
+from ..speech.stt import Transcript
+from ..store.archive import Answer, Archive, TurnRecord
 
 class Embeds(Protocol):  # store.embedding.Embedder, or a stand-in
     def embed(self, texts: list[str]) -> np.ndarray: ...
 
-
 CRISIS_FLAG = {"safety": "crisis", "safety_reasons": ("crisis message",)}  # on the fixed crisis message itself
-
 
 def safety_flag(check: safety.Assessment | None) -> dict:
     """A turn's safety fields for the archive: none for a turn the net found nothing in."""
     if check is None or check.level == "none":
         return {}
     return {"safety": check.level, "safety_reasons": check.reasons}
-
 
 class Recorder:
     """Builds and commits one session's turns, numbered from ``next_idx``."""
@@ -95,6 +91,13 @@ class Recorder:
         """The turn at ``next_idx`` is in the journal already (Ctrl-C came right after its commit)."""
         idx, self.next_idx = self.next_idx, self.next_idx + 1
         return idx
+
+    def answers(self, idx: int, plan: Plan) -> None:
+        """What turn ``idx`` answered (a check-in's field, a mood rating), and a mode the person asked for."""
+        for field_, text, value in plan.answers:
+            self.archive.add_answer(Answer(self.session_id, idx, plan.mode, field_, text, value))
+        if plan.switched:
+            self.archive.set_mode(self.session_id, plan.mode)
 
     def _add(self, record: TurnRecord) -> int:
         self.archive.add_turn(record)

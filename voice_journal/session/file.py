@@ -1,0 +1,171 @@
+"""A session from a recording: the person's turns come from a file, the replies go to a file or a speaker."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..audio import pcm
+from ..audio.playback import AudioSink
+from ..audio.vad import Segmenter, SegmenterConfig, Utterance
+from ..companion.conversation import Conversation, Plan
+from ..companion.modes import DEFAULT_MODE
+from ..config import Settings
+from ..errors import NoSpeechError, VoiceJournalError
+from ..speech.stt import LanguagePin
+from ..store import search
+from ..store.archive import Archive
+
+from .engines import Engines
+from .events import CompanionReplied, ModeChanged, SafetyAlert, SessionEvent, SessionResult, Skipped, UserSpoke
+from .memory import recaller
+from .recorder import Recorder
+from .speaker import FALLBACK_REPLY, fixed_model, reply_options, speak_reply, speak_reply_text
+
+log = logging.getLogger(__name__)
+
+# -- a session from a recording ----------------------------------------------
+
+
+class FileSession:
+    """Treat a recording as a person talking to the companion, turn by turn."""
+
+    def __init__(self, engines: Engines, archive: Archive, settings: Settings, *,
+                 sink: AudioSink | None = None, mode: str = DEFAULT_MODE,
+                 on_event: Callable[[SessionEvent], None] = lambda e: None,
+                 on_progress: Callable[[float], None] | None = None):
+        if engines.llm is None:
+            raise ValueError("a session needs an LLM")
+        self.engines = engines
+        self.archive = archive
+        self.settings = settings
+        self.sink = sink
+        self.on_event = on_event
+        self.on_progress = on_progress
+        self.session_id: int | None = None
+        self.conv = Conversation(mode, locale=settings.locale, ask_mood=settings.mood_check,
+                                 recall=recaller(archive, engines.embedder, lambda: self.session_id)
+                                 if settings.memory else None, net=engines.safety_net())
+        self.recorder: Recorder | None = None  # from the first turn heard: an empty file makes no session
+        self._languages: collections.Counter[str] = collections.Counter()
+        self._timings: list[dict[str, float]] = []
+        self._pin = LanguagePin(settings.language)
+
+    @property
+    def mode(self) -> str:
+        return self.conv.mode.name
+
+    def _segmenter(self) -> Segmenter:
+        return Segmenter(SegmenterConfig(end_silence_ms=self.settings.end_silence_ms,
+                                         max_turn_s=self.settings.max_turn_s))
+
+    def run(self, path: str | Path) -> SessionResult:
+        """Process the whole recording. Raises NoSpeechError if nobody spoke."""
+        path = Path(path)
+        pcm.info(path)  # a bad file fails before any model time is spent
+        llm = self.engines.llm
+        warm = threading.Thread(target=llm.warm, args=(self.conv.dialog.messages(),), name="llm-warm", daemon=True)
+        warm.start()  # the system prompt evaluates while the first turn is heard
+        seg = self._segmenter()
+        status = "interrupted"
+        try:
+            vad_s = 0.0
+            for block in pcm.stream(path, on_progress=self.on_progress):
+                t = time.perf_counter()
+                events = seg.feed(block)
+                vad_s += time.perf_counter() - t
+                for u in (e for e in events if isinstance(e, Utterance)):
+                    warm.join()
+                    self._turn(u, time.perf_counter(), vad_s, str(path))
+                    vad_s = 0.0
+            for u in (e for e in seg.flush() if isinstance(e, Utterance)):
+                warm.join()
+                self._turn(u, time.perf_counter(), vad_s, str(path))
+            status = "complete"
+        finally:
+            warm.join()
+            if self.session_id is not None:
+                language = self._languages.most_common(1)[0][0] if self._languages else None
+                self.archive.end_session(self.session_id, status=status, language=language)
+                try:
+                    search.refresh_index(self.archive)  # cheap unless the index lags by hundreds of turns
+                except VoiceJournalError as e:  # never let indexing hide why a session ended
+                    log.warning("search index not refreshed: %s", e)
+                self.archive.release()
+            if self.sink is not None:
+                self.sink.close()
+        if self.session_id is None:
+            raise NoSpeechError(f"no speech found in {path}; nothing was stored")
+        users = sum(1 for t in self._timings if "stt_s" in t)
+        return SessionResult(self.session_id, users, len(self._timings) - users, tuple(self._timings))
+
+    def _turn(self, u: Utterance, turn_end: float, vad_s: float, source: str) -> None:
+        engines = self.engines
+        transcript = engines.transcriber.transcribe(u.clip, self._pin.language)
+        self._pin.learn(transcript)
+        if not transcript.text:
+            self.on_event(Skipped(u.start, u.end, "no words recognised"))
+            return
+        if self.session_id is None:
+            self.session_id = self.archive.begin_session(
+                mode=self.mode, source=f"file:{Path(source).name}", models=engines.names()
+            )
+            self.recorder = Recorder(self.archive, self.session_id, engines.embedder)
+        plan = self.conv.turn(transcript.text)  # the safety check sees their words before the model does
+        user_timings = {"vad_s": vad_s, "stt_s": transcript.stt_s}
+        idx = self.recorder.user(u.clip, transcript, u.start, u.end,
+                                 timings=user_timings, engine=engines.transcriber.name, check=plan.check)
+        self.recorder.answers(idx, plan)
+        self._languages[transcript.language] += 1
+        self._timings.append(user_timings)
+        self.on_event(UserSpoke(self.session_id, idx, transcript.text, u.start, u.end, transcript.language))
+        if plan.check.level != "none":
+            self.on_event(SafetyAlert(self.session_id, idx, plan.check.level, plan.check.reasons,
+                                      plan.fixed if plan.crisis else None))
+        if plan.switched:
+            self.on_event(ModeChanged(self.session_id, plan.mode))
+        if plan.fixed is not None:
+            self._fixed(plan)
+            return
+
+        reply = speak_reply(engines.llm, engines.voice, plan.messages, self.sink, turn_end,
+                            reply_options(self.settings, plan.rules), rules=plan.rules, then=plan.then)
+        text = reply.text or FALLBACK_REPLY
+        if reply.error is not None and not reply.text:
+            raise reply.error
+        # The reply's clock starts at the end of the person's turn, so it includes their STT.
+        timings = {**reply.timings, "user_stt_s": transcript.stt_s}
+        idx = self.recorder.companion(
+            text, reply.audio if len(reply.audio) else None, reply.rate, timings=timings,
+            model=f"{engines.llm.backend}:{engines.llm.model}", partial=reply.error is not None,
+            recalled=[r.as_dict() for r in plan.recalled])
+        self.conv.replied(text)
+        self._timings.append(timings)
+        self.on_event(CompanionReplied(self.session_id, idx, text, timings, reply.error is not None))
+        self.archive.release()  # between turns the journal is free for search, list and play elsewhere
+        if self.sink is not None:
+            self.sink.gap(0.6, reply.rate)
+        if reply.error is not None:
+            raise reply.error
+
+    def _fixed(self, plan: Plan) -> None:
+        """Fixed words instead of a model reply: the crisis message, a mode's opening, a mood question."""
+        text = plan.fixed
+        voice = self.engines.voice
+        audio = speak_reply_text(voice, text, self.sink) if voice is not None else np.zeros(0, np.int16)
+        idx = self.recorder.companion(text, audio if len(audio) else None, voice.rate if voice is not None else None,
+                                      timings={}, model=fixed_model(plan, voice), crisis=plan.crisis)
+        self.archive.release()
+        self.conv.replied(text)
+        self._timings.append({})
+        self.on_event(CompanionReplied(self.session_id, idx, text, {}))
+        if self.sink is not None and voice is not None:
+            self.sink.gap(0.6, voice.rate)
+
+
