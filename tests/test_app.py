@@ -12,6 +12,7 @@ from voice_journal import app, config
 from voice_journal.audio import pcm
 from voice_journal.errors import InputError
 from voice_journal.session.recorder import Recorder
+from voice_journal.session.timings import HeardTimings, ReplyTimings
 from voice_journal.speech.stt import Transcript
 
 
@@ -25,10 +26,10 @@ def _session(journal, said: list[str]) -> int:
     rec = Recorder(journal, sid)
     for i, text in enumerate(said):
         clip = pcm.Clip((np.sin(np.arange(8000) / 7) * 3000).astype(np.int16))
-        rec.user(clip, Transcript(text, "en", 0.98, (), clip.duration, 0.2), i * 2.0, i * 2.0 + 0.5, timings={},
+        rec.user(clip, Transcript(text, "en", 0.98, (), clip.duration, 0.2), i * 2.0, i * 2.0 + 0.5, timings=HeardTimings(),
                  engine="whisper-test")
         rec.companion(f"You said {text.lower()}", np.full(2205, 100, np.int16), 22050,
-                      timings={"end_to_first_audio_s": 0.7}, model="test")
+                      timings=ReplyTimings(end_to_first_audio_s=0.7), model="test")
     journal.end_session(sid, status="complete")
     return sid
 

@@ -9,6 +9,7 @@ import numpy as np
 from voice_journal.audio import pcm
 from voice_journal.companion.safety import Assessment
 from voice_journal.session.recorder import Recorder
+from voice_journal.session.timings import HeardTimings, ReplyTimings
 from voice_journal.speech.stt import Transcript
 from voice_journal.store.archive import Archive
 
@@ -33,12 +34,12 @@ def test_turns_are_numbered_and_committed_as_they_are_recorded(tmp_path):
         sid = journal.begin_session(mode="free", source="test", models={})
         rec = Recorder(journal, sid, _Vectors())
         clip, said = _heard("My sister called and we laughed.")
-        assert rec.user(clip, said, 1.0, 1.5, timings={"stt_s": 0.21}, engine="whisper-test",
+        assert rec.user(clip, said, 1.0, 1.5, timings=HeardTimings(stt_s=0.21), engine="whisper-test",
                         check=Assessment("concern", ("hopelessness",), "hopelessness", "rules")) == 0
         voice = (np.ones(2205) * 100).astype(np.int16)
-        assert rec.companion("You laughed together.", voice, 22050, timings={"end_to_first_audio_s": 0.9},
+        assert rec.companion("You laughed together.", voice, 22050, timings=ReplyTimings(end_to_first_audio_s=0.9),
                              model="embedded:test", recalled=[{"session": 1, "turn": 0, "score": 0.7}]) == 1
-        assert rec.companion("Say that again?", None, None, timings={}, model="embedded:test", partial=True) == 2
+        assert rec.companion("Say that again?", None, None, model="embedded:test", partial=True) == 2
     # Another connection sees all three: each was committed by its own call.
     with Archive.open(db) as journal:
         user, reply, cut = journal.turns(sid, with_audio=True)
@@ -56,10 +57,10 @@ def test_the_crisis_message_is_flagged_and_a_turn_kept_already_is_skipped(tmp_pa
         sid = journal.begin_session(mode="free", source="test", models={})
         rec = Recorder(journal, sid)
         clip, said = _heard("i don't want to be here anymore")
-        rec.user(clip, said, 0.0, 0.5, timings={}, engine="whisper-test",
+        rec.user(clip, said, 0.0, 0.5, timings=HeardTimings(), engine="whisper-test",
                  check=Assessment("crisis", ("suicidal thoughts",), "ideation", "rules"))
         assert rec.skip() == 1  # Ctrl-C found turn 1 in the journal already
-        assert rec.companion("fixed words", np.zeros(0, np.int16), 22050, timings={}, model="safety",
+        assert rec.companion("fixed words", np.zeros(0, np.int16), 22050, model="safety",
                              crisis=True) == 2
         turns = journal.turns(sid)
     assert turns[0].safety == "crisis" and turns[-1].safety == "crisis"
@@ -73,7 +74,7 @@ def test_typed_and_imported_turns_keep_their_own_time(tmp_path):
         rec = Recorder(journal, sid, _Vectors())
         assert rec.typed("Wrote this on the train.", then) == 0
         clip, said = _heard("and this i said later")
-        rec.user(clip, said, 10.0, 10.5, timings={}, engine="whisper-test", at=then + dt.timedelta(seconds=10))
+        rec.user(clip, said, 10.0, 10.5, timings=HeardTimings(), engine="whisper-test", at=then + dt.timedelta(seconds=10))
         typed, spoken = journal.turns(sid)
     assert typed.at == then and typed.audio_flac is None
     assert spoken.at == then + dt.timedelta(seconds=10)

@@ -161,7 +161,7 @@ def session(
             if isinstance(e, UserSpoke):
                 out.print(f"[bold cyan]You[/] [dim]{e.start:6.1f}s[/]  {escape(e.text)}")
             elif isinstance(e, CompanionReplied):
-                first = e.timings.get("end_to_first_audio_s") or e.timings.get("llm_first_sentence_s", 0.0)
+                first = e.timings.end_to_first_audio_s or e.timings.llm_first_sentence_s or 0.0
                 out.print(f"[bold magenta]Companion[/] [dim](first audio {first:.1f}s)[/]  {escape(e.text)}\n")
             elif isinstance(e, SafetyAlert):
                 _print_safety_alert(e)
@@ -267,7 +267,7 @@ def _live_session(settings, input: Optional[Path], reply_audio: Optional[Path], 
             if isinstance(e, UserSpoke):
                 out.print(f"[bold cyan]You[/] [dim]{e.start:6.1f}s[/]  {escape(e.text)}")
             elif isinstance(e, CompanionReplied):
-                first = e.timings.get("end_to_first_audio_s")
+                first = e.timings.end_to_first_audio_s
                 when = f" [dim](first audio {first:.1f}s)[/]" if first else ""
                 cut = " [dim](interrupted)[/]" if e.partial else ""
                 out.print(f"[bold magenta]Companion[/]{when}  {escape(e.text)}{cut}\n")

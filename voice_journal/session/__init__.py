@@ -4,6 +4,7 @@ Its parts, one job each:
 
 * :mod:`.engines`: the models a session runs on, loaded once;
 * :mod:`.events`: what a session reports as it goes (``UserSpoke``, ``CompanionReplied``...);
+* :mod:`.timings`: how long each part of a turn took, typed (stored with the turn as JSON);
 * :mod:`.speaker`: one reply, from the model's words to the voice, sentence by sentence;
 * :mod:`.memory`: what the person said in other sessions that relates to now;
 * :mod:`.recorder`: the one place a turn becomes a record in the journal;
@@ -40,11 +41,12 @@ from .live import LiveOptions, LiveSession
 from .memory import MEMORY_MIN_SCORE, MEMORY_TURNS, recaller
 from .recorder import Recorder
 from .speaker import FALLBACK_REPLY, SpokenReply, reply_options, speak_reply, speak_reply_text
+from .timings import HeardTimings, ReplyTimings
 
 __all__ = [
-    "BargedIn", "CompanionReplied", "Engines", "FALLBACK_REPLY", "FileSession", "FileTranscript", "Imported",
+    "BargedIn", "CompanionReplied", "Engines", "FALLBACK_REPLY", "FileSession", "FileTranscript", "HeardTimings", "Imported",
     "LiveEvent", "LiveOptions", "LiveSession", "Listening", "MAX_WRITTEN_CHARS", "MEMORY_MIN_SCORE", "MEMORY_TURNS",
-    "ModeChanged", "Recorder", "SafetyAlert", "SessionEvent", "SessionResult", "Skipped", "State", "SpokenReply", "UserSpoke",
+    "ModeChanged", "Recorder", "ReplyTimings", "SafetyAlert", "SessionEvent", "SessionResult", "Skipped", "State", "SpokenReply", "UserSpoke",
     "file_hash", "file_utterances", "import_recording", "load_engines", "load_safety_net", "load_transcriber",
     "recaller", "reply_options", "speak_reply", "speak_reply_text", "transcribe_file", "write_entry",
 ]

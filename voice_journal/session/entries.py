@@ -20,6 +20,7 @@ from ..store.archive import Archive
 from ..store.embedding import Embedder
 
 from .recorder import Recorder
+from .timings import HeardTimings
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ def import_recording(archive: Archive, transcriber: Transcriber, embedder: Embed
             sid = archive.begin_session(mode=DEFAULT_MODE, source=f"import:{path.name}",
                                         models={"stt": transcriber.name}, started_at=at, source_hash=digest)
             recorder = Recorder(archive, sid, embedder)
-        idx = recorder.user(u.clip, t, u.start, u.end, timings={"stt_s": t.stt_s}, engine=transcriber.name,
+        idx = recorder.user(u.clip, t, u.start, u.end, timings=HeardTimings(stt_s=t.stt_s), engine=transcriber.name,
                             at=at + dt.timedelta(seconds=u.start))
         archive.release()
         languages[t.language] += 1

@@ -7,6 +7,8 @@ import logging
 from dataclasses import dataclass, field
 
 
+from .timings import HeardTimings, ReplyTimings
+
 log = logging.getLogger(__name__)
 
 # -- what a session reports as it goes --------------------------------------
@@ -39,7 +41,7 @@ class CompanionReplied:
     session_id: int
     idx: int
     text: str
-    timings: dict[str, float]
+    timings: ReplyTimings
     partial: bool = False
 
 
@@ -80,7 +82,7 @@ class SessionResult:
     session_id: int
     user_turns: int
     replies: int
-    timings: tuple[dict[str, float], ...] = field(default=())
+    timings: tuple[HeardTimings | ReplyTimings, ...] = field(default=())  # each turn's, in order
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from .engines import Engines
 from .events import CompanionReplied, ModeChanged, SafetyAlert, SessionEvent, SessionResult, Skipped, UserSpoke
 from .memory import recaller
 from .recorder import Recorder
+from .timings import HeardTimings, ReplyTimings
 from .speaker import FALLBACK_REPLY, fixed_model, reply_options, speak_reply, speak_reply_text
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class FileSession:
                                  if settings.memory else None, net=engines.safety_net())
         self.recorder: Recorder | None = None  # from the first turn heard: an empty file makes no session
         self._languages: collections.Counter[str] = collections.Counter()
-        self._timings: list[dict[str, float]] = []
+        self._timings: list[HeardTimings | ReplyTimings] = []
         self._pin = LanguagePin(settings.language)
 
     @property
@@ -102,7 +103,7 @@ class FileSession:
                 self.sink.close()
         if self.session_id is None:
             raise NoSpeechError(f"no speech found in {path}; nothing was stored")
-        users = sum(1 for t in self._timings if "stt_s" in t)
+        users = sum(1 for t in self._timings if isinstance(t, HeardTimings))
         return SessionResult(self.session_id, users, len(self._timings) - users, tuple(self._timings))
 
     def _turn(self, u: Utterance, turn_end: float, vad_s: float, source: str) -> None:
@@ -118,7 +119,7 @@ class FileSession:
             )
             self.recorder = Recorder(self.archive, self.session_id, engines.embedder)
         plan = self.conv.turn(transcript.text)  # the safety check sees their words before the model does
-        user_timings = {"vad_s": vad_s, "stt_s": transcript.stt_s}
+        user_timings = HeardTimings(stt_s=transcript.stt_s, vad_s=vad_s)
         idx = self.recorder.user(u.clip, transcript, u.start, u.end,
                                  timings=user_timings, engine=engines.transcriber.name, check=plan.check)
         self.recorder.answers(idx, plan)
@@ -140,7 +141,7 @@ class FileSession:
         if reply.error is not None and not reply.text:
             raise reply.error
         # The reply's clock starts at the end of the person's turn, so it includes their STT.
-        timings = {**reply.timings, "user_stt_s": transcript.stt_s}
+        timings = reply.timings.but(user_stt_s=transcript.stt_s)
         idx = self.recorder.companion(
             text, reply.audio if len(reply.audio) else None, reply.rate, timings=timings,
             model=f"{engines.llm.backend}:{engines.llm.model}", partial=reply.error is not None,
@@ -160,11 +161,11 @@ class FileSession:
         voice = self.engines.voice
         audio = speak_reply_text(voice, text, self.sink) if voice is not None else np.zeros(0, np.int16)
         idx = self.recorder.companion(text, audio if len(audio) else None, voice.rate if voice is not None else None,
-                                      timings={}, model=fixed_model(plan, voice), crisis=plan.crisis)
+                                      model=fixed_model(plan, voice), crisis=plan.crisis)
         self.archive.release()
         self.conv.replied(text)
-        self._timings.append({})
-        self.on_event(CompanionReplied(self.session_id, idx, text, {}))
+        self._timings.append(ReplyTimings())
+        self.on_event(CompanionReplied(self.session_id, idx, text, ReplyTimings()))
         if self.sink is not None and voice is not None:
             self.sink.gap(0.6, voice.rate)
 

@@ -28,6 +28,7 @@ from .events import (BargedIn, CompanionReplied, LiveEvent, Listening, ModeChang
                      Skipped, State, UserSpoke)
 from .memory import recaller
 from .recorder import Recorder
+from .timings import HeardTimings, ReplyTimings
 from .speaker import FALLBACK_REPLY, SpokenReply, reply_options, speak_reply
 from .speculative import SpeculativeReply
 from .turn_words import TurnTranscriber
@@ -141,7 +142,7 @@ class LiveSession:
         self.started = time.monotonic()
         self.recorder: Recorder | None = None  # once the session is begun (run)
         self._user_turns = 0
-        self._timings: list[dict[str, float]] = []
+        self._timings: list[HeardTimings | ReplyTimings] = []
         self._languages: collections.Counter[str] = collections.Counter()
         self.words = TurnTranscriber(engines.transcriber, settings.language)
         self.speculative = SpeculativeReply(engines.llm, lambda rules: reply_options(settings, rules),
@@ -336,11 +337,9 @@ class LiveSession:
         early = self.speculative.take(plan.messages if plan.fixed is None else (), plan.rules)
         job = self._start_answer(plan, turn_end, early) if plan.fixed is None else None
         try:
-            self._archive_user(u.clip, transcript, self._session_time(u.start), self._session_time(u.end), {
-                "stt_s": transcript.stt_s, "stt_wait_s": stt_wait, "stt_pieces": float(heard.pieces),
-                # 1.0: every word was transcribed during the person's pauses, none after the turn ended.
-                "early_stt": float(heard.all_early),
-            }, check=plan.check)
+            self._archive_user(u.clip, transcript, self._session_time(u.start), self._session_time(u.end),
+                               HeardTimings(stt_s=transcript.stt_s, stt_wait_s=stt_wait, stt_pieces=heard.pieces,
+                                            early_stt=heard.all_early), check=plan.check)
             self.recorder.answers(self.recorder.next_idx - 1, plan)
             self.archive.release()
         except KeyboardInterrupt:
@@ -361,7 +360,7 @@ class LiveSession:
         return plan.ends
 
     def _archive_user(self, clip: pcm.Clip, t: Transcript, start: float, end: float,
-                      timings: dict[str, float], partial: bool = False, *, check: safety.Assessment) -> None:
+                      timings: HeardTimings, partial: bool = False, *, check: safety.Assessment) -> None:
         idx = self.recorder.user(clip, t, start, end, timings=timings, engine=self.engines.transcriber.name,
                                  check=check, partial=partial)
         self._utterance = None  # at once: from here a Ctrl-C must not archive this turn again (see _on_interrupt)
@@ -455,14 +454,14 @@ class LiveSession:
         """Archive a reply; ``heard``: the samples played before it was cut (barge-in, Ctrl-C)."""
         engines = self.engines
         text, audio = reply.text or FALLBACK_REPLY, reply.audio
-        timings = dict(reply.timings)
+        timings = reply.timings
         partial = reply.error is not None
         if heard is not None:
             text, audio = reply.heard(int(heard))
-            timings["heard_s"] = len(audio) / reply.rate
+            timings = timings.but(heard_s=len(audio) / reply.rate)
             partial = True
         if stop_s is not None:
-            timings["barge_in_stop_s"] = stop_s
+            timings = timings.but(barge_in_stop_s=stop_s)
         if not text and not len(audio):
             self.conv.replied("")  # keep user/assistant pairs for the cache
             return
@@ -526,11 +525,11 @@ class LiveSession:
         return None
 
     def _archive_fixed(self, text: str, audio: np.ndarray, partial: bool, crisis: bool = False) -> None:
-        idx = self.recorder.companion(text or "…", audio, self.engines.voice.rate, timings={}, partial=partial,
+        idx = self.recorder.companion(text or "…", audio, self.engines.voice.rate, partial=partial,
                                       model="safety" if crisis else self.engines.voice.name, crisis=crisis)
         self.archive.release()
         self.conv.replied(text)
-        self.on_event(CompanionReplied(self.session_id, idx, text, {}, partial))
+        self.on_event(CompanionReplied(self.session_id, idx, text, ReplyTimings(), partial))
 
     # -- Ctrl-C --------------------------------------------------------------
 
@@ -594,6 +593,7 @@ class LiveSession:
         if not transcript.text and not partial:
             return
         check = self.conv.guard.check(transcript.text)
-        self._archive_user(clip, transcript, start, end, {"stt_s": transcript.stt_s}, partial=partial, check=check)
+        self._archive_user(clip, transcript, start, end, HeardTimings(stt_s=transcript.stt_s), partial=partial,
+                           check=check)
         self._crisis_unanswered = check.crisis
         self._partial = self._partial or partial

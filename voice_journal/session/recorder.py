@@ -8,11 +8,11 @@ or Ctrl-C after the call never loses it. It numbers the turns; nothing else
 does.
 
 >>> rec = Recorder(journal, session_id, Embedder.load())           # doctest: +SKIP
->>> rec.user(clip, transcript, 0.0, 4.2, timings={"stt_s": 0.4},
+>>> rec.user(clip, transcript, 0.0, 4.2, timings=HeardTimings(stt_s=0.4),
 ...          engine="whisper-base", check=assessment)               # doctest: +SKIP
 0
 >>> rec.companion("The deadline moved again.", audio, 22050,
-...               timings={"end_to_first_audio_s": 0.9}, model="embedded:qwen")  # doctest: +SKIP
+...               timings=ReplyTimings(end_to_first_audio_s=0.9), model="embedded:qwen")  # doctest: +SKIP
 1
 
 When to let go of the journal between turns (so that search and list can
@@ -31,6 +31,7 @@ from ..companion import safety
 from ..companion.conversation import Plan
 from ..speech.stt import Transcript
 from ..store.archive import Answer, Archive, TurnRecord
+from .timings import NONE, HeardTimings, ReplyTimings
 
 class Embeds(Protocol):  # store.embedding.Embedder, or a stand-in
     def embed(self, texts: list[str]) -> np.ndarray: ...
@@ -56,7 +57,7 @@ class Recorder:
         return self.embedder.embed([text])[0] if self.embedder is not None and text else None
 
     def user(self, clip: pcm.Clip, transcript: Transcript, start: float, end: float, *,
-             timings: dict[str, float], engine: str, check: safety.Assessment | None = None,
+             timings: HeardTimings, engine: str, check: safety.Assessment | None = None,
              partial: bool = False, at: dt.datetime | None = None) -> int:
         """Commit what the person said (with its audio); returns the turn's index.
 
@@ -64,7 +65,7 @@ class Recorder:
         """
         return self._add(TurnRecord(
             self.session_id, self.next_idx, "user", transcript.text, pcm.to_flac(clip), clip.rate, start, end,
-            clip.duration, transcript.language, round(transcript.confidence, 4), timings, engine,
+            clip.duration, transcript.language, round(transcript.confidence, 4), timings.as_dict(), engine,
             partial=partial, at=at, embedding=self.embed(transcript.text), **safety_flag(check),
         ))
 
@@ -72,7 +73,7 @@ class Recorder:
         """Commit an entry the person typed (no audio); returns the turn's index."""
         return self._add(TurnRecord(self.session_id, self.next_idx, "user", text, at=at, embedding=self.embed(text)))
 
-    def companion(self, text: str, audio: np.ndarray | None, rate: int | None, *, timings: dict[str, float],
+    def companion(self, text: str, audio: np.ndarray | None, rate: int | None, *, timings: ReplyTimings = NONE,
                   model: str, partial: bool = False, recalled: Sequence[dict] = (), crisis: bool = False) -> int:
         """Commit what the companion said; ``audio`` None when nothing was spoken. Returns the turn's index.
 
@@ -83,7 +84,7 @@ class Recorder:
         return self._add(TurnRecord(
             self.session_id, self.next_idx, "assistant", text,
             pcm.to_flac(pcm.Clip(audio, rate)) if spoken else None, rate if spoken else None,
-            duration_s=len(audio) / rate if spoken else None, timings=timings, model=model, partial=partial,
+            duration_s=len(audio) / rate if spoken else None, timings=timings.as_dict(), model=model, partial=partial,
             embedding=self.embed(text), recalled=tuple(recalled), **(CRISIS_FLAG if crisis else {}),
         ))
 

@@ -21,6 +21,8 @@ from ..llm.prefetch import PrefetchedReply
 from ..speech.sentences import SentenceSplitter, has_words
 from ..speech.tts import Voice
 
+from .timings import ReplyTimings
+
 log = logging.getLogger(__name__)
 
 FALLBACK_REPLY = "I'm here, and I'm listening. Take your time."
@@ -35,7 +37,7 @@ class SpokenReply:
     spoken_text: str  # what was synthesised (differs on cancel)
     audio: np.ndarray
     rate: int
-    timings: dict[str, float]
+    timings: ReplyTimings
     error: LLMError | None = None
     parts: tuple[tuple[str, int], ...] = ()  # each synthesised sentence and its number of samples
     cancelled: bool = False
@@ -184,26 +186,23 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
     if failure:
         raise failure[0]
     usage = stream.usage
-    timings = {
+    heard = "first_audio" in marks
+    timings = ReplyTimings(
         # From the request (or, for a reply begun in the pause, from the end of the turn).
-        "llm_first_token_s": marks["first_token"] - marks["request"] if "first_token" in marks else 0.0,
-        "llm_total_s": usage.total_s if usage else 0.0,
-        "prompt_tokens": float(usage.prompt_tokens if usage else 0),
-        "cached_tokens": float(usage.cached_tokens if usage else 0),
-        "completion_tokens": float(usage.completion_tokens if usage else 0),
-    }
-    if turn_end:  # the work between the end of the turn and asking the model (safety check, memory)
-        timings["before_llm_s"] = marks["request"] - turn_end
-    if early is not None:
-        timings["early_words"] = float(early)  # written in the pause, before the turn was over
-    if fell_back:
-        timings["fallback"] = 1.0
-    if "first_sentence" in marks:
-        timings["llm_first_sentence_s"] = marks["first_sentence"] - turn_end
-    if "first_audio" in marks:
-        timings["tts_first_s"] = marks["tts_first_s"]
-        timings["tts_total_s"] = marks["tts_total_s"]
-        timings["end_to_first_audio_s"] = marks["first_audio"] - turn_end
+        llm_first_token_s=marks["first_token"] - marks["request"] if "first_token" in marks else 0.0,
+        llm_total_s=usage.total_s if usage else 0.0,
+        prompt_tokens=usage.prompt_tokens if usage else 0,
+        cached_tokens=usage.cached_tokens if usage else 0,
+        completion_tokens=usage.completion_tokens if usage else 0,
+        # The work between the end of the turn and asking the model (safety check, memory).
+        before_llm_s=marks["request"] - turn_end if turn_end else None,
+        early_words=early,
+        fallback=fell_back,
+        llm_first_sentence_s=marks["first_sentence"] - turn_end if "first_sentence" in marks else None,
+        tts_first_s=marks["tts_first_s"] if heard else None,
+        tts_total_s=marks["tts_total_s"] if heard else None,
+        end_to_first_audio_s=marks["first_audio"] - turn_end if heard else None,
+    )
     rate = voice.rate if voice is not None else pcm.RATE
     samples = np.concatenate(audio) if audio else np.zeros(0, np.int16)
     return SpokenReply("".join(text).strip(), " ".join(spoken), samples, rate, timings, error,
