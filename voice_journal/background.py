@@ -26,7 +26,6 @@ says which process it waits for.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import json
 import logging
 import os
@@ -39,6 +38,7 @@ from typing import Callable
 from . import childenv, private_files
 from .companion.summary import SessionSummary, summarise, summarise_entries, too_short
 from .errors import LLMError, StoreError, VoiceJournalError
+from .file_lock import FileLock
 from .store.archive import Archive, DueSummary, Summary
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,8 @@ class WorkerLock:
     """
 
     def __init__(self, journal: Path):
-        self.file = _beside(journal, "summariser.lock")
-        self._fd: int | None = None
+        self._lock = FileLock(_beside(journal, "summariser.lock"))
+        self.file = self._lock.path
 
     def acquire(self, *, wait: bool = False) -> bool:
         """Take the lock if it is free; False at once if another process has it (``wait``: until it lets go).
@@ -74,42 +74,25 @@ class WorkerLock:
         nobody may write): no summary could be stored there either.
         """
         try:
-            fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o600)
+            if not self._lock.take(wait=wait):
+                return False
         except OSError as e:
             raise StoreError(f"cannot write beside the journal ({self.file.parent}): {e.strerror}; "
                              "summaries stay queued") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._fd = fd
+        self._lock.write(str(os.getpid()))
         return True
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self._lock.release()
 
     def holder(self) -> int | None:
         """The pid of the worker that holds the lock now, or None."""
-        if self._fd is not None:
+        if self._lock.held:
             return os.getpid()
-        try:
-            fd = os.open(self.file, os.O_RDONLY)
-        except OSError:
+        if not self._lock.held_elsewhere():
             return None
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                return None  # free
-            except BlockingIOError:
-                text = os.read(fd, 32).decode(errors="replace").strip()
-                return int(text) if text.isdigit() else -1
-        finally:
-            os.close(fd)
+        text = self._lock.read()
+        return int(text) if text.isdigit() else -1
 
 
 def worker_pid(journal: Path) -> int | None:

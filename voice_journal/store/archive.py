@@ -15,7 +15,6 @@ The file is created user-only (0600 in a 0700 folder): journals are private.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import importlib.resources
 import json
 import logging
@@ -31,6 +30,7 @@ import duckdb
 import numpy as np
 
 from ..errors import InputError, StoreError
+from ..file_lock import FileLock
 from .embedding import sketch
 
 log = logging.getLogger(__name__)
@@ -407,31 +407,17 @@ class _Gate:
     """
 
     def __init__(self, path: Path):
-        self.file = path.with_name(f".{path.name}.gate")
-        self._fd: int | None = None
+        self._lock = FileLock(path.with_name(f".{path.name}.gate"))
 
     def take(self, exclusive: bool, deadline: float) -> bool:
-        """Take the gate, waiting until ``deadline``; False if there is none or it stayed taken."""
+        """Take the gate, waiting until ``deadline``; False if it stayed taken (True where there is none)."""
         try:
-            self._fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o600)
+            return self._lock.take(exclusive=exclusive, deadline=deadline)
         except OSError:
             return True  # no gate where none can be written (a read-only folder)
-        delay = 0.01
-        while True:
-            try:
-                fcntl.flock(self._fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
-                return True
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    self.leave()
-                    return False
-                time.sleep(delay)
-                delay = min(delay * 1.5, 0.1)
 
     def leave(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing drops the flock
-            self._fd = None
+        self._lock.release()
 
 
 class _Waiting:
@@ -526,7 +512,7 @@ class Archive:
         self.read_only = read_only
         self.lock_timeout = lock_timeout
         self._closed = False
-        self._recording: dict[int, int] = {}  # session id -> the fd of its recording lock
+        self._recording: dict[int, FileLock] = {}  # session id -> its recording lock, held while it records
 
     @property
     def _con(self) -> duckdb.DuckDBPyConnection:
@@ -614,39 +600,31 @@ class Archive:
         return self.path.with_name(f".{self.path.name}.recording-{session_id}")
 
     def _start_recording(self, session_id: int) -> None:
+        lock = FileLock(self._recording_file(session_id))
         try:
-            fd = os.open(self._recording_file(session_id), os.O_RDWR | os.O_CREAT, 0o600)
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if not lock.take():
+                raise OSError("held by another process")
         except OSError as e:  # no lock: the session counts as settled a little early, nothing worse
             log.info("no recording lock for session %d: %s", session_id, e)
             return
-        self._recording[session_id] = fd
+        self._recording[session_id] = lock
 
     def _stop_recording(self, session_id: int) -> None:
-        fd = self._recording.pop(session_id, None)
-        if fd is not None:
-            self._recording_file(session_id).unlink(missing_ok=True)
-            os.close(fd)
+        lock = self._recording.pop(session_id, None)
+        if lock is not None:
+            lock.path.unlink(missing_ok=True)
+            lock.release()
 
     def recording(self, session_id: int) -> bool:
         """Whether a live process is still recording this session (this one or another)."""
         if session_id in self._recording:
             return True
-        path = self._recording_file(session_id)
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
+        lock = FileLock(self._recording_file(session_id))
+        if lock.held_elsewhere():
             return True
-        else:
-            if not self.read_only:
-                path.unlink(missing_ok=True)  # left by a process that was killed
-            return False
-        finally:
-            os.close(fd)
+        if not self.read_only:
+            lock.path.unlink(missing_ok=True)  # left by a process that was killed
+        return False
 
     # -- schema ---------------------------------------------------------
 
