@@ -19,7 +19,7 @@ from ..companion.conversation import Conversation, Plan, Recalled
 from ..companion.modes import DEFAULT_MODE
 from ..config import Settings
 from ..errors import VoiceJournalError
-from ..llm.prefetch import PrefetchedReply
+from ..llm.speculative import SpeculativeStream
 from ..speech.stt import Transcript
 from ..store import search
 from ..store.archive import Archive
@@ -50,7 +50,7 @@ class LiveOptions:
     greet: bool = True
     confirm_speech_s: float = 0.2  # Silero must find this much speech in a turn, or it was noise
     early_stt_ms: int = 300  # a pause this long closes a piece of the turn, transcribed at once
-    early_reply: bool = True  # start the reply in that pause; kept if the turn ends there, else cancelled
+    speculative_reply: bool = True  # begin the reply in that pause; kept if the turn ends there, else dropped
 
 
 
@@ -94,7 +94,7 @@ class LiveSession:
                                                           │ Segmenter events
                PauseStarted: the piece since the last pause ─▶ stt worker ─▶ (piece) ─▶ llm-warm worker:
                                                                     still silent: the reply to the
-                                                                    turn so far begins (prefetch);
+                                                                    turn so far begins (speculative);
                                                                     talking again: the turn so far
                                                                     is evaluated into the KV cache
                SpeechResumed ─▶ the reply begun in the pause is cancelled
@@ -146,7 +146,7 @@ class LiveSession:
         self._languages: collections.Counter[str] = collections.Counter()
         self.words = TurnTranscriber(engines.transcriber, settings.language)
         self.speculative = SpeculativeReply(engines.llm, lambda rules: reply_options(settings, rules),
-                                            begin=options.early_reply)
+                                            begin=options.speculative_reply)
         self._seg = self._segmenter()
         self._seg_origin: float | None = None  # session time of the segmenter's first sample
         self._deaf_until = 0.0
@@ -375,7 +375,7 @@ class LiveSession:
 
     # -- speaking ----------------------------------------------------------
 
-    def _start_answer(self, plan: Plan, turn_end: float, early: PrefetchedReply | None = None) -> _ReplyJob:
+    def _start_answer(self, plan: Plan, turn_end: float, early: SpeculativeStream | None = None) -> _ReplyJob:
         """Start writing and speaking the reply on its own thread (taking over ``early``, begun in the pause)."""
         engines = self.engines
         cancel = threading.Event()

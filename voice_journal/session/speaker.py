@@ -17,7 +17,7 @@ from ..companion.conversation import Plan
 from ..config import Settings
 from ..errors import LLMError
 from ..llm.base import LLM, GenerationOptions, ReplyStream
-from ..llm.prefetch import PrefetchedReply
+from ..llm.speculative import SpeculativeStream
 from ..speech.sentences import SentenceSplitter, has_words
 from ..speech.tts import Voice
 
@@ -72,7 +72,7 @@ def reply_options(settings: Settings, rules: ReplyRules | None = None) -> Genera
 def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
                 turn_end: float, options: GenerationOptions = GenerationOptions(),
                 cancel: threading.Event | None = None, *, rules: ReplyRules | None = None,
-                then: str | None = None, stream: ReplyStream | PrefetchedReply | None = None) -> SpokenReply:
+                then: str | None = None, stream: ReplyStream | SpeculativeStream | None = None) -> SpokenReply:
     """Stream a reply from the LLM and speak it sentence by sentence.
 
     ``turn_end`` is the ``perf_counter`` time at which the person's turn was
@@ -82,7 +82,7 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
     reply to a length and a number of questions as it streams (what breaks
     them is not spoken, and the model is stopped); ``then`` is fixed words
     spoken after the model's (a check-in's next question). ``stream``: the
-    reply to ``messages``, already begun (:class:`PrefetchedReply`).
+    reply to ``messages``, already begun (:class:`SpeculativeStream`).
     """
     gate = ReplyGate(rules) if rules is not None else None
     cancel = cancel or threading.Event()
@@ -126,7 +126,7 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
     error: LLMError | None = None
     wordless = False  # a "sentence" of punctuation alone was left out
     marks["request"] = time.perf_counter()
-    early = len(stream.written.split()) if isinstance(stream, PrefetchedReply) else None
+    early = len(stream.written.split()) if isinstance(stream, SpeculativeStream) else None
     stream = stream if stream is not None else llm.stream(messages, options)
     deltas = iter(stream)
     try:

@@ -3,7 +3,7 @@
 Most pauses in a turn are not its end, but the one that is comes without
 warning. So once the words so far are transcribed, the model is readied on
 a thread of its own: while the person is still silent, the reply to the
-turn so far begins (a :class:`~voice_journal.llm.prefetch.PrefetchedReply`);
+turn so far begins (a :class:`~voice_journal.llm.speculative.SpeculativeStream`);
 if they talk again, it is cancelled and the turn so far is evaluated into
 the model's cache instead, so that the next piece only adds its own words.
 When the turn ends, the reply begun is taken over if what the turn asks of
@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 from ..companion.checker import ReplyRules
 from ..errors import VoiceJournalError
 from ..llm.base import LLM, GenerationOptions, Message
-from ..llm.prefetch import PrefetchedReply
+from ..llm.speculative import SpeculativeStream
 from .turn_words import Pieces, TurnTranscriber
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class SpeculativeReply:
         self._lock = threading.Lock()
         self._seq = 0  # pieces of turns so far: readying for an older one is stale
         self._pending: _Pending | None = None  # the latest piece, until the model is readied for it
-        self._early: PrefetchedReply | None = None
+        self._early: SpeculativeStream | None = None
 
     def piece_sent(self, pieces: Pieces, preview: Preview) -> None:
         """A new piece went to Whisper: ready the model for it once it is back (see :meth:`ready`)."""
@@ -97,7 +97,7 @@ class SpeculativeReply:
         self.pausing = False
         self._pending = None
 
-    def take(self, messages: Sequence[Message], rules: ReplyRules | None = None) -> PrefetchedReply | None:
+    def take(self, messages: Sequence[Message], rules: ReplyRules | None = None) -> SpeculativeStream | None:
         """The turn is over: the reply begun in its last pause if it asks for exactly that, else None."""
         self.pausing = False
         self._pending = None
@@ -125,7 +125,7 @@ class SpeculativeReply:
             if self.pausing and self.begin:
                 self._cancel()
                 try:
-                    self._early = PrefetchedReply(self.llm, messages, self.options(messages.rules))
+                    self._early = SpeculativeStream(self.llm, messages, self.options(messages.rules))
                 except VoiceJournalError as e:
                     log.warning("could not start the reply early: %s", e)
                 return

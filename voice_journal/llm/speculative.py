@@ -6,7 +6,7 @@ first words are written during the rest of the pause; if the turn ends
 there and the request is the same, the session speaks them at once, and
 otherwise it cancels them (LiveKit calls this preemptive generation).
 
->>> early = PrefetchedReply(llm, messages, options)   # the person pauses
+>>> early = SpeculativeStream(llm, messages, options)   # the person pauses
 >>> if early.matches(final_messages, options):         # the turn is over
 ...     speak(early)                                    # what was written meanwhile comes first
 ... else:
@@ -21,7 +21,7 @@ from typing import Iterator, Sequence
 from .base import LLM, GenerationOptions, Message, Usage
 
 
-class PrefetchedReply:
+class SpeculativeStream:
     """A :class:`~voice_journal.llm.base.ReplyStream` read ahead on its own thread.
 
     Iterate it once, as a reply stream: the deltas written so far come at
@@ -37,7 +37,7 @@ class PrefetchedReply:
         self._ended = False
         self._error: BaseException | None = None
         self._changed = threading.Condition()
-        self._thread = threading.Thread(target=self._read, name="llm-prefetch", daemon=True)
+        self._thread = threading.Thread(target=self._read, name="llm-speculative", daemon=True)
         self._thread.start()
 
     def _read(self) -> None:
