@@ -114,6 +114,10 @@ class SpeculativeReply:
         """Evaluate ``messages`` into the model's cache on the warm thread (a greeting, a new mode)."""
         self._pool.submit(self._warm, messages)
 
+    def idle(self) -> None:
+        """Wait until the model has been readied for everything sent so far (its thread is idle)."""
+        self._pool.submit(lambda: None).result()
+
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
         self.take(())  # cancels a reply begun in a pause the session ended in
