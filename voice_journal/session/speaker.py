@@ -84,130 +84,175 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
     spoken after the model's (a check-in's next question). ``stream``: the
     reply to ``messages``, already begun (:class:`SpeculativeStream`).
     """
-    gate = ReplyGate(rules) if rules is not None else None
-    cancel = cancel or threading.Event()
-    sentences: queue.Queue[str | None] = queue.Queue()
-    spoken: list[str] = []
-    parts: list[tuple[str, int]] = []
-    audio: list[np.ndarray] = []
-    marks: dict[str, float] = {}
-    failure: list[BaseException] = []
-
-    def tts_worker() -> None:
-        try:
-            while (s := sentences.get()) is not None:
-                if cancel.is_set():
-                    continue
-                if voice is None:
-                    spoken.append(s)
-                    continue
-                out = voice.sentence(s)
-                if cancel.is_set():
-                    continue
-                if "first_audio" not in marks:
-                    marks["first_audio"] = time.perf_counter()
-                    marks["tts_first_s"] = out.synth_s
-                marks["tts_total_s"] = marks.get("tts_total_s", 0.0) + out.synth_s
-                if sink is not None:
-                    sink.write(out.samples, out.rate)
-                audio.append(out.samples)
-                spoken.append(s)
-                parts.append((s, len(out.samples)))
-        except BaseException as e:  # surface it on the session's thread
-            failure.append(e)
-            while sentences.get() is not None:
-                pass
-
-    worker = threading.Thread(target=tts_worker, name="tts", daemon=True)
-    worker.start()
-    splitter = SentenceSplitter()
-    text: list[str] = []
-    sent: list[str] = []
-    error: LLMError | None = None
-    wordless = False  # a "sentence" of punctuation alone was left out
-    marks["request"] = time.perf_counter()
+    reply = _Reply(ReplyGate(rules) if rules is not None else None, cancel or threading.Event())
+    voicing = _Voicing(voice, sink, reply.cancel)
+    reply.marks["request"] = time.perf_counter()
     early = len(stream.written.split()) if isinstance(stream, SpeculativeStream) else None
     stream = stream if stream is not None else llm.stream(messages, options)
     deltas = iter(stream)
     try:
-        for delta in deltas:
-            if cancel.is_set():
-                stream.cancel()
-                continue  # the stream ends at its next step
-            marks.setdefault("first_token", time.perf_counter())
-            text.append(delta)
-            for s in splitter.feed(delta):
-                if not has_words(s):
-                    wordless = True
-                    continue
-                if gate is not None and (s := gate.spoken(s)) is None:
-                    continue
-                marks.setdefault("first_sentence", time.perf_counter())
-                sentences.put(s)
-                sent.append(s)
-            if gate is not None and gate.done:
-                stream.cancel()  # the rest would not be spoken: stop paying for it
-    except LLMError as e:
-        error = e
+        reply.write(stream, deltas, voicing)
     except BaseException:  # Ctrl-C: stop the model at its next token rather than let it run on
-        cancel.set()
+        reply.cancel.set()
         raise
     finally:
-        if cancel.is_set():
+        if reply.cancel.is_set():
             stream.cancel()
         deltas.close()  # joins the generation, which the cancel has ended
-        rest = [] if cancel.is_set() else splitter.flush()
-        wordless = wordless or not all(map(has_words, rest))
-        rest = [s for s in rest if has_words(s)]
-        if gate is not None:
-            rest = [t for s in rest if (t := gate.spoken(s)) is not None]
-        if rest and sent and stream.usage is not None and stream.usage.stopped == "length":
+        reply.end(stream, then, voicing)
+        voicing.finish()
+    voicing.check()
+    return SpokenReply(reply.text, " ".join(voicing.spoken), voicing.samples(), voicing.rate,
+                       reply.timings(stream.usage, voicing, turn_end, early), reply.error, tuple(voicing.parts),
+                       reply.cancel.is_set())
+
+
+class _Voicing:
+    """The voice's thread: each sentence it is given, synthesised and played in order; what was heard."""
+
+    def __init__(self, voice: Voice | None, sink: AudioSink | None, cancel: threading.Event):
+        self.voice, self.sink, self.cancel = voice, sink, cancel
+        self.rate = voice.rate if voice is not None else pcm.RATE
+        self.spoken: list[str] = []
+        self.parts: list[tuple[str, int]] = []  # each sentence played, with its number of samples
+        self.audio: list[np.ndarray] = []
+        self.first_audio: float | None = None  # perf_counter time of the first audio
+        self.tts_first_s = self.tts_total_s = 0.0
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._failure: list[BaseException] = []
+        self._thread = threading.Thread(target=self._run, name="tts", daemon=True)
+        self._thread.start()
+
+    def say(self, sentence: str) -> None:
+        self._queue.put(sentence)
+
+    def finish(self) -> None:
+        """Wait for every sentence given to be spoken (or skipped, once cancelled)."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def check(self) -> None:
+        """Raise, on the caller's thread, what failed on the voice's."""
+        if self._failure:
+            raise self._failure[0]
+
+    def samples(self) -> np.ndarray:
+        return np.concatenate(self.audio) if self.audio else np.zeros(0, np.int16)
+
+    def _run(self) -> None:
+        try:
+            while (s := self._queue.get()) is not None:
+                if self.cancel.is_set():
+                    continue
+                if self.voice is None:
+                    self.spoken.append(s)
+                    continue
+                out = self.voice.sentence(s)
+                if self.cancel.is_set():
+                    continue
+                if self.first_audio is None:
+                    self.first_audio, self.tts_first_s = time.perf_counter(), out.synth_s
+                self.tts_total_s += out.synth_s
+                if self.sink is not None:
+                    self.sink.write(out.samples, out.rate)
+                self.audio.append(out.samples)
+                self.spoken.append(s)
+                self.parts.append((s, len(out.samples)))
+        except BaseException as e:  # surface it on the session's thread
+            self._failure.append(e)
+            while self._queue.get() is not None:
+                pass
+
+
+class _Reply:
+    """The model's side of one reply: its words as they come, cut into sentences, held to the rules."""
+
+    def __init__(self, gate: ReplyGate | None, cancel: threading.Event):
+        self.gate, self.cancel = gate, cancel
+        self.splitter = SentenceSplitter()
+        self.written: list[str] = []  # every delta, as the model wrote it
+        self.sent: list[str] = []  # the sentences given to the voice
+        self.kept: str | None = None  # what the reply is, where that differs from what was written
+        self.wordless = False  # a "sentence" of punctuation alone was left out
+        self.fell_back = False
+        self.error: LLMError | None = None
+        self.marks: dict[str, float] = {}
+
+    @property
+    def text(self) -> str:
+        return (self.kept if self.kept is not None else "".join(self.written)).strip()
+
+    def write(self, stream, deltas, voicing: _Voicing) -> None:
+        """Read the model's deltas, giving each sentence the gate lets through to the voice at once."""
+        try:
+            for delta in deltas:
+                if self.cancel.is_set():
+                    stream.cancel()
+                    continue  # the stream ends at its next step
+                self.marks.setdefault("first_token", time.perf_counter())
+                self.written.append(delta)
+                for s in self._speakable(self.splitter.feed(delta)):
+                    self.marks.setdefault("first_sentence", time.perf_counter())
+                    voicing.say(s)
+                    self.sent.append(s)
+                if self.gate is not None and self.gate.done:
+                    stream.cancel()  # the rest would not be spoken: stop paying for it
+        except LLMError as e:
+            self.error = e
+
+    def end(self, stream, then: str | None, voicing: _Voicing) -> None:
+        """The model is done: the last words, a fixed line where nothing was kept, and ``then``."""
+        rest = [] if self.cancel.is_set() else list(self._speakable(self.splitter.flush()))
+        if rest and self.sent and stream.usage is not None and stream.usage.stopped == "length":
             # The reply hit its length limit mid-sentence: end on the last whole sentence
             # rather than speak a dangling "And you".
             rest = []
-            text = [" ".join(sent)]
-        if wordless or (gate is not None and gate.trimmed):
-            text = [" ".join([*sent, *rest])]  # what is spoken is what is kept
-        fell_back = not cancel.is_set() and error is None and not then and not sent and not rest
-        if fell_back:
+            self.kept = " ".join(self.sent)
+        if self.wordless or (self.gate is not None and self.gate.trimmed):
+            self.kept = " ".join([*self.sent, *rest])  # what is spoken is what is kept
+        going_on = not self.cancel.is_set() and self.error is None
+        self.fell_back = going_on and not then and not self.sent and not rest
+        if self.fell_back:
             # The model said nothing, or nothing the rules let through ("…", all advice in
             # hold-space): a gentle fixed line rather than silence after someone opened up.
-            rest, text = [FALLBACK_REPLY], [FALLBACK_REPLY]
-        if then and not cancel.is_set() and error is None:
+            rest, self.kept = [FALLBACK_REPLY], FALLBACK_REPLY
+        if then and going_on:
             # Said even if the gate kept nothing of the model's: the check-in goes on.
             rest = [*rest, then]
-            text = [("".join(text).strip() + " " + then).strip()]
+            self.kept = (self.text + " " + then).strip()
         if rest:
-            marks.setdefault("first_sentence", time.perf_counter())
+            self.marks.setdefault("first_sentence", time.perf_counter())
         for s in rest:
-            sentences.put(s)
-        sentences.put(None)
-        worker.join()
-    if failure:
-        raise failure[0]
-    usage = stream.usage
-    heard = "first_audio" in marks
-    timings = ReplyTimings(
-        # From the request (or, for a reply begun in the pause, from the end of the turn).
-        llm_first_token_s=marks["first_token"] - marks["request"] if "first_token" in marks else 0.0,
-        llm_total_s=usage.total_s if usage else 0.0,
-        prompt_tokens=usage.prompt_tokens if usage else 0,
-        cached_tokens=usage.cached_tokens if usage else 0,
-        completion_tokens=usage.completion_tokens if usage else 0,
-        # The work between the end of the turn and asking the model (safety check, memory).
-        before_llm_s=marks["request"] - turn_end if turn_end else None,
-        early_words=early,
-        fallback=fell_back,
-        llm_first_sentence_s=marks["first_sentence"] - turn_end if "first_sentence" in marks else None,
-        tts_first_s=marks["tts_first_s"] if heard else None,
-        tts_total_s=marks["tts_total_s"] if heard else None,
-        end_to_first_audio_s=marks["first_audio"] - turn_end if heard else None,
-    )
-    rate = voice.rate if voice is not None else pcm.RATE
-    samples = np.concatenate(audio) if audio else np.zeros(0, np.int16)
-    return SpokenReply("".join(text).strip(), " ".join(spoken), samples, rate, timings, error,
-                       tuple(parts), cancel.is_set())
+            voicing.say(s)
 
+    def timings(self, usage, voicing: _Voicing, turn_end: float, early: int | None) -> ReplyTimings:
+        m, heard = self.marks, voicing.first_audio is not None
+        return ReplyTimings(
+            # From the request (or, for a reply begun in the pause, from the end of the turn).
+            llm_first_token_s=m["first_token"] - m["request"] if "first_token" in m else 0.0,
+            llm_total_s=usage.total_s if usage else 0.0,
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            cached_tokens=usage.cached_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            # The work between the end of the turn and asking the model (safety check, memory).
+            before_llm_s=m["request"] - turn_end if turn_end else None,
+            early_words=early,
+            fallback=self.fell_back,
+            llm_first_sentence_s=m["first_sentence"] - turn_end if "first_sentence" in m else None,
+            tts_first_s=voicing.tts_first_s if heard else None,
+            tts_total_s=voicing.tts_total_s if heard else None,
+            end_to_first_audio_s=voicing.first_audio - turn_end if heard else None,
+        )
+
+    def _speakable(self, sentences):
+        """The sentences to speak: with words in them, as the gate lets them through (perhaps turned)."""
+        for s in sentences:
+            if not has_words(s):
+                self.wordless = True
+                continue
+            if self.gate is not None and (s := self.gate.spoken(s)) is None:
+                continue
+            yield s
 
 
 def fixed_model(plan: Plan, voice: Voice | None) -> str:
