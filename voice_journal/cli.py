@@ -122,11 +122,6 @@ def session(
 
     Live, say "goodbye" or "that's all for today", or press Ctrl-C, to end it.
     """
-    from .audio import pcm
-    from .audio.playback import Speaker, WavSink
-    from .progress import bar
-    from .session import CompanionReplied, FileSession, ModeChanged, SafetyAlert, Skipped, UserSpoke, load_engines
-
     from .companion import modes
 
     settings = _settings(db, fast, backend=backend, ollama_model=ollama_model, ollama_host=ollama_host,
@@ -145,34 +140,26 @@ def session(
     if barge_in or max_turns is not None or input_device or output_device:
         raise InputError("--barge-in, --max-turns and the devices apply to live sessions: "
                          "leave out --input, or add --realtime")
+    _file_session(settings, input, reply_audio, play, output_device, mode)
+
+
+def _file_session(settings, input: Path, reply_audio: Optional[Path], play: bool, output_device: Optional[str],
+                  mode: str) -> None:
+    from .audio import pcm
+    from .audio.playback import Speaker, WavSink
+    from .progress import bar
+    from .session import FileSession
+
     info = pcm.info(input)  # fail on a bad file before loading any model
     speaker = Speaker(device=_device(output_device)) if play else None  # a missing speaker fails before any model loads
     archive = _archive(settings)  # and so does a bad journal path (or passphrase)
     engines = None
     try:
-        with err.status("loading models") as status:
-            engines = load_engines(settings, on_status=lambda s: status.update(s))
-        names = engines.names()
-        err.print(f"[dim]speech: {names['stt']} · companion: {names['llm']} · voice: {names['tts']} · journal: {settings.db}[/dim]")
-        _say_where_words_go(engines.llm)
+        engines = _engines(settings)
         sink = speaker or (WavSink(reply_audio) if reply_audio else None)
-
-        def on_event(e) -> None:
-            if isinstance(e, UserSpoke):
-                out.print(f"[bold cyan]You[/] [dim]{e.start:6.1f}s[/]  {escape(e.text)}")
-            elif isinstance(e, CompanionReplied):
-                first = e.timings.end_to_first_audio_s or e.timings.llm_first_sentence_s or 0.0
-                out.print(f"[bold magenta]Companion[/] [dim](first audio {first:.1f}s)[/]  {escape(e.text)}\n")
-            elif isinstance(e, SafetyAlert):
-                _print_safety_alert(e)
-            elif isinstance(e, ModeChanged):
-                _print_mode(e.mode)
-            elif isinstance(e, Skipped):
-                log.info("skipped %.1f-%.1f s: %s", e.start, e.end, e.reason)
-
         _gentle_notes(settings, archive)
         with bar(f"Listening to {input.name}", info.duration or None) as advance:
-            result = FileSession(engines, archive, settings, sink=sink, mode=mode, on_event=on_event,
+            result = FileSession(engines, archive, settings, sink=sink, mode=mode, on_event=_print_event,
                                  on_progress=advance).run(input)
     finally:
         archive.close()
@@ -182,6 +169,40 @@ def session(
               + (f"; replies in {reply_audio}" if reply_audio else ""))
     out.print(f"[dim]See it again with: voice-journal show {result.session_id}[/dim]")
     _summarise_later(settings)
+
+
+def _engines(settings, where: str = ""):
+    """Load the models, saying what loads; then one line naming them, and where the words go."""
+    from .session import load_engines
+
+    with err.status("loading models") as status:
+        engines = load_engines(settings, on_status=lambda s: status.update(s))
+    names = engines.names()
+    err.print(f"[dim]{where}speech: {names['stt']} · companion: {names['llm']} · voice: {names['tts']} · "
+              f"journal: {settings.db}[/dim]")
+    _say_where_words_go(engines.llm)
+    return engines
+
+
+def _print_event(e) -> None:
+    """What a session reports as it goes, as the terminal shows it (file and live sessions alike)."""
+    from .session import BargedIn, CompanionReplied, ModeChanged, SafetyAlert, Skipped, UserSpoke
+
+    if isinstance(e, UserSpoke):
+        out.print(f"[bold cyan]You[/] [dim]{e.start:6.1f}s[/]  {escape(e.text)}")
+    elif isinstance(e, CompanionReplied):
+        first = e.timings.end_to_first_audio_s or e.timings.llm_first_sentence_s
+        when = f" [dim](first audio {first:.1f}s)[/]" if first else ""
+        cut = " [dim](interrupted)[/]" if e.partial else ""
+        out.print(f"[bold magenta]Companion[/]{when}  {escape(e.text)}{cut}\n")
+    elif isinstance(e, BargedIn):
+        log.info("barge-in: stopped after %.1f s of the reply, %.0f ms after you spoke", e.heard_s, e.stop_s * 1000)
+    elif isinstance(e, SafetyAlert):
+        _print_safety_alert(e)
+    elif isinstance(e, ModeChanged):
+        _print_mode(e.mode)
+    elif isinstance(e, Skipped):
+        log.info("skipped %.1f-%.1f s: %s", e.start, e.end, e.reason)
 
 
 def _summarise_later(settings) -> None:
@@ -228,68 +249,52 @@ def _meter(dbfs: float, width: int = 20) -> str:
     return "▮" * filled + "[dim]" + "▯" * (width - filled) + "[/dim]"
 
 
+def _live_devices(input: Optional[Path], reply_audio: Optional[Path], play: bool, input_device: Optional[str],
+                  output_device: Optional[str]):
+    """Where a live session hears and speaks: a microphone (or a recording in real time), a speaker (or a WAV)."""
+    from .audio.capture import Microphone, PacedFile
+    from .audio.playback import ClockedWavSink, Speaker
+
+    if input is not None:
+        return PacedFile(input), (Speaker(_device(output_device)) if play else ClockedWavSink(reply_audio))
+    if play:
+        raise InputError("--play is for --input sessions; a live session always speaks")
+    return Microphone(_device(input_device)), ClockedWavSink(reply_audio) if reply_audio else Speaker(
+        _device(output_device), hint="use --reply-audio FILE to keep the replies in a WAV file instead")
+
+
+def _status_line(s, max_minutes: float):
+    """The live session's one line: where it is, the microphone's level, the time."""
+    from rich.text import Text
+
+    minutes, seconds = divmod(int(s.elapsed), 60)
+    return Text.from_markup(f"{_STATES.get(s.state, s.state)}  {_meter(s.level_dbfs)}  "
+                            f"[dim]{minutes:02d}:{seconds:02d} / {int(max_minutes):02d}:00[/dim]")
+
+
 def _live_session(settings, input: Optional[Path], reply_audio: Optional[Path], play: bool, barge_in: bool,
                   max_turns: Optional[int], max_minutes: float, input_device: Optional[str],
                   output_device: Optional[str], mode: str) -> None:
     from rich.live import Live
-    from rich.text import Text
 
-    from .audio.capture import Microphone, PacedFile
-    from .audio.playback import ClockedWavSink, Speaker
-    from .session import (BargedIn, CompanionReplied, LiveOptions, LiveSession, ModeChanged, SafetyAlert, Skipped,
-                          UserSpoke, load_engines)
+    from .session import LiveOptions, LiveSession
 
-    # Devices and the journal fail before any model loads.
-    if input is not None:
-        source = PacedFile(input)
-        sink = (Speaker(_device(output_device)) if play else ClockedWavSink(reply_audio))
-    else:
-        if play:
-            raise InputError("--play is for --input sessions; a live session always speaks")
-        source = Microphone(_device(input_device))
-        sink = ClockedWavSink(reply_audio) if reply_audio else Speaker(
-            _device(output_device), hint="use --reply-audio FILE to keep the replies in a WAV file instead")
-    archive = _archive(settings)
+    source, sink = _live_devices(input, reply_audio, play, input_device, output_device)
+    archive = _archive(settings)  # devices and the journal fail before any model loads
     live = None
     engines = None
     try:
-        with err.status("loading models") as status:
-            engines = load_engines(settings, on_status=lambda s: status.update(s))
-        names = engines.names()
-        err.print(f"[dim]hearing: {escape(source.name)} · speaking: {escape(getattr(sink, 'name', 'speaker'))} · "
-                  f"speech: {names['stt']} · companion: {names['llm']} · voice: {names['tts']} · journal: {settings.db}[/dim]")
-        _say_where_words_go(engines.llm)
+        engines = _engines(settings, where=f"hearing: {escape(source.name)} · speaking: "
+                                          f"{escape(getattr(sink, 'name', 'speaker'))} · ")
         if barge_in:
             err.print("[dim]barge-in is on: use headphones, or the companion may hear (and stop) itself[/dim]")
         err.print("[dim]say “goodbye” or “that's all for today”, or press Ctrl-C, to end the session[/dim]")
-
-        def on_event(e) -> None:
-            if isinstance(e, UserSpoke):
-                out.print(f"[bold cyan]You[/] [dim]{e.start:6.1f}s[/]  {escape(e.text)}")
-            elif isinstance(e, CompanionReplied):
-                first = e.timings.end_to_first_audio_s
-                when = f" [dim](first audio {first:.1f}s)[/]" if first else ""
-                cut = " [dim](interrupted)[/]" if e.partial else ""
-                out.print(f"[bold magenta]Companion[/]{when}  {escape(e.text)}{cut}\n")
-            elif isinstance(e, BargedIn):
-                log.info("barge-in: stopped after %.1f s of the reply, %.0f ms after you spoke", e.heard_s, e.stop_s * 1000)
-            elif isinstance(e, SafetyAlert):
-                _print_safety_alert(e)
-            elif isinstance(e, ModeChanged):
-                _print_mode(e.mode)
-            elif isinstance(e, Skipped):
-                log.info("skipped %.1f-%.1f s: %s", e.start, e.end, e.reason)
-
         _gentle_notes(settings, archive)
         options = LiveOptions(barge_in=barge_in, max_turns=max_turns, max_minutes=max_minutes)
-        s = LiveSession(engines, archive, settings, source, sink, options, mode=mode, on_event=on_event)
+        s = LiveSession(engines, archive, settings, source, sink, options, mode=mode, on_event=_print_event)
         if err.is_terminal:
-            def status_line() -> Text:
-                minutes, seconds = divmod(int(s.elapsed), 60)
-                return Text.from_markup(f"{_STATES.get(s.state, s.state)}  {_meter(s.level_dbfs)}  "
-                                        f"[dim]{minutes:02d}:{seconds:02d} / {int(max_minutes):02d}:00[/dim]")
-
-            live = Live(get_renderable=status_line, console=err, refresh_per_second=10, transient=True)
+            live = Live(get_renderable=lambda: _status_line(s, max_minutes), console=err, refresh_per_second=10,
+                        transient=True)
             live.start()
         result = s.run()
     finally:
@@ -754,31 +759,44 @@ def summarize(
         if not pending:
             out.print("Nothing to summarise.")
             return
-        if not lock.acquire():
-            if not now and not ids:
-                out.print(f"The background summariser (process {lock.holder()}) is writing {len(pending)} "
-                          "summaries; `voice-journal summarize --now` waits for it here.")
-                return
-            err.print(f"[dim]the background summariser (process {lock.holder()}) is at work; waiting for it[/dim]")
-            with err.status("waiting for the background summariser"):
-                lock.acquire(wait=True)
+        if not _take_summariser_lock(lock, len(pending), wait=now or bool(ids)):
+            return
         with err.status("loading the companion's model") as status:
             llm, embedder = models(lambda s: status.update(s))
-
-        def done(s) -> None:
-            mood = f" · mood about {s.mood:g}/10" if s.mood is not None else ""
-            themes = f" · {escape(', '.join(s.themes))}" if s.themes else ""
-            out.print(f"[bold]Session {s.session_id}[/]{themes}{mood}\n  {escape(s.summary)}")
-
         with bar("Summarising", len(pending)) as advance:
             report = background.drain(archive, llm, embedder, only=set(ids) if ids else None,
-                                      retry=bool(ids), on_summary=lambda s: (advance(1), done(s)),
+                                      retry=bool(ids), on_summary=lambda s: (advance(1), _print_summary(s)),
                                       on_failed=lambda sid, why: advance(1))
     finally:
         lock.release()
         archive.close()
         if llm is not None:
             llm.close()
+    _summary_report(report)
+
+
+def _take_summariser_lock(lock, pending: int, *, wait: bool) -> bool:
+    """The journal's one summariser lock: taken at once, waited for (``wait``), or left to its holder."""
+    if lock.acquire():
+        return True
+    if not wait:
+        out.print(f"The background summariser (process {lock.holder()}) is writing {pending} "
+                  "summaries; `voice-journal summarize --now` waits for it here.")
+        return False
+    err.print(f"[dim]the background summariser (process {lock.holder()}) is at work; waiting for it[/dim]")
+    with err.status("waiting for the background summariser"):
+        lock.acquire(wait=True)
+    return True
+
+
+def _print_summary(s) -> None:
+    mood = f" · mood about {s.mood:g}/10" if s.mood is not None else ""
+    themes = f" · {escape(', '.join(s.themes))}" if s.themes else ""
+    out.print(f"[bold]Session {s.session_id}[/]{themes}{mood}\n  {escape(s.summary)}")
+
+
+def _summary_report(report) -> None:
+    """What a foreground drain came to: an error for what stopped or failed, a line if there was nothing."""
     if report.stopped:
         raise LLMError(f"summaries stopped, the rest stay queued: {report.stopped}")
     failed = [sid for sid, _ in report.failed]
@@ -815,35 +833,9 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-@app.command()
-def insights(
-    since: Optional[str] = typer.Option(None, "--since", help="Only sessions from this date on (2026-11-01)."),
-    png: Optional[Path] = typer.Option(None, "--png", help="Also draw the charts into this PNG file."),
-    db: Optional[Path] = DbOption,
-    as_json: bool = JsonOption,
-) -> None:
-    """Look back: your mood over time, recurring themes, and how often you journal."""
+def _print_moods(found) -> None:
     from .store import insights as insights_mod
 
-    start = _when(since, "--since")
-    if png is not None and png.is_dir():
-        raise InputError(f"--png {png} is a folder: give a file name such as {png / 'insights.png'}")
-    with _open_journal(db) as a:
-        found = app_ops.look_back(a, since=start)
-    if png is not None and not found.empty:
-        from .store.chart import save_png
-
-        save_png(found, png)
-    if as_json:
-        print(json.dumps(found.to_dict(), ensure_ascii=False, indent=2))
-        if png is not None and not found.empty:
-            err.print(f"chart written to {escape(str(png))}")
-        return
-    if found.empty:
-        when = f" since {since}" if since else " yet"
-        out.print(f"Nothing to look back on{escape(when)}: after a few sessions, your moods, themes and rhythm "
-                  "will show here." + (" (No chart was written.)" if png is not None else ""))
-        return
     by_session: dict[int, dict[str, float]] = {}
     starts: dict[int, dt.datetime] = {}
     for p in found.mood:
@@ -866,7 +858,9 @@ def insights(
                 out.print(f"  {kind:<9} {_spark(values)}  [dim]{values[0]:g} → {values[-1]:g}[/dim]")
     else:
         out.print("No mood ratings yet.")
-    out.print()
+
+
+def _print_themes(found) -> None:
     if found.themes:
         out.print("[bold]Recurring themes[/]")
         table = Table("theme", "sessions", "first", "last")
@@ -875,13 +869,49 @@ def insights(
         out.print(table)
     else:
         out.print("No themes yet: they are written after each session.")
-    out.print()
+
+
+def _print_rhythm(found) -> None:
     out.print("[bold]Consistency[/]")
     out.print(f"This week: {_plural(found.this_week, 'session')}")
     out.print("Per week: " + " · ".join(f"{w.label.split('-')[1]} {w.sessions}" for w in found.weeks))
     out.print(f"Current streak: {_plural(found.current_streak, 'day')}")
     out.print(f"Longest streak: {_plural(found.longest_streak, 'day')}")
     out.print(f"In all: {_plural(found.total_sessions, 'session')} on {_plural(found.days_journaled, 'day')}")
+
+
+@app.command()
+def insights(
+    since: Optional[str] = typer.Option(None, "--since", help="Only sessions from this date on (2026-11-01)."),
+    png: Optional[Path] = typer.Option(None, "--png", help="Also draw the charts into this PNG file."),
+    db: Optional[Path] = DbOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Look back: your mood over time, recurring themes, and how often you journal."""
+    start = _when(since, "--since")
+    if png is not None and png.is_dir():
+        raise InputError(f"--png {png} is a folder: give a file name such as {png / 'insights.png'}")
+    with _open_journal(db) as a:
+        found = app_ops.look_back(a, since=start)
+    if png is not None and not found.empty:
+        from .store.chart import save_png
+
+        save_png(found, png)
+    if as_json:
+        print(json.dumps(found.to_dict(), ensure_ascii=False, indent=2))
+        if png is not None and not found.empty:
+            err.print(f"chart written to {escape(str(png))}")
+        return
+    if found.empty:
+        when = f" since {since}" if since else " yet"
+        out.print(f"Nothing to look back on{escape(when)}: after a few sessions, your moods, themes and rhythm "
+                  "will show here." + (" (No chart was written.)" if png is not None else ""))
+        return
+    _print_moods(found)
+    out.print()
+    _print_themes(found)
+    out.print()
+    _print_rhythm(found)
     if png is not None:
         out.print(f"[green]Chart written to {escape(str(png))}[/]")
 

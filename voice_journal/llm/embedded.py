@@ -66,19 +66,7 @@ class EmbeddedLLM:
         final: dict = {}
         reply = None
 
-        request = {
-            "messages": [m.as_dict() for m in messages],
-            "stream": True,
-            "max_tokens": options.max_tokens,
-            "temperature": options.temperature,
-            "top_p": options.top_p,
-            "repeat_penalty": options.repeat_penalty,
-            "cache_prompt": True,
-        }
-        if options.json_schema is not None:
-            request["response_format"] = {"type": "json_schema", "json_schema": {"schema": options.json_schema}}
-        elif options.grammar is not None:
-            request["grammar"] = options.grammar
+        request = _request(messages, options)
 
         def on_chunk(chunk: dict) -> bool:
             if "error" in chunk:
@@ -124,15 +112,7 @@ class EmbeddedLLM:
         def finish(cancelled: bool, first: float, total: float) -> Usage:
             if worker.is_alive():
                 worker.join()  # cancellation takes effect at the next token
-            t = final.get("timings", {})
-            return Usage(
-                prompt_tokens=int(t.get("prompt_n", 0)) + int(t.get("cache_n", 0)),
-                cached_tokens=int(t.get("cache_n", 0)),
-                completion_tokens=int(t.get("predicted_n", 0)),
-                first_token_s=first,
-                total_s=total,
-                stopped="cancelled" if cancelled else final.get("stopped", ""),
-            )
+            return _usage(final, cancelled, first, total)
 
         reply = ReplyStream(deltas(), finish)
         return reply
@@ -155,3 +135,34 @@ class EmbeddedLLM:
         finally:
             if got:
                 self._lock.release()
+
+
+def _request(messages: Sequence[Message], options: GenerationOptions) -> dict:
+    """llama.cpp's OpenAI-style chat request, streamed, with the prompt cache on and the answer's shape held."""
+    request = {
+        "messages": [m.as_dict() for m in messages],
+        "stream": True,
+        "max_tokens": options.max_tokens,
+        "temperature": options.temperature,
+        "top_p": options.top_p,
+        "repeat_penalty": options.repeat_penalty,
+        "cache_prompt": True,
+    }
+    if options.json_schema is not None:
+        request["response_format"] = {"type": "json_schema", "json_schema": {"schema": options.json_schema}}
+    elif options.grammar is not None:
+        request["grammar"] = options.grammar
+    return request
+
+
+def _usage(final: dict, cancelled: bool, first: float, total: float) -> Usage:
+    """What a generation cost, from llama.cpp's last chunk (its timings and why it stopped)."""
+    t = final.get("timings", {})
+    return Usage(
+        prompt_tokens=int(t.get("prompt_n", 0)) + int(t.get("cache_n", 0)),
+        cached_tokens=int(t.get("cache_n", 0)),
+        completion_tokens=int(t.get("predicted_n", 0)),
+        first_token_s=first,
+        total_s=total,
+        stopped="cancelled" if cancelled else final.get("stopped", ""),
+    )
