@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import logging
 import threading
 import time
@@ -23,10 +22,11 @@ from ..store import search
 from ..store.archive import Archive
 
 from .engines import Engines
-from .events import CompanionReplied, ModeChanged, SafetyAlert, SessionEvent, SessionResult, Skipped, UserSpoke
+from .events import ModeChanged, SessionEvent, SessionResult, Skipped
 from .memory import recaller
 from .recorder import Recorder
-from .timings import HeardTimings, ReplyTimings
+from .turn_log import TurnLog
+from .timings import HeardTimings
 from .speaker import FALLBACK_REPLY, fixed_model, reply_options, speak_reply, speak_reply_text
 
 log = logging.getLogger(__name__)
@@ -53,9 +53,7 @@ class FileSession:
         self.conv = Conversation(mode, locale=settings.locale, ask_mood=settings.mood_check,
                                  recall=recaller(archive, engines.embedder, lambda: self.session_id)
                                  if settings.memory else None, net=engines.safety_net())
-        self.recorder: Recorder | None = None  # from the first turn heard: an empty file makes no session
-        self._languages: collections.Counter[str] = collections.Counter()
-        self._timings: list[HeardTimings | ReplyTimings] = []
+        self.turns: TurnLog | None = None  # from the first turn heard: an empty file makes no session
         self._pin = LanguagePin(settings.language)
 
     @property
@@ -92,8 +90,7 @@ class FileSession:
         finally:
             warm.join()
             if self.session_id is not None:
-                language = self._languages.most_common(1)[0][0] if self._languages else None
-                self.archive.end_session(self.session_id, status=status, language=language)
+                self.archive.end_session(self.session_id, status=status, language=self.turns.language())
                 try:
                     search.refresh_index(self.archive)  # cheap unless the index lags by hundreds of turns
                 except VoiceJournalError as e:  # never let indexing hide why a session ended
@@ -103,8 +100,7 @@ class FileSession:
                 self.sink.close()
         if self.session_id is None:
             raise NoSpeechError(f"no speech found in {path}; nothing was stored")
-        users = sum(1 for t in self._timings if isinstance(t, HeardTimings))
-        return SessionResult(self.session_id, users, len(self._timings) - users, tuple(self._timings))
+        return self.turns.result()
 
     def _turn(self, u: Utterance, turn_end: float, vad_s: float, source: str) -> None:
         engines = self.engines
@@ -117,18 +113,11 @@ class FileSession:
             self.session_id = self.archive.begin_session(
                 mode=self.mode, source=f"file:{Path(source).name}", models=engines.names()
             )
-            self.recorder = Recorder(self.archive, self.session_id, engines.embedder)
+            self.turns = TurnLog(Recorder(self.archive, self.session_id, engines.embedder), self.conv, self.on_event)
         plan = self.conv.turn(transcript.text)  # the safety check sees their words before the model does
-        user_timings = HeardTimings(stt_s=transcript.stt_s, vad_s=vad_s)
-        idx = self.recorder.user(u.clip, transcript, u.start, u.end,
-                                 timings=user_timings, engine=engines.transcriber.name, check=plan.check)
-        self.recorder.answers(idx, plan)
-        self._languages[transcript.language] += 1
-        self._timings.append(user_timings)
-        self.on_event(UserSpoke(self.session_id, idx, transcript.text, u.start, u.end, transcript.language))
-        if plan.check.level != "none":
-            self.on_event(SafetyAlert(self.session_id, idx, plan.check.level, plan.check.reasons,
-                                      plan.fixed if plan.crisis else None))
+        idx = self.turns.heard(u.clip, transcript, u.start, u.end, HeardTimings(stt_s=transcript.stt_s, vad_s=vad_s),
+                               engine=engines.transcriber.name, check=plan.check)
+        self.turns.recorder.answers(idx, plan)
         if plan.switched:
             self.on_event(ModeChanged(self.session_id, plan.mode))
         if plan.fixed is not None:
@@ -142,13 +131,9 @@ class FileSession:
             raise reply.error
         # The reply's clock starts at the end of the person's turn, so it includes their STT.
         timings = reply.timings.but(user_stt_s=transcript.stt_s)
-        idx = self.recorder.companion(
-            text, reply.audio if len(reply.audio) else None, reply.rate, timings=timings,
-            model=f"{engines.llm.backend}:{engines.llm.model}", partial=reply.error is not None,
-            recalled=[r.as_dict() for r in plan.recalled])
-        self.conv.replied(text)
-        self._timings.append(timings)
-        self.on_event(CompanionReplied(self.session_id, idx, text, timings, reply.error is not None))
+        self.turns.said(text, reply.audio, reply.rate, timings=timings,
+                        model=f"{engines.llm.backend}:{engines.llm.model}", partial=reply.error is not None,
+                        recalled=[r.as_dict() for r in plan.recalled])
         self.archive.release()  # between turns the journal is free for search, list and play elsewhere
         if self.sink is not None:
             self.sink.gap(0.6, reply.rate)
@@ -160,12 +145,9 @@ class FileSession:
         text = plan.fixed
         voice = self.engines.voice
         audio = speak_reply_text(voice, text, self.sink) if voice is not None else np.zeros(0, np.int16)
-        idx = self.recorder.companion(text, audio if len(audio) else None, voice.rate if voice is not None else None,
-                                      model=fixed_model(plan, voice), crisis=plan.crisis)
+        self.turns.said(text, audio, voice.rate if voice is not None else None, model=fixed_model(plan, voice),
+                        crisis=plan.crisis)
         self.archive.release()
-        self.conv.replied(text)
-        self._timings.append(ReplyTimings())
-        self.on_event(CompanionReplied(self.session_id, idx, text, ReplyTimings()))
         if self.sink is not None and voice is not None:
             self.sink.gap(0.6, voice.rate)
 

@@ -1,8 +1,38 @@
-"""A live session: microphone in, speaker out, turn-taking in real time."""
+"""A live session: microphone in, speaker out, turn-taking in real time: :class:`LiveSession`.
+
+Stages, threads and queues::
+
+    PortAudio callback ──Block──▶ bounded queue ──▶ Hearing (level, deafness, Segmenter) on the
+      (or PacedFile)                                 session thread, the only one that touches
+                                                     the archive and the dialog │ Segmenter events
+           PauseStarted: the piece since the last pause ─▶ TurnTranscriber ─▶ (piece) ─▶ SpeculativeReply:
+                                                                still silent: the reply to the
+                                                                turn so far begins (speculative);
+                                                                talking again: the turn so far
+                                                                is evaluated into the KV cache
+           SpeechResumed ─▶ the reply begun in the pause is cancelled
+           Utterance ─▶ the pieces' transcripts, joined
+                        (plus any speech after the last pause) ─▶ Conversation.turn ─▶ Plan
+                      ─▶ reply thread: LLM deltas ─▶ SentenceSplitter ─▶ tts thread ─▶ sink
+                           (the reply begun in the pause,             (plays while the next
+                            if the plan asks for exactly it)           sentence is synthesised)
+                      ─▶ TurnLog: user turn committed and told (while the reply starts)
+      while the reply plays the session thread keeps reading the microphone:
+        half-duplex (default): blocks captured while the companion speaks, and for
+          ``deaf_tail_s`` after, are thrown away, so it never hears itself;
+        barge-in: a BargeInDetector watches them; when it fires the reply is
+          cancelled, the sink silenced, and only what was played is archived.
+      ─▶ TurnLog: assistant turn (text, audio, timings), committed when it ends
+
+The session ends on a goodbye, after ``max_turns`` of the person's turns
+(the last reply is a closing one), at ``max_minutes`` (a gentle wrap-up,
+never a cut-off), when the input ends, or on Ctrl-C: then whatever is in
+progress is archived as partial and a short closing is spoken (a second
+Ctrl-C skips it).
+"""
 
 from __future__ import annotations
 
-import collections
 import logging
 import threading
 import time
@@ -12,8 +42,7 @@ from typing import Callable
 import numpy as np
 
 from ..audio import pcm
-from ..audio.vad import (BargeInDetector, PauseStarted, Segmenter, SegmenterConfig, SpeechResumed, SpeechStarted,
-                         Utterance)
+from ..audio.vad import BargeInDetector, PauseStarted, SpeechResumed, SpeechStarted, Utterance
 from ..companion import arc, safety
 from ..companion.conversation import Conversation, Plan, Recalled
 from ..companion.modes import DEFAULT_MODE
@@ -24,10 +53,11 @@ from ..speech.stt import Transcript
 from ..store import search
 from ..store.archive import Archive
 from .engines import Engines
-from .events import (BargedIn, CompanionReplied, LiveEvent, Listening, ModeChanged, SafetyAlert, SessionResult,
-                     Skipped, State, UserSpoke)
+from .events import BargedIn, LiveEvent, Listening, ModeChanged, SessionResult, Skipped, State
+from .hearing import Hearing
 from .memory import recaller
 from .recorder import Recorder
+from .turn_log import TurnLog
 from .timings import HeardTimings, ReplyTimings
 from .speaker import FALLBACK_REPLY, SpokenReply, reply_options, speak_reply
 from .speculative import SpeculativeReply
@@ -85,38 +115,7 @@ class _LastAnswer:
 
 
 class LiveSession:
-    """A spoken conversation through a microphone and a speaker, until goodbye.
-
-    Stages, threads and queues::
-
-        PortAudio callback ──Block──▶ bounded queue ──▶ session thread (this one, the only one
-          (or PacedFile)                                 that touches the archive and the dialog)
-                                                          │ Segmenter events
-               PauseStarted: the piece since the last pause ─▶ stt worker ─▶ (piece) ─▶ llm-warm worker:
-                                                                    still silent: the reply to the
-                                                                    turn so far begins (speculative);
-                                                                    talking again: the turn so far
-                                                                    is evaluated into the KV cache
-               SpeechResumed ─▶ the reply begun in the pause is cancelled
-               Utterance ─▶ the pieces' transcripts, joined
-                            (plus any speech after the last pause) ─▶ Conversation.turn ─▶ Plan
-                          ─▶ reply thread: LLM deltas ─▶ SentenceSplitter ─▶ tts thread ─▶ sink
-                               (the reply begun in the pause,             (plays while the next
-                                if the plan asks for exactly it)           sentence is synthesised)
-                          ─▶ archive: user turn (while the reply starts)
-          while the reply plays the session thread keeps reading the microphone:
-            half-duplex (default): blocks captured while the companion speaks, and for
-              ``deaf_tail_s`` after, are thrown away, so it never hears itself;
-            barge-in: a BargeInDetector watches them; when it fires the reply is
-              cancelled, the sink silenced, and only what was played is archived.
-          ─▶ archive: assistant turn (text, audio, timings), committed when it ends
-
-    The session ends on a goodbye, after ``max_turns`` of the person's turns
-    (the last reply is a closing one), at ``max_minutes`` (a gentle wrap-up,
-    never a cut-off), when the input ends, or on Ctrl-C: then whatever is in
-    progress is archived as partial and a short closing is spoken (a second
-    Ctrl-C skips it).
-    """
+    """A spoken conversation through a microphone and a speaker, until goodbye (see the module's notes)."""
 
     def __init__(self, engines: Engines, archive: Archive, settings: Settings, source, sink,
                  options: LiveOptions = LiveOptions(), *, mode: str = DEFAULT_MODE,
@@ -138,18 +137,14 @@ class LiveSession:
                                  recall=_LastAnswer(recall) if recall is not None else None,
                                  net=engines.safety_net())
         self.state = State.STARTING
-        self.level_dbfs = -120.0
         self.started = time.monotonic()
-        self.recorder: Recorder | None = None  # once the session is begun (run)
-        self._user_turns = 0
-        self._timings: list[HeardTimings | ReplyTimings] = []
-        self._languages: collections.Counter[str] = collections.Counter()
+        self.turns: TurnLog | None = None  # once the session is begun (run)
         self.words = TurnTranscriber(engines.transcriber, settings.language)
         self.speculative = SpeculativeReply(engines.llm, lambda rules: reply_options(settings, rules),
                                             begin=options.speculative_reply)
-        self._seg = self._segmenter()
-        self._seg_origin: float | None = None  # session time of the segmenter's first sample
-        self._deaf_until = 0.0
+        self.hearing = Hearing(source, end_silence_ms=settings.end_silence_ms, max_turn_s=settings.max_turn_s,
+                               piece_pause_ms=options.early_stt_ms, origin=lambda: self.started,
+                               on_restart=self.words.new_turn)
         self._utterance: Utterance | None = None  # heard, not archived yet
         self._reply: _ReplyJob | None = None
         self._partial = False
@@ -167,6 +162,11 @@ class LiveSession:
         return self.conv.dialog
 
     @property
+    def level_dbfs(self) -> float:
+        """The microphone's level now, for a meter."""
+        return self.hearing.level_dbfs
+
+    @property
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
@@ -176,7 +176,7 @@ class LiveSession:
             mode=self.mode, source=self.source.name if self.source.name.startswith("file:") else "microphone",
             models=self.engines.names(),
         )
-        self.recorder = Recorder(self.archive, self.session_id, self.engines.embedder)
+        self.turns = TurnLog(Recorder(self.archive, self.session_id, self.engines.embedder), self.conv, self.on_event)
         try:  # cheap unless the index lags, or was built by an older version (memory searches it every turn)
             search.refresh_index(self.archive)
         except VoiceJournalError as e:
@@ -210,12 +210,10 @@ class LiveSession:
                 self.sink.close()
             finally:
                 self._end(status)
-        return SessionResult(self.session_id, self._user_turns, len(self._timings) - self._user_turns,
-                             tuple(self._timings))
+        return self.turns.result()
 
     def _end(self, status: str) -> None:
-        language = self._languages.most_common(1)[0][0] if self._languages else None
-        self.archive.end_session(self.session_id, status=status, language=language)
+        self.archive.end_session(self.session_id, status=status, language=self.turns.language())
         try:
             search.refresh_index(self.archive)
         except VoiceJournalError as e:
@@ -227,25 +225,6 @@ class LiveSession:
 
     # -- listening ---------------------------------------------------------
 
-    def _segmenter(self) -> Segmenter:
-        self._seg_origin = None
-        self.words.new_turn()  # its pieces belong to the old segmenter's turn
-        # A piece is transcribed at PauseStarted: late enough in a silence that a breath
-        # rarely triggers it (each piece costs a Whisper window of CPU), early enough to
-        # be done near the end-of-turn decision.
-        pause_ms = min(self.options.early_stt_ms, max(0, self.settings.end_silence_ms - 300))
-        return Segmenter(SegmenterConfig(end_silence_ms=self.settings.end_silence_ms,
-                                         max_turn_s=self.settings.max_turn_s, pause_ms=pause_ms))
-
-    def _feed(self, block) -> list:
-        """Feed the segmenter; its times are counted from its first block, the session's from its start."""
-        if self._seg_origin is None:
-            self._seg_origin = block.at - len(block.samples) / pcm.RATE - self.started
-        return self._seg.feed(block.samples)
-
-    def _session_time(self, t: float) -> float:
-        return round((self._seg_origin or 0.0) + t, 3)
-
     def _time_up(self) -> bool:
         m = self.options.max_minutes
         return m is not None and self.elapsed >= m * 60
@@ -254,22 +233,21 @@ class LiveSession:
         self.state = State.LISTENING
         self.on_event(Listening(self.session_id))
         while True:
-            if self._time_up() and not self._seg.in_speech:
+            if self._time_up() and not self.hearing.seg.in_speech:
                 self._say(arc.CLOSING_TIME)
                 return
             self.speculative.ready(self.archive.release)
-            block = self.source.read(timeout=0.1)
+            block = self.hearing.read(timeout=0.1)
             if block is None:
                 if self.source.finished:  # the recording (or the device) ended
-                    for e in self._seg.flush():
+                    for e in self.hearing.seg.flush():
                         if isinstance(e, Utterance) and self._person_spoke(e, time.perf_counter()):
                             return
                     return
                 continue
-            self.level_dbfs = block.level_dbfs
-            if block.at < self._deaf_until:
+            if self.hearing.deaf_to(block):
                 continue  # the companion's own voice, or its tail
-            for e in self._feed(block):
+            for e in self.hearing.feed(block):
                 if isinstance(e, SpeechStarted):
                     self.state = State.HEARING
                     self.speculative.pausing = False
@@ -288,11 +266,11 @@ class LiveSession:
 
     def _transcribe_piece(self) -> None:
         """A pause: its piece of the turn goes to Whisper, and the model is readied once it is back."""
-        pieces = self.words.piece(self._seg.turn_so_far())
+        pieces = self.words.piece(self.hearing.seg.turn_so_far())
         if pieces is None:
             return
         # What the model will be sent, to begin the reply or warm it (taken here, on the session thread).
-        last = self.options.max_turns is not None and self._user_turns + 1 >= self.options.max_turns
+        last = self.options.max_turns is not None and self.turns.user_turns + 1 >= self.options.max_turns
         self.speculative.piece_sent(pieces, self.conv.previewer(closing=last or self._time_up(),
                                                                  wrap_up=self._time_up()))
 
@@ -304,7 +282,7 @@ class LiveSession:
         if holding:
             getattr(self.source, "hold", lambda: None)()
         else:
-            getattr(self.source, "resume", lambda at: None)(self._deaf_until)
+            getattr(self.source, "resume", lambda at: None)(self.hearing.deaf_until)
 
     def _person_spoke(self, u: Utterance, turn_end: float) -> bool:
         """A turn of the person's is over: archive it and answer. True when the session should end."""
@@ -328,7 +306,7 @@ class LiveSession:
             self.on_event(Skipped(u.start, u.end, "no speech" if transcript is None else "no words recognised"))
             return False
         closing = (arc.is_goodbye(transcript.text) or self._time_up()
-                   or (self.options.max_turns is not None and self._user_turns + 1 >= self.options.max_turns))
+                   or (self.options.max_turns is not None and self.turns.user_turns + 1 >= self.options.max_turns))
         # The safety check sees their words before the model does.
         plan = self.conv.turn(transcript.text, closing=closing, wrap_up=self._time_up())
         # The model is asked first and the turn archived while it starts writing: archiving
@@ -337,10 +315,10 @@ class LiveSession:
         early = self.speculative.take(plan.messages if plan.fixed is None else (), plan.rules)
         job = self._start_answer(plan, turn_end, early) if plan.fixed is None else None
         try:
-            self._archive_user(u.clip, transcript, self._session_time(u.start), self._session_time(u.end),
+            self._archive_user(u.clip, transcript, self.hearing.session_time(u.start), self.hearing.session_time(u.end),
                                HeardTimings(stt_s=transcript.stt_s, stt_wait_s=stt_wait, stt_pieces=heard.pieces,
                                             early_stt=heard.all_early), check=plan.check)
-            self.recorder.answers(self.recorder.next_idx - 1, plan)
+            self.turns.recorder.answers(self.turns.recorder.next_idx - 1, plan)
             self.archive.release()
         except KeyboardInterrupt:
             raise  # _on_interrupt keeps the turn, then what was heard of the reply
@@ -361,17 +339,14 @@ class LiveSession:
 
     def _archive_user(self, clip: pcm.Clip, t: Transcript, start: float, end: float,
                       timings: HeardTimings, partial: bool = False, *, check: safety.Assessment) -> None:
-        idx = self.recorder.user(clip, t, start, end, timings=timings, engine=self.engines.transcriber.name,
-                                 check=check, partial=partial)
-        self._utterance = None  # at once: from here a Ctrl-C must not archive this turn again (see _on_interrupt)
-        self._user_turns += 1
+        # Once committed, a Ctrl-C must not archive this turn again (see _on_interrupt): the events
+        # that tell of it come after, so the utterance is forgotten before them.
+        self.turns.heard(clip, t, start, end, timings, engine=self.engines.transcriber.name, check=check,
+                         partial=partial, committed=self._forget_utterance)
         self.archive.release()
-        self._languages[t.language] += 1
-        self._timings.append(timings)
-        self.on_event(UserSpoke(self.session_id, idx, t.text, start, end, t.language))
-        if check.level != "none":
-            self.on_event(SafetyAlert(self.session_id, idx, check.level, check.reasons,
-                                      self.conv.guard.message() if check.crisis else None))
+
+    def _forget_utterance(self) -> None:
+        self._utterance = None
 
     # -- speaking ----------------------------------------------------------
 
@@ -418,13 +393,10 @@ class LiveSession:
                 self.state = State.THINKING
             else:
                 self.state = State.SPEAKING
-            block = self.source.read(timeout=0.05)
-            if block is None:
-                continue
-            self.level_dbfs = block.level_dbfs
-            if detector is None:
+            block = self.hearing.read(timeout=0.05)
+            if block is None or detector is None:
                 continue  # half-duplex: the companion does not listen while it speaks
-            for e in self._feed(block):  # the barge-in speech starts their next turn
+            for e in self.hearing.feed(block):  # the barge-in speech starts their next turn
                 if isinstance(e, SpeechStarted):
                     self.words.new_turn()
                     onset = e.at if onset is None else onset
@@ -439,9 +411,9 @@ class LiveSession:
                 self.on_event(BargedIn(self.session_id, heard / self.engines.voice.rate, stop_s))
                 self.state = State.HEARING
                 return heard, stop_s
-        self._deaf_until = time.monotonic() + self.options.deaf_tail_s
+        self.hearing.deafen(self.options.deaf_tail_s)
         if detector is None:
-            self._seg = self._segmenter()  # what it heard while deaf is gone
+            self.hearing.restart()  # what it heard while deaf is gone
         self.state = State.LISTENING
         return None
 
@@ -465,14 +437,10 @@ class LiveSession:
         if not text and not len(audio):
             self.conv.replied("")  # keep user/assistant pairs for the cache
             return
-        idx = self.recorder.companion(text, audio if len(audio) else None, reply.rate, timings=timings,
-                                      model=f"{engines.llm.backend}:{engines.llm.model}", partial=partial,
-                                      recalled=[r.as_dict() for r in recalled])
-        self.archive.release()
-        self.conv.replied(text)
-        self._timings.append(timings)
         self._partial = self._partial or partial
-        self.on_event(CompanionReplied(self.session_id, idx, text, timings, partial))
+        self.turns.said(text, audio, reply.rate, timings=timings, partial=partial,
+                        model=f"{engines.llm.backend}:{engines.llm.model}", recalled=[r.as_dict() for r in recalled])
+        self.archive.release()
 
     def _say(self, text: str, *, greeting: bool = False, crisis: bool = False, interruptible: bool = False) -> None:
         """Speak fixed words (greeting, crisis message, a mode's opening, closings) and archive them.
@@ -488,13 +456,13 @@ class LiveSession:
             for s in self.engines.voice.speak(text):
                 self.sink.write(s.samples, s.rate)
                 chunks.append(s.samples)
+            playing = lambda: self.sink.pending_s > 0  # noqa: E731
             if interruptible and self.options.barge_in:
-                heard = self._play_fixed_with_barge_in()
+                if self.hearing.talked_over(playing):
+                    heard = int(self.sink.played)
+                    self.sink.stop()
             else:
-                while self.sink.pending_s > 0:  # keep the level meter alive while it plays
-                    block = self.source.read(timeout=0.05)
-                    if block is not None:
-                        self.level_dbfs = block.level_dbfs
+                self.hearing.listen_while(playing)
         except KeyboardInterrupt:
             heard = int(self.sink.played)
             self.sink.stop()
@@ -505,31 +473,16 @@ class LiveSession:
                 if heard is None or heard >= len(audio):
                     self._archive_fixed(text, audio, partial=False, crisis=crisis)
                 else:
-                    said, cut = SpokenReply(text, text, audio, self.engines.voice.rate, {},
+                    said, cut = SpokenReply(text, text, audio, self.engines.voice.rate, ReplyTimings(),
                                             parts=((text, len(audio)),)).heard(heard)
                     self._archive_fixed(said, cut, partial=True, crisis=crisis)
-        self._deaf_until = time.monotonic() + self.options.deaf_tail_s
-        self._seg = self._segmenter()
-
-    def _play_fixed_with_barge_in(self) -> int | None:
-        detector = BargeInDetector()
-        while self.sink.pending_s > 0:
-            block = self.source.read(timeout=0.05)
-            if block is None:
-                continue
-            self.level_dbfs = block.level_dbfs
-            if detector.feed(block.samples):
-                heard = self.sink.played
-                self.sink.stop()
-                return int(heard)
-        return None
+        self.hearing.deafen(self.options.deaf_tail_s)
+        self.hearing.restart()
 
     def _archive_fixed(self, text: str, audio: np.ndarray, partial: bool, crisis: bool = False) -> None:
-        idx = self.recorder.companion(text or "…", audio, self.engines.voice.rate, partial=partial,
-                                      model="safety" if crisis else self.engines.voice.name, crisis=crisis)
+        self.turns.said(text or "…", audio, self.engines.voice.rate, partial=partial,
+                        model="safety" if crisis else self.engines.voice.name, crisis=crisis)
         self.archive.release()
-        self.conv.replied(text)
-        self.on_event(CompanionReplied(self.session_id, idx, text, ReplyTimings(), partial))
 
     # -- Ctrl-C --------------------------------------------------------------
 
@@ -545,19 +498,18 @@ class LiveSession:
             self.speculative.drop()  # begun in a pause, never heard: nothing to keep
             job, heard = self._stop_reply()  # a reply begun: stop it, keep what was heard
             u, self._utterance = self._utterance, None
-            if u is not None and self._committed(self.recorder.next_idx):
+            if u is not None and self._committed(self.turns.recorder.next_idx):
                 # Ctrl-C came between the turn's commit and the next line: it is kept already.
-                self.recorder.skip()
-                self._user_turns += 1
+                self.turns.kept_already()
             elif u is not None:  # a whole turn heard, not archived yet (its reply may have begun)
-                self._archive_unanswered(u.clip, self._session_time(u.start), self._session_time(u.end),
+                self._archive_unanswered(u.clip, self.hearing.session_time(u.start), self.hearing.session_time(u.end),
                                          partial=False)
             if job is not None:  # after the turn it answers
                 self._archive_reply(job.outcome(), heard, recalled=job.recalled)
-            elif u is None and self._seg.in_speech:  # a turn in progress
-                clip = self._seg.turn_so_far()
+            elif u is None and self.hearing.seg.in_speech:  # a turn in progress
+                clip = self.hearing.seg.turn_so_far()
                 if clip is not None:
-                    start = self._session_time(self._seg.turn_start)
+                    start = self.hearing.session_time(self.hearing.seg.turn_start)
                     self._archive_unanswered(clip, start, start + clip.duration, partial=True)
         finally:
             if in_main:
