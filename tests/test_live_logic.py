@@ -313,7 +313,7 @@ def test_a_journal_failing_mid_turn_stops_the_reply_it_would_archive(engines, vo
     session = LiveSession(engines, a, s, PacedFile(rec), ClockedWavSink(None), LiveOptions(max_turns=1))
     with pytest.raises(StoreError, match="disk full"):
         session.run()
-    assert journal.failed and session._reply is None
+    assert journal.failed and session.speaking.job is None
     assert not any(t.name == "reply" and t.is_alive() for t in __import__("threading").enumerate())
     assert [t.text for t in a.turns(session.session_id)] == [arc.GREETING]  # what was kept stays
     a.close()

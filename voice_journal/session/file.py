@@ -16,18 +16,16 @@ from ..audio.vad import Segmenter, SegmenterConfig, Utterance
 from ..companion.conversation import Conversation, Plan
 from ..companion.modes import DEFAULT_MODE
 from ..config import Settings
-from ..errors import NoSpeechError, VoiceJournalError
+from ..errors import NoSpeechError
 from ..speech.stt import LanguagePin
-from ..store import search
 from ..store.archive import Archive
 
 from .engines import Engines
 from .events import ModeChanged, SessionEvent, SessionResult, Skipped
 from .memory import recaller
-from .recorder import Recorder
 from .turn_log import TurnLog
 from .timings import HeardTimings
-from .speaker import FALLBACK_REPLY, fixed_model, reply_options, speak_reply, speak_reply_text
+from .speaker import fixed_model, reply_options, speak_reply, speak_reply_text
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +88,7 @@ class FileSession:
         finally:
             warm.join()
             if self.session_id is not None:
-                self.archive.end_session(self.session_id, status=status, language=self.turns.language())
-                try:
-                    search.refresh_index(self.archive)  # cheap unless the index lags by hundreds of turns
-                except VoiceJournalError as e:  # never let indexing hide why a session ended
-                    log.warning("search index not refreshed: %s", e)
-                self.archive.release()
+                self.turns.end(status)
             if self.sink is not None:
                 self.sink.close()
         if self.session_id is None:
@@ -110,10 +103,9 @@ class FileSession:
             self.on_event(Skipped(u.start, u.end, "no words recognised"))
             return
         if self.session_id is None:
-            self.session_id = self.archive.begin_session(
-                mode=self.mode, source=f"file:{Path(source).name}", models=engines.names()
-            )
-            self.turns = TurnLog(Recorder(self.archive, self.session_id, engines.embedder), self.conv, self.on_event)
+            self.turns = TurnLog.begin(self.archive, self.conv, self.on_event, source=f"file:{Path(source).name}",
+                                       models=engines.names(), embedder=engines.embedder)
+            self.session_id = self.turns.session_id
         plan = self.conv.turn(transcript.text)  # the safety check sees their words before the model does
         idx = self.turns.heard(u.clip, transcript, u.start, u.end, HeardTimings(stt_s=transcript.stt_s, vad_s=vad_s),
                                engine=engines.transcriber.name, check=plan.check)
@@ -126,14 +118,12 @@ class FileSession:
 
         reply = speak_reply(engines.llm, engines.voice, plan.messages, self.sink, turn_end,
                             reply_options(self.settings, plan.rules), rules=plan.rules, then=plan.then)
-        text = reply.text or FALLBACK_REPLY
         if reply.error is not None and not reply.text:
             raise reply.error
         # The reply's clock starts at the end of the person's turn, so it includes their STT.
-        timings = reply.timings.but(user_stt_s=transcript.stt_s)
-        self.turns.said(text, reply.audio, reply.rate, timings=timings,
-                        model=f"{engines.llm.backend}:{engines.llm.model}", partial=reply.error is not None,
-                        recalled=[r.as_dict() for r in plan.recalled])
+        self.turns.reply(reply, model=f"{engines.llm.backend}:{engines.llm.model}",
+                         timings=reply.timings.but(user_stt_s=transcript.stt_s),
+                         recalled=[r.as_dict() for r in plan.recalled])
         self.archive.release()  # between turns the journal is free for search, list and play elsewhere
         if self.sink is not None:
             self.sink.gap(0.6, reply.rate)

@@ -24,8 +24,11 @@ class Hearing:
     """Reads the source, keeps the level, and segments what is heard into the person's turns."""
 
     def __init__(self, source, *, end_silence_ms: int, max_turn_s: float, piece_pause_ms: int,
-                 origin: Callable[[], float], on_restart: Callable[[], None] = lambda: None):
+                 origin: Callable[[], float], on_restart: Callable[[], None] = lambda: None, polite: bool = True):
         self.source = source
+        # A recording standing in for a polite person waits while the companion talks (never
+        # with barge-in, where talking over it is the point).
+        self.polite = polite
         self.level_dbfs = -120.0
         self.deaf_until = 0.0  # time.monotonic() before which blocks are the companion's own voice
         self._origin = origin  # the session's start, on time.monotonic()
@@ -43,6 +46,15 @@ class Hearing:
         self.seg = Segmenter(self._config)
         self._seg_origin = None
         self._on_restart()
+
+    def hold(self, holding: bool) -> None:
+        """The companion is about to speak (``holding``) or has spoken: a polite recording waits meanwhile."""
+        if not self.polite:
+            return
+        if holding:
+            getattr(self.source, "hold", lambda: None)()
+        else:
+            getattr(self.source, "resume", lambda at: None)(self.deaf_until)
 
     def read(self, timeout: float):
         """The next block (None if none came within ``timeout``), its level kept for the meter."""

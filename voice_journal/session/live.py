@@ -42,24 +42,21 @@ from typing import Callable
 import numpy as np
 
 from ..audio import pcm
-from ..audio.vad import BargeInDetector, PauseStarted, SpeechResumed, SpeechStarted, Utterance
+from ..audio.vad import PauseStarted, SpeechResumed, SpeechStarted, Utterance
 from ..companion import arc, safety
-from ..companion.conversation import Conversation, Plan, Recalled
+from ..companion.conversation import Conversation, Recalled
 from ..companion.modes import DEFAULT_MODE
 from ..config import Settings
-from ..errors import VoiceJournalError
-from ..llm.speculative import SpeculativeStream
 from ..speech.stt import Transcript
-from ..store import search
 from ..store.archive import Archive
 from .engines import Engines
 from .events import BargedIn, LiveEvent, Listening, ModeChanged, SessionResult, Skipped, State
 from .hearing import Hearing
 from .memory import recaller
-from .recorder import Recorder
-from .turn_log import TurnLog
-from .timings import HeardTimings, ReplyTimings
-from .speaker import FALLBACK_REPLY, SpokenReply, reply_options, speak_reply
+from .turn_log import TurnLog, refresh_search
+from .timings import HeardTimings
+from .speaker import SpokenReply, reply_options
+from .speaking import ReplyJob, Speaking
 from .speculative import SpeculativeReply
 from .turn_words import TurnTranscriber
 
@@ -82,23 +79,6 @@ class LiveOptions:
     early_stt_ms: int = 300  # a pause this long closes a piece of the turn, transcribed at once
     speculative_reply: bool = True  # begin the reply in that pause; kept if the turn ends there, else dropped
 
-
-
-@dataclass
-class _ReplyJob:
-    """A reply being written and spoken on its own thread, cancellable."""
-
-    thread: threading.Thread
-    cancel: threading.Event
-    result: list  # [SpokenReply] or [exception]
-    closing: bool
-    recalled: tuple[Recalled, ...] = ()
-
-    def outcome(self) -> SpokenReply:
-        self.thread.join()
-        if isinstance(self.result[0], BaseException):
-            raise self.result[0]
-        return self.result[0]
 
 
 class _LastAnswer:
@@ -144,9 +124,13 @@ class LiveSession:
                                             begin=options.speculative_reply)
         self.hearing = Hearing(source, end_silence_ms=settings.end_silence_ms, max_turn_s=settings.max_turn_s,
                                piece_pause_ms=options.early_stt_ms, origin=lambda: self.started,
-                               on_restart=self.words.new_turn)
+                               on_restart=self.words.new_turn, polite=not options.barge_in)
         self._utterance: Utterance | None = None  # heard, not archived yet
-        self._reply: _ReplyJob | None = None
+        self.speaking = Speaking(engines, settings, sink, self.hearing, barge_in=options.barge_in,
+                                 deaf_tail_s=options.deaf_tail_s, on_state=lambda st: setattr(self, "state", st),
+                                 on_their_speech=self.words.new_turn,
+                                 on_barge_in=lambda heard_s, stop_s: self.on_event(BargedIn(self.session_id, heard_s,
+                                                                                            stop_s)))
         self._partial = False
         self._closing_spoken = False
         self._crisis_unanswered = False
@@ -172,16 +156,11 @@ class LiveSession:
 
     def run(self) -> SessionResult:
         """Hold the session; returns when it is over. Ctrl-C ends it without losing anything."""
-        self.session_id = self.archive.begin_session(
-            mode=self.mode, source=self.source.name if self.source.name.startswith("file:") else "microphone",
-            models=self.engines.names(),
-        )
-        self.turns = TurnLog(Recorder(self.archive, self.session_id, self.engines.embedder), self.conv, self.on_event)
-        try:  # cheap unless the index lags, or was built by an older version (memory searches it every turn)
-            search.refresh_index(self.archive)
-        except VoiceJournalError as e:
-            log.warning("search index not refreshed: %s", e)
-        self.archive.release()
+        self.turns = TurnLog.begin(self.archive, self.conv, self.on_event, models=self.engines.names(),
+                                   source=self.source.name if self.source.name.startswith("file:") else "microphone",
+                                   embedder=self.engines.embedder)
+        self.session_id = self.turns.session_id
+        refresh_search(self.archive)  # memory searches it every turn: an index that lags costs each one
         status = "complete"
         try:
             try:
@@ -213,12 +192,7 @@ class LiveSession:
         return self.turns.result()
 
     def _end(self, status: str) -> None:
-        self.archive.end_session(self.session_id, status=status, language=self.turns.language())
-        try:
-            search.refresh_index(self.archive)
-        except VoiceJournalError as e:
-            log.warning("search index not refreshed: %s", e)
-        self.archive.release()
+        self.turns.end(status)
         if self.source.overflows or self.source.dropped:
             log.warning("the microphone overflowed %d times and %d blocks were dropped",
                         self.source.overflows, self.source.dropped)
@@ -274,23 +248,13 @@ class LiveSession:
         self.speculative.piece_sent(pieces, self.conv.previewer(closing=last or self._time_up(),
                                                                  wrap_up=self._time_up()))
 
-    def _hold(self, holding: bool) -> None:
-        # A recording standing in for a polite person waits while the companion talks
-        # (never with barge-in, where talking over it is the point).
-        if self.options.barge_in:
-            return
-        if holding:
-            getattr(self.source, "hold", lambda: None)()
-        else:
-            getattr(self.source, "resume", lambda at: None)(self.hearing.deaf_until)
-
     def _person_spoke(self, u: Utterance, turn_end: float) -> bool:
         """A turn of the person's is over: archive it and answer. True when the session should end."""
-        self._hold(True)
+        self.hearing.hold(True)
         try:
             return self._respond(u, turn_end)
         finally:
-            self._hold(False)
+            self.hearing.hold(False)
 
     def _respond(self, u: Utterance, turn_end: float) -> bool:
         self._utterance = u
@@ -313,7 +277,7 @@ class LiveSession:
         # (audio, embedding, a committed transaction) took ~0.1 s of the person's wait. The
         # reply is archived after the turn, and Ctrl-C in between keeps both (_on_interrupt).
         early = self.speculative.take(plan.messages if plan.fixed is None else (), plan.rules)
-        job = self._start_answer(plan, turn_end, early) if plan.fixed is None else None
+        job = self.speaking.start(plan, turn_end, early) if plan.fixed is None else None
         try:
             self._archive_user(u.clip, transcript, self.hearing.session_time(u.start), self.hearing.session_time(u.end),
                                HeardTimings(stt_s=transcript.stt_s, stt_wait_s=stt_wait, stt_pieces=heard.pieces,
@@ -323,7 +287,7 @@ class LiveSession:
         except KeyboardInterrupt:
             raise  # _on_interrupt keeps the turn, then what was heard of the reply
         except BaseException:
-            job, _ = self._stop_reply()  # the journal failed (a full disk): no reply to a turn it could not keep
+            job, _ = self.speaking.stop()  # the journal failed (a full disk): no reply to a turn it could not keep
             if job is not None:
                 job.thread.join(timeout=10)
             raise
@@ -350,96 +314,20 @@ class LiveSession:
 
     # -- speaking ----------------------------------------------------------
 
-    def _start_answer(self, plan: Plan, turn_end: float, early: SpeculativeStream | None = None) -> _ReplyJob:
-        """Start writing and speaking the reply on its own thread (taking over ``early``, begun in the pause)."""
-        engines = self.engines
-        cancel = threading.Event()
-        result: list = []
-
-        def work() -> None:
-            try:
-                result.append(speak_reply(engines.llm, engines.voice, plan.messages, self.sink, turn_end,
-                                          reply_options(self.settings, plan.rules), cancel=cancel, rules=plan.rules,
-                                          then=plan.then, stream=early))
-            except BaseException as e:  # handed to the session thread
-                result.append(e)
-
-        self.sink.mark()
-        job = _ReplyJob(threading.Thread(target=work, name="reply", daemon=True), cancel, result, plan.ends,
-                        plan.recalled)
-        self._reply = job
-        job.thread.start()
-        return job
-
-    def _finish_answer(self, job: _ReplyJob) -> None:
+    def _finish_answer(self, job: ReplyJob) -> None:
         """Listen while the reply is spoken (for barge-in), then archive what was said."""
-        barge = self._play_while_listening(job)
-        reply = job.outcome()
-        self._reply = None
-        self._archive_reply(reply, *(barge or (None, None)), recalled=job.recalled)
+        reply, barge = self.speaking.finish(job)
+        self._archive_reply(reply, *((barge.heard, barge.stop_s) if barge else (None, None)), recalled=job.recalled)
         if reply.error is not None and not reply.text:
             raise reply.error
-
-    def _play_while_listening(self, job: _ReplyJob) -> tuple[float, float] | None:
-        """Read the microphone until the reply has been written and played.
-
-        Returns (samples heard, seconds from their speech to silence) if the
-        person barged in, else None.
-        """
-        detector = BargeInDetector() if self.options.barge_in and not job.closing else None
-        onset: float | None = None
-        while job.thread.is_alive() or self.sink.pending_s > 0:
-            if job.thread.is_alive() and self.sink.pending_s == 0:
-                self.state = State.THINKING
-            else:
-                self.state = State.SPEAKING
-            block = self.hearing.read(timeout=0.05)
-            if block is None or detector is None:
-                continue  # half-duplex: the companion does not listen while it speaks
-            for e in self.hearing.feed(block):  # the barge-in speech starts their next turn
-                if isinstance(e, SpeechStarted):
-                    self.words.new_turn()
-                    onset = e.at if onset is None else onset
-            speaking = self.sink.pending_s > 0
-            if detector.feed(block.samples) and speaking:
-                heard = self.sink.played
-                job.cancel.set()
-                self.sink.stop()
-                stopped = time.monotonic()
-                # From the first voiced block we have to the silence: detection plus stopping.
-                stop_s = stopped - block.at + self._detector_span()
-                self.on_event(BargedIn(self.session_id, heard / self.engines.voice.rate, stop_s))
-                self.state = State.HEARING
-                return heard, stop_s
-        self.hearing.deafen(self.options.deaf_tail_s)
-        if detector is None:
-            self.hearing.restart()  # what it heard while deaf is gone
-        self.state = State.LISTENING
-        return None
-
-    @staticmethod
-    def _detector_span() -> float:
-        return 5 * 0.030  # the voiced frames BargeInDetector needs before it fires
 
     def _archive_reply(self, reply: SpokenReply, heard: float | None, stop_s: float | None = None, *,
                        recalled: tuple[Recalled, ...] = ()) -> None:
         """Archive a reply; ``heard``: the samples played before it was cut (barge-in, Ctrl-C)."""
-        engines = self.engines
-        text, audio = reply.text or FALLBACK_REPLY, reply.audio
-        timings = reply.timings
-        partial = reply.error is not None
-        if heard is not None:
-            text, audio = reply.heard(int(heard))
-            timings = timings.but(heard_s=len(audio) / reply.rate)
-            partial = True
-        if stop_s is not None:
-            timings = timings.but(barge_in_stop_s=stop_s)
-        if not text and not len(audio):
-            self.conv.replied("")  # keep user/assistant pairs for the cache
-            return
-        self._partial = self._partial or partial
-        self.turns.said(text, audio, reply.rate, timings=timings, partial=partial,
-                        model=f"{engines.llm.backend}:{engines.llm.model}", recalled=[r.as_dict() for r in recalled])
+        llm = self.engines.llm
+        cut = self.turns.reply(reply, model=f"{llm.backend}:{llm.model}", heard=heard, stop_s=stop_s,
+                               recalled=[r.as_dict() for r in recalled])
+        self._partial = self._partial or bool(cut)
         self.archive.release()
 
     def _say(self, text: str, *, greeting: bool = False, crisis: bool = False, interruptible: bool = False) -> None:
@@ -449,35 +337,8 @@ class LiveSession:
         """
         interruptible = interruptible or greeting or crisis
         self.state = State.SPEAKING if interruptible else State.CLOSING
-        self.sink.mark()
-        chunks: list[np.ndarray] = []
-        heard: int | None = None  # None: all of it
-        try:
-            for s in self.engines.voice.speak(text):
-                self.sink.write(s.samples, s.rate)
-                chunks.append(s.samples)
-            playing = lambda: self.sink.pending_s > 0  # noqa: E731
-            if interruptible and self.options.barge_in:
-                if self.hearing.talked_over(playing):
-                    heard = int(self.sink.played)
-                    self.sink.stop()
-            else:
-                self.hearing.listen_while(playing)
-        except KeyboardInterrupt:
-            heard = int(self.sink.played)
-            self.sink.stop()
-            raise
-        finally:
-            if chunks:
-                audio = np.concatenate(chunks)
-                if heard is None or heard >= len(audio):
-                    self._archive_fixed(text, audio, partial=False, crisis=crisis)
-                else:
-                    said, cut = SpokenReply(text, text, audio, self.engines.voice.rate, ReplyTimings(),
-                                            parts=((text, len(audio)),)).heard(heard)
-                    self._archive_fixed(said, cut, partial=True, crisis=crisis)
-        self.hearing.deafen(self.options.deaf_tail_s)
-        self.hearing.restart()
+        self.speaking.say(text, interruptible=interruptible,
+                          keep=lambda said, audio, partial: self._archive_fixed(said, audio, partial, crisis))
 
     def _archive_fixed(self, text: str, audio: np.ndarray, partial: bool, crisis: bool = False) -> None:
         self.turns.said(text or "…", audio, self.engines.voice.rate, partial=partial,
@@ -496,12 +357,11 @@ class LiveSession:
         try:
             self.state = State.CLOSING
             self.speculative.drop()  # begun in a pause, never heard: nothing to keep
-            job, heard = self._stop_reply()  # a reply begun: stop it, keep what was heard
+            job, heard = self.speaking.stop()  # a reply begun: stop it, keep what was heard
             u, self._utterance = self._utterance, None
-            if u is not None and self._committed(self.turns.recorder.next_idx):
-                # Ctrl-C came between the turn's commit and the next line: it is kept already.
-                self.turns.kept_already()
-            elif u is not None:  # a whole turn heard, not archived yet (its reply may have begun)
+            # A whole turn heard and not archived yet (its reply may have begun), unless Ctrl-C came
+            # between its commit and the next line.
+            if u is not None and not self.turns.kept_already():
                 self._archive_unanswered(u.clip, self.hearing.session_time(u.start), self.hearing.session_time(u.end),
                                          partial=False)
             if job is not None:  # after the turn it answers
@@ -523,22 +383,6 @@ class LiveSession:
                 self._say(arc.CLOSING_INTERRUPTED)
         except KeyboardInterrupt:
             pass  # a second Ctrl-C: they want to go now
-
-    def _stop_reply(self) -> tuple[_ReplyJob | None, float | None]:
-        """Cancel the reply in progress, if any, and silence it: (its job, the samples played)."""
-        job, self._reply = self._reply, None
-        if job is None:
-            return None, None
-        heard = self.sink.played
-        job.cancel.set()
-        self.sink.stop()
-        return job, heard
-
-    def _committed(self, idx: int) -> bool:
-        """Whether the journal holds turn ``idx`` of this session (the journal, not our counters, knows)."""
-        held = any(t.idx == idx for t in self.archive.turns(self.session_id))
-        self.archive.release()
-        return held
 
     def _archive_unanswered(self, clip: pcm.Clip, start: float, end: float, *, partial: bool) -> None:
         transcript = self.words.now(clip)

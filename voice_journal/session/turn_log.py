@@ -10,6 +10,7 @@ that way, once.
 from __future__ import annotations
 
 import collections
+import logging
 from typing import Callable, Sequence
 
 import numpy as np
@@ -17,10 +18,16 @@ import numpy as np
 from ..audio import pcm
 from ..companion import safety
 from ..companion.conversation import Conversation
+from ..errors import VoiceJournalError
 from ..speech.stt import Transcript
+from ..store import search
+from ..store.archive import Archive
 from .events import CompanionReplied, SafetyAlert, SessionResult, UserSpoke
-from .recorder import Recorder
+from .recorder import Embeds, Recorder
+from .speaker import FALLBACK_REPLY, SpokenReply
 from .timings import HeardTimings, ReplyTimings
+
+log = logging.getLogger(__name__)
 
 
 class TurnLog:
@@ -34,6 +41,19 @@ class TurnLog:
         self.replies = 0
         self._timings: list[HeardTimings | ReplyTimings] = []
         self._languages: collections.Counter[str] = collections.Counter()
+
+    @classmethod
+    def begin(cls, archive: Archive, conv: Conversation, on_event: Callable[[object], None], *, source: str,
+              models: dict, embedder: Embeds | None) -> "TurnLog":
+        """Begin the session in the journal, in the conversation's mode."""
+        session_id = archive.begin_session(mode=conv.mode.name, source=source, models=models)
+        return cls(Recorder(archive, session_id, embedder), conv, on_event)
+
+    def end(self, status: str) -> None:
+        """End the session in the journal (its status, its language) and bring search up to date."""
+        archive = self.recorder.archive
+        archive.end_session(self.session_id, status=status, language=self.language())
+        refresh_search(archive)
 
     @property
     def session_id(self) -> int:
@@ -70,10 +90,42 @@ class TurnLog:
         self.on_event(CompanionReplied(self.session_id, idx, text, timings, partial))
         return idx
 
-    def kept_already(self) -> None:
-        """The person's turn the recorder is at was committed already (Ctrl-C right after): count it."""
-        self.recorder.skip()
-        self.user_turns += 1
+    def reply(self, reply: SpokenReply, *, model: str, heard: float | None = None, stop_s: float | None = None,
+              timings: ReplyTimings | None = None, recalled: Sequence[dict] = ()) -> bool | None:
+        """A model's reply, as it was heard: all of it, or only what was played before a cut.
+
+        ``heard``: the samples played before a barge-in or Ctrl-C; ``stop_s``:
+        from their voice to silence. Returns whether it was cut short, or
+        None where nothing at all was said (no turn is kept, but the
+        conversation still learns of an empty reply, to keep its pairs).
+        """
+        text, audio = reply.text or FALLBACK_REPLY, reply.audio
+        timings = timings or reply.timings
+        partial = reply.error is not None
+        if heard is not None:
+            text, audio = reply.heard(int(heard))
+            timings, partial = timings.but(heard_s=len(audio) / reply.rate), True
+        if stop_s is not None:
+            timings = timings.but(barge_in_stop_s=stop_s)
+        if not text and not len(audio):
+            self.conv.replied("")
+            return None
+        self.said(text, audio, reply.rate, timings=timings, model=model, partial=partial, recalled=recalled)
+        return partial
+
+    def kept_already(self) -> bool:
+        """Whether the journal holds the turn the recorder is at already (a Ctrl-C right after its commit).
+
+        If so it is counted, and the recorder moves past it. The journal, not
+        the counters here, knows.
+        """
+        archive = self.recorder.archive
+        held = any(t.idx == self.recorder.next_idx for t in archive.turns(self.session_id))
+        archive.release()
+        if held:
+            self.recorder.skip()
+            self.user_turns += 1
+        return held
 
     def language(self) -> str | None:
         """The session's language: the one most of the person's turns were in."""
@@ -81,3 +133,12 @@ class TurnLog:
 
     def result(self) -> SessionResult:
         return SessionResult(self.session_id, self.user_turns, self.replies, tuple(self._timings))
+
+
+def refresh_search(archive: Archive) -> None:
+    """Bring the search index up to date (cheap unless it lags by hundreds of turns), and let go of the journal."""
+    try:
+        search.refresh_index(archive)
+    except VoiceJournalError as e:  # never let indexing hide why a session began or ended
+        log.warning("search index not refreshed: %s", e)
+    archive.release()
