@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RecordingLLM, run_cli
+from conftest import run_cli
 from voice_journal.companion import safety
 from voice_journal.companion.safety import corpus, rules
 from voice_journal.companion.safety.semantic import SemanticModel, prepare, windows
@@ -213,24 +213,8 @@ def test_a_spoken_crisis_never_in_the_corpus_gets_the_fixed_message(voice, tmp_p
     assert answer["role"] == "assistant" and answer["safety"] == "crisis" and "988" in answer["text"]
 
 
-def test_a_live_session_goes_through_the_same_net(tiny_stt, small_llm, voice, tmp_path):
-    from voice_journal import config
-    from voice_journal.audio import pcm
-    from voice_journal.audio.capture import PacedFile
-    from voice_journal.audio.playback import ClockedWavSink
-    from voice_journal.session import Engines, LiveOptions, LiveSession
-    from voice_journal.store.archive import Archive
-
-    from conftest import spoken
-
-    rec = tmp_path / "talk.wav"
-    pcm.write_wav(rec, spoken(voice, ["I had a quiet day at home today.", UNSEEN_CRISIS]))
-    s = config.load(profile="fast", db=tmp_path / "j.duckdb", reply_tokens=24, locale="en-US")
-    llm = RecordingLLM(small_llm)
-    with Archive.open(s.db) as a:
-        result = LiveSession(Engines(tiny_stt, voice, llm), a, s, PacedFile(rec), ClockedWavSink(None),
-                             LiveOptions(max_turns=2)).run()
-        turns = a.turns(result.session_id)
-    flagged = [t for t in turns if t.role == "user" and t.safety == "crisis"]
-    assert len(flagged) == 1 and "existing" in flagged[0].text.lower(), [(t.role, t.text) for t in turns]
-    assert not any("existing" in m.content for shown in llm.shown for m in shown)  # the model never saw it
+# The live session goes through the same net: that phrase, said into the virtual microphone, is
+# tests/test_live.py::test_a_crisis_said_into_the_virtual_microphone_gets_the_fixed_message, and
+# that the model never sees a crisis turn in a live session, nor begins a reply to it in a pause,
+# is tests/test_safety.py::test_a_crisis_in_a_live_session. A third live session here only cost
+# the suite 40 s.
