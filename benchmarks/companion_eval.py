@@ -33,6 +33,7 @@ what the person said in the first.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -60,6 +61,7 @@ from voice_journal.session import FALLBACK_REPLY, reply_options  # noqa: E402
 from voice_journal.speech.sentences import SentenceSplitter, has_words  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "companion_eval_data.toml"
+SEED = [1]  # set from --seed
 _KIND = re.compile(r"^\d+ (words|questions)")
 
 
@@ -102,7 +104,8 @@ def reply(llm, conv: Conversation, text: str, settings) -> dict | None:
     if plan.fixed is not None:  # fixed words (a crisis, a mode switch): not a model reply
         conv.replied(plan.fixed)
         return None
-    stream = llm.stream(plan.messages, reply_options(settings, plan.rules))  # as the session does
+    # As the session does, but with the sampling fixed so that two runs differ by the change, not by luck.
+    stream = llm.stream(plan.messages, dataclasses.replace(reply_options(settings, plan.rules), seed=SEED[0]))
     raw = stream.text().strip()
     spoken = trim(raw, plan.rules)
     fell_back = not plan.then and not has_words(spoken)
@@ -158,7 +161,7 @@ def report(console: Console, results: list[dict], talks: list[dict], model: str,
         f"{len(results)} replies · raw: as the model wrote them (grammar included), before the gate · "
         "all rules: reflects something specific, length, questions (and not last turn's again), no unasked "
         "advice, no stock phrase, no list, their words not in the first person · spoken: after the gate · "
-        f"data sha256 {digest()[:12]} · load {load_s:.1f} s · RSS {rss_mb:,.0f} MB"))
+        f"data sha256 {digest()[:12]} · seed {SEED[0]} · load {load_s:.1f} s · RSS {rss_mb:,.0f} MB"))
     for col in ("mode", "replies", "raw: all rules", "raw: reflects", "common problems (raw)", "spoken: all rules",
                 "fixed line", "median words", "first token s", "tokens/s"):
         table.add_column(col, justify="left" if col in ("mode", "common problems (raw)") else "right")
@@ -206,7 +209,9 @@ def main() -> None:
     ap.add_argument("--fast", action="store_true", help="SmolLM2 135M (a quick check of the wiring)")
     ap.add_argument("--limit", type=int, default=0, help="only the first N exchanges (0: all)")
     ap.add_argument("--json", type=Path, metavar="FILE", help="save every reply")
+    ap.add_argument("--seed", type=int, default=1, help="the sampling seed (replies differ from run to run without one)")
     args = ap.parse_args()
+    SEED[0] = args.seed
     settings = config.load(profile="fast" if args.fast else "quality")
     model = args.model or settings.llm_model
     exchanges, conversations = load(args.split)

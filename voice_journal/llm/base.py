@@ -37,6 +37,7 @@ class GenerationOptions:
     repeat_penalty: float = 1.1
     json_schema: dict | None = None  # constrain the answer to JSON of this schema (llama.cpp grammar, Ollama format)
     grammar: str | None = None  # GBNF the answer must match, while it is written (llama.cpp only; Ollama has none)
+    seed: int | None = None  # fix the sampling (an evaluation that compares changes, not luck); None: random
 
 
 class ReplyStream:

@@ -152,6 +152,8 @@ def _request(messages: Sequence[Message], options: GenerationOptions) -> dict:
         request["response_format"] = {"type": "json_schema", "json_schema": {"schema": options.json_schema}}
     elif options.grammar is not None:
         request["grammar"] = options.grammar
+    if options.seed is not None:
+        request["seed"] = options.seed
     return request
 
 

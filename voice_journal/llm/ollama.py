@@ -101,6 +101,7 @@ class OllamaLLM:
                         "temperature": options.temperature,
                         "top_p": options.top_p,
                         "repeat_penalty": options.repeat_penalty,
+                        **({"seed": options.seed} if options.seed is not None else {}),
                     },
                 )
                 try:
