@@ -1,0 +1,99 @@
+"""The crisis net's meaning layer on another sentence encoder: fitted the same way, read on the dev splits.
+
+    python benchmarks/encoders/compare_safety.py out/mpnet-q8e16.onnx mpnet/all-mpnet-base-v2/tokenizer.json
+
+Fits the semantic layer on the training corpus with the given encoder
+(mean pooling, as MiniLM's), exactly as ``python -m
+voice_journal.companion.safety.train`` does, then reports the whole net on
+the dev split and on the hard dev split at several false-alarm rates (the
+one constant that trades recall for false alarms). The frozen split is
+never read. Nothing is written: the shipped model stays as it is.
+Without arguments it runs on the project's own MiniLM, for comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import copy
+
+import numpy as np
+
+from voice_journal.companion.safety import corpus, train
+from voice_journal.companion.safety.levels import LEVELS
+from voice_journal.companion.safety.net import SafetyNet
+
+RATES = (0.02, 0.03, 0.05, 0.08)
+
+
+def onnx_encoder(model: str, tokenizer: str, max_tokens: int = 384):
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(tokenizer)
+    tok.enable_truncation(max_tokens)
+    tok.enable_padding()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads, options.log_severity_level = 2, 1, 3
+    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    inputs = {i.name for i in session.get_inputs()}
+
+    def embed(texts: list[str]) -> np.ndarray:
+        enc = tok.encode_batch(texts)
+        ids = np.array([e.ids for e in enc], np.int64)
+        mask = np.array([e.attention_mask for e in enc], np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        h = session.run(None, feeds)[0]
+        v = (h * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    return embed
+
+
+def cached(embed):
+    """Each text embedded once, in batches of 32: the fit reads the corpus many times."""
+    seen: dict[str, np.ndarray] = {}
+
+    def lookup(texts: list[str]) -> np.ndarray:
+        new = [t for t in dict.fromkeys(texts) if t not in seen]
+        for i in range(0, len(new), 32):
+            seen.update(zip(new[i : i + 32], embed(new[i : i + 32])))
+        return np.stack([seen[t] for t in texts])
+
+    return lookup
+
+
+def called_crisis(net: SafetyNet, phrases) -> str:
+    by = collections.defaultdict(list)
+    for p in phrases:
+        by[p.level].append(net.assess(p.text).level == "crisis")
+    return " · ".join(f"{level} {sum(v)}/{len(v)} ({100 * sum(v) / len(v):.1f}%)" for level, v in sorted(by.items()))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("model", nargs="?", help="an ONNX encoder (default: the project's MiniLM)")
+    ap.add_argument("tokenizer", nargs="?", help="its tokenizer.json")
+    args = ap.parse_args()
+    if args.model:
+        embed = cached(onnx_encoder(args.model, args.tokenizer))
+    else:
+        from voice_journal.store.embedding import Embedder
+
+        embed = cached(Embedder.load().embed)
+    fitted = train.fit_corpus(corpus.training(), embed)
+    lv = np.array([LEVELS.index(p.level) for p in fitted.phrases])
+    hard = np.array([p.category != train.ORDINARY for p in fitted.phrases])
+    for rate in RATES:
+        train.FALSE_ALARMS = rate
+        model = copy.copy(fitted.model)
+        model.thresholds = train.choose_thresholds(fitted.oof[hard], fitted.risk[hard], lv[hard])
+        net = SafetyNet(embed, model)
+        print(f"false alarms {rate:.2f} in cross-validation | {train.on_dev(net)}")
+        print(f"{'':37s}| hard dev split, called crisis: {called_crisis(net, corpus.dev_hard())}")
+
+
+if __name__ == "__main__":
+    main()
