@@ -13,7 +13,7 @@ import numpy as np
 from ..audio import pcm
 from ..audio.playback import AudioSink
 from ..audio.vad import Segmenter, SegmenterConfig, Utterance
-from ..companion.conversation import Conversation, Plan
+from ..companion.conversation import Plan
 from ..companion.modes import DEFAULT_MODE
 from ..config import Settings
 from ..errors import NoSpeechError
@@ -22,7 +22,7 @@ from ..store.archive import Archive
 
 from .engines import Engines
 from .events import ModeChanged, SessionEvent, SessionResult, Skipped
-from .memory import recaller
+from .memory import conversation
 from .turn_log import TurnLog
 from .timings import HeardTimings
 from .speaker import fixed_model, reply_options, speak_reply, speak_reply_text
@@ -48,9 +48,7 @@ class FileSession:
         self.on_event = on_event
         self.on_progress = on_progress
         self.session_id: int | None = None
-        self.conv = Conversation(mode, locale=settings.locale, ask_mood=settings.mood_check,
-                                 recall=recaller(archive, engines.embedder, lambda: self.session_id)
-                                 if settings.memory else None, net=engines.safety_net())
+        self.conv = conversation(mode, settings, archive, engines, lambda: self.session_id)
         self.turns: TurnLog | None = None  # from the first turn heard: an empty file makes no session
         self._pin = LanguagePin(settings.language)
 

@@ -44,7 +44,7 @@ import numpy as np
 from ..audio import pcm
 from ..audio.vad import PauseStarted, SpeechResumed, SpeechStarted, Utterance
 from ..companion import arc, safety
-from ..companion.conversation import Conversation, Recalled
+from ..companion.conversation import Recalled
 from ..companion.modes import DEFAULT_MODE
 from ..config import Settings
 from ..speech.stt import Transcript
@@ -52,7 +52,7 @@ from ..store.archive import Archive
 from .engines import Engines
 from .events import BargedIn, LiveEvent, Listening, ModeChanged, SessionResult, Skipped, State
 from .hearing import Hearing
-from .memory import recaller
+from .memory import conversation
 from .turn_log import TurnLog, refresh_search
 from .timings import HeardTimings
 from .speaker import SpokenReply, reply_options
@@ -81,19 +81,6 @@ class LiveOptions:
 
 
 
-class _LastAnswer:
-    """A function that remembers its last call: the same argument gets the same answer, at once."""
-
-    def __init__(self, fn: Callable):
-        self._fn = fn
-        self._last: tuple | None = None
-
-    def __call__(self, arg):
-        if self._last is None or self._last[0] != arg:
-            self._last = (arg, self._fn(arg))
-        return self._last[1]
-
-
 class LiveSession:
     """A spoken conversation through a microphone and a speaker, until goodbye (see the module's notes)."""
 
@@ -110,12 +97,9 @@ class LiveSession:
         self.options = options
         self.on_event = on_event
         self.session_id: int | None = None
-        recall = recaller(archive, engines.embedder, lambda: self.session_id) if settings.memory else None
         # Recalled once in the pause that ends a turn (for the reply begun there), then again,
         # for the same words, by Conversation.turn: the same answer, without a second search.
-        self.conv = Conversation(mode, locale=settings.locale, ask_mood=settings.mood_check,
-                                 recall=_LastAnswer(recall) if recall is not None else None,
-                                 net=engines.safety_net())
+        self.conv = conversation(mode, settings, archive, engines, lambda: self.session_id, remember_last=True)
         self.state = State.STARTING
         self.started = time.monotonic()
         self.turns: TurnLog | None = None  # once the session is begun (run)

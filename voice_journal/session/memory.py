@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from ..companion.conversation import Recalled
+from ..companion.conversation import Conversation, Recalled
+from ..config import Settings
 from ..errors import VoiceJournalError
 from ..store import search
 from ..store.archive import Archive, interrupted
@@ -45,3 +46,32 @@ def recaller(archive: Archive, embedder: Embedder | None,
                 if h.session_id != now and h.score >= MEMORY_MIN_SCORE][:MEMORY_TURNS]
 
     return recall
+
+
+def conversation(mode: str, settings: Settings, archive: Archive, engines, current: Callable[[], int | None], *,
+                 remember_last: bool = False) -> Conversation:
+    """The conversation a session holds: its mode, locale, mood question, crisis net and memory.
+
+    ``current()`` is the session being held (memory recalls from the
+    others); ``remember_last``: the same words recalled twice in a row get
+    the same answer without a second search (a live session recalls in the
+    pause that ends a turn, then again for the turn itself).
+    """
+    recall = recaller(archive, engines.embedder, current) if settings.memory else None
+    if recall is not None and remember_last:
+        recall = _LastAnswer(recall)
+    return Conversation(mode, locale=settings.locale, ask_mood=settings.mood_check, recall=recall,
+                        net=engines.safety_net())
+
+
+class _LastAnswer:
+    """A function that remembers its last call: the same argument gets the same answer, at once."""
+
+    def __init__(self, fn: Callable):
+        self._fn = fn
+        self._last: tuple | None = None
+
+    def __call__(self, arg):
+        if self._last is None or self._last[0] != arg:
+            self._last = (arg, self._fn(arg))
+        return self._last[1]
