@@ -78,7 +78,9 @@ def base_stt():
 def voice():
     from voice_journal.speech.tts import Voice
 
-    return Voice(models.resolve("joe-medium", kind="tts"))
+    # Not varied: Piper samples noise into every sentence, so the person's words would be new audio
+    # (and now and then a new transcript) in every run; a test's input should be the same each time.
+    return Voice(models.resolve("joe-medium", kind="tts"), varied=False)
 
 
 @pytest.fixture(scope="session")

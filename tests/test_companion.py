@@ -512,12 +512,29 @@ def test_the_grammar_holds_what_the_model_writes_to_one_paragraph_and_one_questi
         assert "a list" not in " ".join(check(text, ReplyRules(200, 1)))
 
 
-def test_a_reply_is_generated_under_the_grammar():
+def test_a_reply_is_generated_under_the_grammar_and_never_in_their_first_person():
     from voice_journal import config
-    from voice_journal.companion.checker import REPLY_GRAMMAR
+    from voice_journal.companion.checker import FIRST_PERSON_TOKENS, REPLY_GRAMMAR
     from voice_journal.session import reply_options
 
-    assert reply_options(config.load()).grammar == REPLY_GRAMMAR
+    options = reply_options(config.load())
+    assert options.grammar == REPLY_GRAMMAR and options.avoid == FIRST_PERSON_TOKENS
+
+
+def test_the_model_cannot_say_their_first_person_back(small_llm):
+    """The real model, asked to say a first-person sentence back word for word, turns to "you" or around it."""
+    import re
+
+    from voice_journal.companion.checker import FIRST_PERSON_TOKENS
+    from voice_journal.llm.base import GenerationOptions, Message
+
+    ask = [Message("user", "Repeat exactly, word for word: I think my dad is right, and I'm tired of myself.")]
+    plain = small_llm.stream(ask, GenerationOptions(max_tokens=40, temperature=0.0, seed=1)).text()
+    held = small_llm.stream(ask, GenerationOptions(max_tokens=40, temperature=0.0, seed=1,
+                                                   avoid=FIRST_PERSON_TOKENS)).text()
+    first_person = re.compile(r"\b(?:I|my|myself)\b", re.IGNORECASE)
+    assert first_person.search(plain), "the test asks for nothing the model would write anyway"
+    assert held.strip() and not first_person.search(held)
 
 
 def test_the_companion_eval_is_frozen_and_large_enough():

@@ -110,6 +110,17 @@ def test_voice_speaks_a_sentence(voice, tiny_stt):
     assert normalise(heard) == normalise("I hear how tired you are.")
 
 
+def test_an_unvaried_voice_says_the_same_text_the_same_way_and_a_varied_one_does_not(voice):
+    # The tests' person speaks through an unvaried voice so that their input is the same in every run;
+    # the companion's own voice keeps Piper's variation.
+    from voice_journal.speech.tts import Voice
+
+    line = "My brother called again and we argued about selling the house."
+    assert np.array_equal(voice.sentence(line).samples, voice.sentence(line).samples)
+    varied = Voice(models.resolve("joe-medium", kind="tts"))
+    assert not np.array_equal(*(np.resize(varied.sentence(line).samples, 60000) for _ in range(2)))
+
+
 def test_voice_splits_long_text_and_stops_on_cancel(voice):
     import threading
 

@@ -72,7 +72,9 @@ def reply_grammar(rules: ReplyRules) -> str:
 
     Sentences of at most SENTENCE_CHARS, as many as the word limit holds at
     about 17 words each; where a question is allowed, it may take the last
-    sentence's place (or be the whole reply).
+    sentence's place (or be the whole reply). The bound is loose on purpose:
+    one tight enough to hold the word limit (its share of it in characters)
+    ended sentences mid-word ("watching Jeopard."); the gate keeps the limit.
     """
     most = rules.sentences
     more = ' (" " s)?' * (most - 2) if most > 1 else ""
@@ -88,6 +90,15 @@ def reply_grammar(rules: ReplyRules) -> str:
 
 
 REPLY_GRAMMAR = reply_grammar(ReplyRules())  # the default rules' (60 words, one question)
+
+# And never in the person's own first person: a small model copies "I fixed it by myself" or
+# "my dad" instead of turning it to "you", and the person hears the companion claim their
+# life. Where the backend allows it (llama.cpp), the tokens of "I" and "my" are never sampled
+# (a grammar cannot do it: "I" begins "It", "If", "In", and a model held back from " I" writes
+# "In" in its place). A reflection needs neither ("You fixed it yourself."), and what it must
+# say of itself, that it is an AI, reads as well without ("You're talking with an AI
+# companion."); the crisis message is fixed words. Elsewhere the gate turns them to "you".
+FIRST_PERSON_TOKENS = ("I", " I", " i", "My", " My", " my", "my", " myself", "Myself", " Myself")
 
 
 # Phrases that make a reply sound like a leaflet, not like someone who listened. The prompt

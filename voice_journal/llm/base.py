@@ -38,6 +38,9 @@ class GenerationOptions:
     json_schema: dict | None = None  # constrain the answer to JSON of this schema (llama.cpp grammar, Ollama format)
     grammar: str | None = None  # GBNF the answer must match, while it is written (llama.cpp only; Ollama has none)
     seed: int | None = None  # fix the sampling (an evaluation that compares changes, not luck); None: random
+    # Tokens the model may never write, as text ("I", " my"): llama.cpp drops each from sampling
+    # (a logit bias); Ollama has no such option, so what they guard is checked afterwards too.
+    avoid: tuple[str, ...] = ()
 
 
 class ReplyStream:

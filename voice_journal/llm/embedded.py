@@ -154,6 +154,8 @@ def _request(messages: Sequence[Message], options: GenerationOptions) -> dict:
         request["grammar"] = options.grammar
     if options.seed is not None:
         request["seed"] = options.seed
+    if options.avoid:
+        request["logit_bias"] = [[text, False] for text in options.avoid]  # False: never sampled
     return request
 
 

@@ -33,9 +33,16 @@ class SpokenSentence:
 
 
 class Voice:
-    """A loaded Piper voice."""
+    """A loaded Piper voice.
 
-    def __init__(self, model_path: str | Path, *, length_scale: float | None = None):
+    Piper samples noise into each sentence's timing and timbre, so the same
+    text sounds a little different each time, as a person's would.
+    ``varied=False`` turns that off: the same text always gives the same
+    samples (flatter), which the tests want from the voice that plays the
+    person.
+    """
+
+    def __init__(self, model_path: str | Path, *, length_scale: float | None = None, varied: bool = True):
         from piper import PiperVoice, SynthesisConfig
 
         model_path = Path(model_path)
@@ -50,7 +57,8 @@ class Voice:
         log.info("loaded voice %s in %.1f s", model_path.name, time.perf_counter() - t)
         self.name = model_path.stem
         self.rate = int(self._voice.config.sample_rate)
-        self._syn = SynthesisConfig(length_scale=length_scale)
+        self._syn = (SynthesisConfig(length_scale=length_scale) if varied
+                     else SynthesisConfig(length_scale=length_scale, noise_scale=0.0, noise_w_scale=0.0))
         self._lock = threading.Lock()  # one ONNX session: one sentence at a time
 
     def sentence(self, text: str) -> SpokenSentence:
