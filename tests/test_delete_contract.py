@@ -10,6 +10,7 @@ import textwrap
 
 from conftest import ROOT, run_cli
 from voice_journal.store import archive as archive_mod
+from voice_journal.store import rewrite
 from voice_journal.store.archive import Archive, TurnRecord
 
 SECRET = "zephyrine"  # a word that appears nowhere else, so its bytes can be looked for in the file
@@ -73,10 +74,10 @@ def test_a_write_racing_a_compaction_from_a_second_process_is_kept(tmp_path, mon
         replace(src, dst)
         seen["child"] = child
 
-    monkeypatch.setattr(archive_mod.os, "replace", replace_after_a_rival)
+    monkeypatch.setattr(rewrite.os, "replace", replace_after_a_rival)
     with Archive.open(db) as a:
         a.compact()
-    monkeypatch.setattr(archive_mod.os, "replace", replace)
+    monkeypatch.setattr(rewrite.os, "replace", replace)
     child = seen["child"]
     assert child.wait(timeout=60) == 0 and not seen["early"]
     with Archive.open(db) as a:
