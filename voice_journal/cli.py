@@ -940,6 +940,29 @@ def delete(
 
 
 @app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Where to listen; anything but loopback lets the network in."),
+    port: Optional[int] = typer.Option(None, "--port", help="The port (default: the web_port setting, 8765)."),
+    token: Optional[str] = typer.Option(None, "--token", help="The page's access token (default: web_token, else a new one)."),
+    db: Optional[Path] = DbOption,
+) -> None:
+    """The journal in your browser: sessions, search, audio and insights, on this machine only."""
+    from .web import server
+
+    settings = _settings(db, web_port=port, web_token=token)
+    if settings.db.exists():
+        _archive(settings, read_only=True).close()  # an encrypted journal's passphrase, asked here, once
+    key = settings.web_token or server.new_token()
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(f"[yellow]Listening on {escape(host)}: anyone who can reach it and has the link can read "
+                  "your journal.[/yellow]")
+    shown = f"[{host}]" if ":" in host else host
+    out.print(f"Your journal: http://{shown}:{settings.web_port}/?token={key}")
+    out.print("[dim]Keep the link private; Ctrl-C stops the server.[/dim]")
+    server.run(server.create_app(settings, token=key), host, settings.web_port)
+
+
+@app.command()
 def init(
     encrypt: bool = typer.Option(False, "--encrypt", help="Encrypt the journal with a passphrase (AES, via DuckDB)."),
     db: Optional[Path] = DbOption,

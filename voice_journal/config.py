@@ -64,6 +64,8 @@ class Settings:
     mood_check: bool = False  # ask for a 1-10 mood rating at the start and the end of a live session
     summaries: bool = True  # after a session, summarise it (themes, estimated mood) in the background
     gentle_notes: bool = True  # a note at the start when journaling may be turning into rumination
+    web_port: int = 8765  # `voice-journal serve`: the page's port on 127.0.0.1
+    web_token: str = ""  # `voice-journal serve`: the page's access token ("" = a new random one each start)
 
     def with_(self, **changes) -> "Settings":
         clean = {k: v for k, v in changes.items() if v is not None}

@@ -1,0 +1,1 @@
+"""The journal in the browser: ``voice-journal serve`` (see :mod:`.server`)."""
