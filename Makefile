@@ -14,7 +14,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 OUT    := out
 
-.PHONY: demo test test-fast bench eval setup setup-models system virtual-audio clean
+.PHONY: demo test test-fast bench eval setup setup-models system virtual-audio browser clean
 
 # PortAudio is only needed for the microphone and speaker; file sessions run without it.
 system:
@@ -37,6 +37,17 @@ virtual-audio:
 		echo "note: could not install PulseAudio; the live-path tests will be skipped"; \
 	else echo "note: for the live-path tests run: sudo apt-get install pulseaudio pulseaudio-utils libasound2-plugins (they are skipped without)"; fi
 
+# The page's tests drive Debian's headless Chromium (a model hub is not reachable, nor is
+# Playwright's own browser download).
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Chromium (headless, for the web page's tests)"; \
+		(apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null 2>&1 || \
+		 (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null 2>&1)) || \
+		echo "note: could not install Chromium; the browser tests will be skipped"; \
+	else echo "note: for the browser tests run: sudo apt-get install chromium chromium-driver (they are skipped without)"; fi
+
 $(VENV)/.fast: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 is needed: sudo apt-get install python3.11 python3.11-venv"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
@@ -54,7 +65,7 @@ $(VENV)/.models: $(VENV)/.fast
 setup: system $(VENV)/.fast
 setup-models: system $(VENV)/.models
 
-test: setup-models virtual-audio
+test: setup-models virtual-audio browser
 	$(PY) -m pytest
 
 # The unit tier alone: scripted events and fake clocks, no models, no subprocesses, no real audio time.

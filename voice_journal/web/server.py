@@ -76,6 +76,7 @@ def create_app(settings: Settings, *, token: str) -> Starlette:
     routes = [
         Route("/", web.page),
         Route("/static/{name}", web.asset),
+        Route("/favicon.ico", lambda request: Response(status_code=204)),  # none: a browser asks anyway
         Route("/api/sessions", web.sessions),
         Route("/api/sessions/{sid:int}", web.session, methods=["GET", "DELETE"]),
         Route("/api/sessions/{sid:int}/turns/{idx:int}/audio", web.audio),

@@ -13,6 +13,11 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// Replace the view's content; arrays among the arguments are spread (a list of cards, a dialogue).
+function show(...nodes) {
+  view.replaceChildren(...nodes.flat().filter((n) => n !== ""));
+}
+
 async function api(path, options = {}) {
   const r = await fetch(path, { credentials: "same-origin", ...options });
   const body = await r.json().catch(() => ({}));
@@ -48,8 +53,8 @@ async function showSessions() {
       s.status !== "complete" ? ` · ${s.status}` : ""),
     s.summary ? el("p", {}, s.summary) : "",
     el("div", {}, s.themes.map((t) => el("span", { class: "theme" }, t)))));
-  view.replaceChildren(el("h2", {}, "Sessions"),
-    summaries_due ? el("p", { class: "quiet" }, `${summaries_due} summaries still to write.`) : "",
+  show(el("h2", {}, "Sessions"),
+    summaries_due ? el("p", { class: "quiet" }, `${summaries_due} ${summaries_due === 1 ? "summary" : "summaries"} still to write.`) : "",
     list.length ? list : el("p", { class: "quiet" }, "No sessions yet. Record one with `voice-journal session`."));
 }
 
@@ -67,7 +72,7 @@ async function showSession(id) {
     await api(`/api/sessions/${id}?confirm=${id}`, { method: "DELETE" });
     location.hash = "#/";
   });
-  view.replaceChildren(el("h2", {}, `${when(s.started)} · ${s.mode}`),
+  show(el("h2", {}, `${when(s.started)} · ${s.mode}`),
     s.summary ? el("div", { class: "card" }, el("p", {}, s.summary.text),
       s.summary.themes.map((t) => el("span", { class: "theme" }, t))) : "",
     s.answers.length ? el("div", { class: "card" }, s.answers.map((a) =>
@@ -85,7 +90,7 @@ async function showSearch(params) {
   const role = params.get("role") || "";
   const query = new URLSearchParams({ q, ...(role ? { role } : {}) });
   const { hits } = await api(`/api/search?${query}`);
-  view.replaceChildren(el("h2", {}, `Search: ${q}`),
+  show(el("h2", {}, `Search: ${q}`),
     hits.length ? hits.map((h) => el("div", { class: "card" },
       el("div", { class: "meta" }, when(h.at), " · ", h.role),
       el("a", { href: h.turn === null ? `#/session/${h.session}` : `#/session/${h.session}?turn=${h.turn}` },
@@ -95,7 +100,7 @@ async function showSearch(params) {
 
 async function showInsights() {
   const i = await api("/api/insights");
-  view.replaceChildren(el("h2", {}, "Insights"),
+  show(el("h2", {}, "Insights"),
     el("p", {}, `${i.sessions} sessions on ${i.days} days · ${i.this_week} this week · streak ${i.streak} (longest ${i.longest_streak})`),
     el("img", { class: "chart", src: "/api/insights/mood.svg", alt: "Mood over time, sessions per week and top themes" }),
     el("h3", {}, "Themes"),
@@ -113,7 +118,7 @@ async function route() {
     else if (path === "/insights") await showInsights();
     else await showSessions();
   } catch (e) {
-    view.replaceChildren(el("p", { class: "flag" }, e.message));
+    show(el("p", { class: "flag" }, e.message));
   }
 }
 

@@ -1,0 +1,126 @@
+"""The page in a real browser: Debian's headless Chromium, driven by Selenium, against `voice-journal serve`.
+
+Skipped, with the reason, where Chromium and its driver are not installed
+(`make test` installs them where it runs as root, as it does PulseAudio).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from voice_journal import app, config
+from voice_journal.audio import pcm
+from voice_journal.session.recorder import Recorder
+from voice_journal.session.timings import HeardTimings, ReplyTimings
+from voice_journal.speech.stt import Transcript
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="no chromium and chromium-driver "
+                                "(sudo apt-get install chromium chromium-driver)")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    from voice_journal.store.embedding import Embedder
+
+    settings = config.load(db=tmp_path_factory.mktemp("web") / "j.duckdb", summaries=False)
+    embedder = Embedder.load()
+    with app.open_journal(settings) as journal:
+        sid = journal.begin_session(mode="free", source="test", models={})
+        rec = Recorder(journal, sid, embedder)
+        for i, text in enumerate(["I argued with my brother about selling our parents' house.",
+                                  "Then I walked down to the river."]):
+            tone = (np.sin(np.arange(32000) * 2 * np.pi * 220 / 16000) * 6000).astype(np.int16)
+            rec.user(pcm.Clip(tone), Transcript(text, "en", 0.98, (), 2.0, 0.2), i * 3.0, i * 3.0 + 2.0,
+                     timings=HeardTimings(), engine="test")
+            rec.companion("You walked it off by the water.", np.full(22050, 200, np.int16), 22050,
+                          timings=ReplyTimings(end_to_first_audio_s=0.7), model="test")
+        journal.end_session(sid, status="complete")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "voice_journal", "serve", "--db", str(settings.db), "--port",
+                             str(port)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "COLUMNS": "300"})
+    url = re.search(r"http://\S+/\?token=\S+", proc.stdout.readline())
+    assert url, proc.stderr.read()
+    deadline = time.monotonic() + 60
+    while True:  # listening once a connection is accepted
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+            time.sleep(0.2)
+    yield url.group(0), sid
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required",
+                 "--mute-audio"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def _wait(driver, css: str, timeout: float = 30):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(EC.presence_of_element_located((By.CSS_SELECTOR, css)))
+
+
+def test_the_page_lists_the_session_and_plays_a_turns_audio(served, browser):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, sid = served
+    browser.get(url)  # the token becomes a cookie and leaves the address bar
+    card = _wait(browser, ".card h3 a")
+    assert "?token=" not in browser.current_url and "free" in card.text
+    card.click()
+    audio = _wait(browser, "#turn-0 audio")
+    assert "argued with my brother" in browser.find_element("css selector", "#turn-0").text
+    browser.execute_script("arguments[0].play()", audio)
+    WebDriverWait(browser, 30).until(lambda d: d.execute_script("return arguments[0].currentTime", audio) > 0.3)
+    assert browser.execute_script("return arguments[0].duration", audio) == pytest.approx(2.0, abs=0.05)
+    assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]  # no CSP or script errors
+
+
+def test_a_search_in_the_page_finds_a_paraphrase_and_marks_the_words(served, browser):
+    url, sid = served
+    browser.get(url)
+    _wait(browser, ".card h3 a")
+    box = browser.find_element("css selector", "#q")
+    box.send_keys("a fight with my brother over the family house")
+    box.submit()
+    hit = _wait(browser, ".card a mark")
+    link = hit.find_element("xpath", "..")
+    assert "selling our parents" in link.text and link.get_attribute("href").endswith(f"#/session/{sid}?turn=0")
+
+
+def test_without_the_token_the_browser_gets_nothing(served, browser):
+    url, _ = served
+    browser.delete_all_cookies()
+    browser.get(url.split("?")[0] + "api/sessions")
+    assert "brother" not in browser.page_source and "needs the link" in browser.page_source
