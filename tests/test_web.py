@@ -192,6 +192,19 @@ def test_delete_needs_its_number_confirmed_and_then_removes_the_session(journal)
     assert all(h["session"] != garden for h in client.get("/api/search", params={"q": "garden rain"}).json()["hits"])
 
 
+def test_a_flagged_session_says_so_in_the_list(journal):
+    from voice_journal.store.archive import TurnRecord
+
+    settings, garden, river = journal
+    with app.open_journal(settings) as j:
+        sid = j.begin_session(mode="free", source="test")
+        j.add_turn(TurnRecord(sid, 0, "user", "(words the crisis net flagged)", safety="crisis",
+                              safety_reasons=("a test",)))
+        j.end_session(sid)
+    rows = {r["session"]: r["flags"] for r in _client(settings).get("/api/sessions").json()["sessions"]}
+    assert rows == {sid: ["crisis"], river: [], garden: []}
+
+
 def test_an_empty_journal_is_an_empty_page(tmp_path):
     settings = config.load(db=tmp_path / "none" / "j.duckdb")
     client = _client(settings)

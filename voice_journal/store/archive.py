@@ -196,8 +196,6 @@ class Archive(Migrations, SummaryQueue, Rewriting, RecordingMarks):
             self._stop_recording(sid)
         self._closed = True
 
-    # -- transactions ---------------------------------------------------
-
     def _transaction(self) -> "_Transaction":
         return _Transaction(self)
 
@@ -332,6 +330,12 @@ class Archive(Migrations, SummaryQueue, Rewriting, RecordingMarks):
             params + ([limit] if limit else []),
         ).fetchall()
         return [SessionRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6] or "{}"), r[7], r[8]) for r in rows]
+
+    def flags(self) -> dict[int, tuple[str, ...]]:
+        """The safety levels flagged in each session that has any (for a list of sessions)."""
+        rows = self._con.execute("SELECT session_id, list(DISTINCT level ORDER BY level) FROM turn_flags "
+                                 "GROUP BY session_id").fetchall()
+        return {sid: tuple(levels) for sid, levels in rows}
 
     def session(self, session_id: int) -> SessionRow:
         found = self.sessions(session_id=session_id)

@@ -161,13 +161,13 @@ class _Web:
             listing = journal_app.sessions(journal, _int(request, "limit", 200, 1, 10_000))
             rows = listing.to_dicts()
             summaries = {s.session_id: s for s in journal.summaries()}
-            flagged = {r["session"]: _flags(journal, r["session"]) for r in rows}
+            flagged = journal.flags()
         for r in rows:
             s = summaries.get(r["session"])
             r["summary"] = s.summary if s else None
             r["themes"] = list(s.themes) if s else []
             r["mood"] = s.mood if s else None
-            r["flags"] = flagged[r["session"]]
+            r["flags"] = list(flagged.get(r["session"], ()))
         return JSONResponse({"sessions": rows, "summaries_due": listing.backlog.due})
 
     def session(self, request: Request) -> Response:
@@ -234,10 +234,6 @@ class _Web:
                     z.write(path, path.relative_to(folder))
         return Response(buffer.getvalue(), media_type="application/zip",
                         headers={"Content-Disposition": f'attachment; filename="journal-{fmt}.zip"'})
-
-
-def _flags(journal, sid: int) -> list[str]:
-    return sorted({t.safety for t in journal.turns(sid) if t.safety})
 
 
 def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
