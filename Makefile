@@ -86,7 +86,7 @@ demo: setup-models
 bench: setup-models virtual-audio
 	$(PY) benchmarks/pipeline.py
 	$(PY) benchmarks/stt.py
-	$(PY) benchmarks/live.py
+	$(PY) benchmarks/live.py --runs 3
 	$(PY) benchmarks/search.py
 	$(PY) benchmarks/companion_eval.py
 	$(PY) benchmarks/safety.py

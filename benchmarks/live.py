@@ -26,12 +26,14 @@ how latency, the prompt cache and memory behave as the dialogue grows.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,7 +78,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fast", action="store_true", help="use the small fast models")
     ap.add_argument("--soak", type=float, metavar="MINUTES", help="one session of this length instead (no baseline)")
+    ap.add_argument("--runs", type=int, default=1, metavar="N",
+                    help="N sessions, models loaded afresh for each: each run's figures, then the median run in full")
     args = ap.parse_args()
+    if args.runs < 1:
+        ap.error("--runs is at least 1")
     console = Console(width=130)
     why = virtual_audio.available()
     if why:
@@ -91,10 +97,20 @@ def main() -> None:
             if args.soak:
                 soak(console, settings, va, turns_to_say(folder), folder, args.soak)
                 return
-            results = run(settings, va, turns_to_say(folder), folder)
+            runs = []
+            for n in range(args.runs):
+                runs.append(run(settings, va, turns_to_say(folder), folder / f"run{n}"))
+                gc.collect()  # the run's models go before the next run loads its own
+                if args.runs > 1:
+                    console.print(f"run {n + 1} of {args.runs}: {runs[-1].line()}")
         finally:
             va.stop()
-    report(console, settings, *results)
+    middle = sorted(runs, key=lambda r: r.p50)[(len(runs) - 1) // 2]
+    if len(runs) > 1:
+        p50s = ", ".join(f"{r.p50:.2f}" for r in runs)
+        console.print(f"end of turn -> first reply audio, p50 of each run: {p50s} s; "
+                      f"median {statistics.median(r.p50 for r in runs):.2f} s; the median run in full:")
+    report(console, settings, middle)
 
 
 def _models(engines) -> str:
@@ -168,10 +184,34 @@ def soak(console, settings, va, says: list[Path], folder: Path, minutes: float) 
                   f"{rss[-1][1]:.0f} MB at the end")
 
 
-def run(settings, va, says: list[Path], folder: Path):
+@dataclass(frozen=True)
+class Measured:
+    """One run's figures (the models themselves are not kept: the next run loads its own)."""
+
+    models: str
+    load_s: float
+    users: list
+    replies: list[dict[str, float]]
+    baseline: list[dict[str, float]]
+    overflows: int
+    words: list[int]
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(r["end_to_first_audio_s"] for r in self.replies if "end_to_first_audio_s" in r)
+
+    def line(self) -> str:
+        first = [r["end_to_first_audio_s"] for r in self.replies if "end_to_first_audio_s" in r]
+        base = statistics.median(b["first_audio"] for b in self.baseline)
+        return (f"end of turn -> first reply audio p50 {self.p50:.2f} s, p95 {p95(first):.2f} s; "
+                f"sequential baseline p50 {base:.2f} s")
+
+
+def run(settings, va, says: list[Path], folder: Path) -> Measured:
     from voice_journal.audio.capture import Microphone
     from voice_journal.audio.playback import Speaker
 
+    folder.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     engines = load_engines(settings)
     load_s = time.perf_counter() - t
@@ -212,10 +252,13 @@ def run(settings, va, says: list[Path], folder: Path):
         baseline.append({"stt": t1 - t0, "llm": t2 - t1, "tts": t3 - t2, "first_audio": t3 - t0,
                          "audio_s": sum(len(a) for a in audio) / engines.voice.rate, "words": len(reply.split())})
     words = [len(t.text.split()) for t in turns if t.role == "assistant" and t.timings]
-    return engines, load_s, users, replies, baseline, session, words
+    measured = Measured(_models(engines), load_s, users, replies, baseline, session.source.overflows, words)
+    engines.close()
+    return measured
 
 
-def report(console, settings, engines, load_s, users, replies, baseline, session, words) -> None:
+def report(console, settings, m: Measured) -> None:
+    users, replies, baseline, words = m.users, m.replies, m.baseline, m.words
     hangover = settings.end_silence_ms / 1000
     first = [r["end_to_first_audio_s"] for r in replies if "end_to_first_audio_s" in r]
     stt_wait = [u.timings["stt_wait_s"] for u in users]
@@ -228,9 +271,9 @@ def report(console, settings, engines, load_s, users, replies, baseline, session
         return name, f"{statistics.median(xs):.2f}", f"{p95(xs):.2f}", note
 
     table = Table(title=f"voice-journal live latency · {machine()}", caption=(
-        f"models: {_models(engines)} · {len(users)} turns of real speech "
+        f"models: {m.models} · {len(users)} turns of real speech "
         f"through a PulseAudio virtual microphone and speaker · end-of-turn silence {hangover:.1f} s · "
-        f"model load {load_s:.1f} s · microphone overflows {session.source.overflows}"))
+        f"model load {m.load_s:.1f} s · microphone overflows {m.overflows}"))
     for col, justify in (("", "left"), ("p50 s", "right"), ("p95 s", "right"), ("", "left")):
         table.add_column(col, justify=justify)
     table.add_row("[bold]this pipeline[/bold]", "", "", "")
