@@ -26,7 +26,7 @@ from voice_journal.audio import pcm
 from voice_journal.session.recorder import Recorder
 from voice_journal.session.timings import HeardTimings, ReplyTimings
 from voice_journal.speech.stt import Transcript
-from voice_journal.store.archive import Summary
+from voice_journal.store.archive import Answer, Summary
 from voice_journal.web.server import COOKIE, create_app
 
 TOKEN = "test-token-" + "x" * 20
@@ -60,6 +60,8 @@ def journal(tmp_path, embedder):
         river = _session(j, ["I argued with my brother about selling our parents' house.",
                              "Then I walked to the river to calm down."], embedder)
         j.set_summary(Summary(river, "A hard talk with a brother, then a walk.", ("family", "house"), 4, "test"))
+        j.add_answer(Answer(river, 0, "mood", "before", "four", 4))
+        j.add_answer(Answer(river, 2, "mood", "after", "six I think", 6))
     return settings, garden, river
 
 
@@ -107,6 +109,7 @@ def test_sessions_newest_first_with_summary_and_one_session_as_a_dialogue(journa
     assert [r["session"] for r in rows] == [river, garden]
     assert rows[0]["summary"] == "A hard talk with a brother, then a walk." and rows[0]["themes"] == ["family", "house"]
     assert rows[0]["mood"] == 4 and rows[0]["turns"] == 2 and rows[0]["flags"] == []
+    assert (rows[0]["mood_before"], rows[0]["mood_after"]) == (4, 6) and rows[1]["mood_before"] is None
     shown = client.get(f"/api/sessions/{river}").json()
     assert [t["role"] for t in shown["turns"]] == ["user", "assistant", "user", "assistant"]
     assert shown["turns"][0]["audio"] == f"/api/sessions/{river}/turns/0/audio"

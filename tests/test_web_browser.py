@@ -101,6 +101,7 @@ def test_the_page_lists_the_session_and_plays_a_turns_audio(served, browser):
     card.click()
     audio = _wait(browser, "#turn-0 audio")
     assert "argued with my brother" in browser.find_element("css selector", "#turn-0").text
+    assert "answered in 0.7 s" in browser.find_element("css selector", "#turn-1").text
     browser.execute_script("arguments[0].play()", audio)
     WebDriverWait(browser, 30).until(lambda d: d.execute_script("return arguments[0].currentTime", audio) > 0.3)
     assert browser.execute_script("return arguments[0].duration", audio) == pytest.approx(2.0, abs=0.05)

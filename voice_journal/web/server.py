@@ -162,12 +162,18 @@ class _Web:
             rows = listing.to_dicts()
             summaries = {s.session_id: s for s in journal.summaries()}
             flagged = journal.flags()
+            rated: dict[int, dict[str, float]] = {}  # the person's own mood ratings, before and after
+            for x in journal.answers():
+                if x.mode == "mood" and x.field in ("before", "after") and x.value is not None:
+                    rated.setdefault(x.session_id, {})[x.field] = x.value
         for r in rows:
             s = summaries.get(r["session"])
             r["summary"] = s.summary if s else None
             r["themes"] = list(s.themes) if s else []
             r["mood"] = s.mood if s else None
             r["flags"] = list(flagged.get(r["session"], ()))
+            r["mood_before"] = rated.get(r["session"], {}).get("before")
+            r["mood_after"] = rated.get(r["session"], {}).get("after")
         return JSONResponse({"sessions": rows, "summaries_due": listing.backlog.due})
 
     def session(self, request: Request) -> Response:

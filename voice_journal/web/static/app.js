@@ -49,7 +49,9 @@ async function showSessions() {
     el("h3", {}, el("a", { href: `#/session/${s.session}` }, `${when(s.started)} · ${s.mode}`),
       s.flags.includes("crisis") ? el("span", { class: "flag", title: "a turn was flagged" }, " ⚑") : ""),
     el("div", { class: "meta" }, `${s.turns} turn${s.turns === 1 ? "" : "s"}`,
-      s.ended ? ` · ${minutes(s.started, s.ended)}` : "", s.mood ? ` · mood about ${s.mood}/10` : "",
+      s.ended ? ` · ${minutes(s.started, s.ended)}` : "",
+      s.mood_before != null || s.mood_after != null
+        ? ` · mood ${s.mood_before ?? "?"} → ${s.mood_after ?? "?"}` : s.mood ? ` · mood about ${s.mood}/10` : "",
       s.status !== "complete" ? ` · ${s.status}` : ""),
     s.summary ? el("p", {}, s.summary) : "",
     el("div", {}, s.themes.map((t) => el("span", { class: "theme" }, t)))));
@@ -58,11 +60,17 @@ async function showSessions() {
     list.length ? list : el("p", { class: "quiet" }, "No sessions yet. Record one with `voice-journal session`."));
 }
 
+// How long the person waited for the companion's voice after their turn ended (a reply's timings).
+function answeredIn(t) {
+  const s = t.timings && t.timings.end_to_first_audio_s;
+  return typeof s === "number" ? ` · answered in ${s.toFixed(1)} s` : "";
+}
+
 async function showSession(id) {
   const s = await api(`/api/sessions/${id}`);
   const turns = s.turns.map((t) => el("div", { class: `turn ${t.role}`, id: `turn-${t.turn}` },
     el("div", { class: "meta" }, t.role === "user" ? "You" : "Companion", " · ", when(t.at),
-      t.partial ? " · cut short" : "", t.safety ? el("span", { class: "flag" }, ` ⚑ ${t.safety}`) : ""),
+      t.partial ? " · cut short" : "", answeredIn(t), t.safety ? el("span", { class: "flag" }, ` ⚑ ${t.safety}`) : ""),
     el("div", {}, t.text),
     t.audio ? el("audio", { controls: "", preload: "none", src: t.audio }) : ""));
   const del = el("button", { class: "danger", type: "button" }, "Delete this session");
