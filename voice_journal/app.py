@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .config import Settings
-from .errors import InputError, VoiceJournalError
+from .errors import InputError, NotFound, VoiceJournalError
 
 if TYPE_CHECKING:
     from .audio.pcm import Clip
@@ -227,9 +227,10 @@ class SessionView:
         }
 
 
-def session_view(journal: "Archive", session_id: int) -> SessionView:
+def session_view(journal: "Archive", session_id: int, *, with_audio: bool = False) -> SessionView:
+    """One session; ``with_audio`` also reads each turn's FLAC (``turns[i].audio_flac``)."""
     s = journal.session(session_id)  # an unknown session fails here, with the command that lists them
-    return SessionView(s, journal.turns(session_id), journal.answers(session_id),
+    return SessionView(s, journal.turns(session_id, with_audio=with_audio), journal.answers(session_id),
                        next(iter(journal.summaries(session_id=session_id)), None))
 
 
@@ -283,11 +284,11 @@ def recordings(journal: "Archive", session_id: int, turn: int | None = None) -> 
     journal.session(session_id)
     turns = [t for t in journal.turns(session_id, with_audio=True) if turn is None or t.idx == turn]
     if turn is not None and not turns:
-        raise InputError(f"session {session_id} has no turn {turn}; `voice-journal show {session_id}` lists them")
+        raise NotFound(f"session {session_id} has no turn {turn}; `voice-journal show {session_id}` lists them")
     clips = [pcm.from_flac(t.audio_flac) for t in turns if t.audio_flac]
     if not clips:
         where = f"{session_id}:{turn}" if turn is not None else str(session_id)
-        raise InputError(f"{where} has no recorded audio")
+        raise NotFound(f"{where} has no recorded audio")
     return clips
 
 

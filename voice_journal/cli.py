@@ -957,9 +957,12 @@ def serve(
         err.print(f"[yellow]Listening on {escape(host)}: anyone who can reach it and has the link can read "
                   "your journal.[/yellow]")
     shown = f"[{host}]" if ":" in host else host
-    out.print(f"Your journal: http://{shown}:{settings.web_port}/?token={key}")
-    out.print("[dim]Keep the link private; Ctrl-C stops the server.[/dim]")
-    server.run(server.create_app(settings, token=key), host, settings.web_port)
+
+    def ready() -> None:  # once it listens: the link works the moment it is shown
+        out.print(f"Your journal: http://{shown}:{settings.web_port}/?token={key}")
+        out.print("[dim]Keep the link private; Ctrl-C stops the server.[/dim]")
+
+    server.run(server.create_app(settings, token=key), host, settings.web_port, ready)
 
 
 @app.command()

@@ -19,6 +19,10 @@ class InputError(VoiceJournalError):
     exit_code = 2
 
 
+class NotFound(InputError):
+    """Something asked for by name is not in the journal: a session, a turn, a turn's audio."""
+
+
 class AudioError(InputError):
     """An audio file is missing, empty, truncated, or not audio at all."""
 

@@ -25,7 +25,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from ..errors import InputError, StoreError
+from ..errors import NotFound, StoreError
 from ..file_lock import FileLock
 from .connection import (LOCK_TIMEOUT_S, PassphraseNeeded, connect, extension_path, first_line, interrupted,
                          secure_dir, secure_file, spill_dir)
@@ -235,7 +235,7 @@ class Archive(Migrations, SummaryQueue, Rewriting, RecordingMarks):
             else:
                 n = self._con.execute("DELETE FROM turns WHERE session_id = ? AND idx = ?", [session_id, idx]).fetchone()[0]
                 if not n:
-                    raise InputError(f"session {session_id} has no turn {idx}")
+                    raise NotFound(f"session {session_id} has no turn {idx}")
                 for table in ("turn_flags", "turn_memory", "answers"):
                     self._con.execute(f"DELETE FROM {table} WHERE session_id = ? AND idx = ?", [session_id, idx])
                 # The summary was written from the turn's words: it goes too, and is due again
@@ -340,18 +340,18 @@ class Archive(Migrations, SummaryQueue, Rewriting, RecordingMarks):
     def session(self, session_id: int) -> SessionRow:
         found = self.sessions(session_id=session_id)
         if not found:
-            raise InputError(f"no session {session_id} in {self.path}; `voice-journal list` shows them")
+            raise NotFound(f"no session {session_id} in {self.path}; `voice-journal list` shows them")
         return found[0]
 
-    def turns(self, session_id: int, *, with_audio: bool = False) -> list[TurnRecord]:
+    def turns(self, session_id: int, *, with_audio: bool = False, idx: int | None = None) -> list[TurnRecord]:
         cols = "audio" if with_audio else "NULL"
         rows = self._con.execute(
             f"""SELECT t.session_id, t.idx, role, text, {cols}, sample_rate, start_s, end_s, duration_s, language,
                        confidence, timings, model, partial, recorded_at, f.level, f.reasons, m.recalled
                 FROM turns t LEFT JOIN turn_flags f ON f.session_id = t.session_id AND f.idx = t.idx
                 LEFT JOIN turn_memory m ON m.session_id = t.session_id AND m.idx = t.idx
-                WHERE t.session_id = ? ORDER BY t.idx""",
-            [session_id],
+                WHERE t.session_id = ? AND (? IS NULL OR t.idx = ?) ORDER BY t.idx""",
+            [session_id, idx, idx],
         ).fetchall()
         recalled = self._recalled([json.loads(r[17]) if r[17] else [] for r in rows])
         return [

@@ -33,7 +33,7 @@ import secrets
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -44,7 +44,7 @@ from starlette.routing import Route
 
 from .. import app as journal_app
 from ..config import Settings
-from ..errors import InputError, StoreError, VoiceJournalError
+from ..errors import InputError, NotFound, StoreError, VoiceJournalError
 from . import charts
 
 log = logging.getLogger(__name__)
@@ -122,9 +122,8 @@ def _same(a: str, b: str) -> bool:
 
 
 async def _error(request: Request, exc: VoiceJournalError) -> Response:
-    status = 400 if isinstance(exc, InputError) else 503 if isinstance(exc, StoreError) else 500
-    if "no session" in str(exc) or "has no turn" in str(exc) or "no recorded audio" in str(exc):
-        status = 404
+    status = (404 if isinstance(exc, NotFound) else 400 if isinstance(exc, InputError)
+              else 503 if isinstance(exc, StoreError) else 500)
     return JSONResponse({"error": str(exc)}, status)
 
 
@@ -185,22 +184,22 @@ class _Web:
                 removed = journal_app.delete(journal, sid)
             return JSONResponse({"deleted": sid, "turns": removed})
         with self._journal() as journal:
-            view = journal_app.session_view(journal, sid).to_dict()
-            audio = {t.idx for t in journal.turns(sid, with_audio=True) if t.audio_flac}
+            found = journal_app.session_view(journal, sid, with_audio=True)
+        view, audio = found.to_dict(), {t.idx for t in found.turns if t.audio_flac}
         for t in view["turns"]:
             t["audio"] = f"/api/sessions/{sid}/turns/{t['turn']}/audio" if t["turn"] in audio else None
         return JSONResponse(view)
 
     def audio(self, request: Request) -> Response:
         sid, idx = request.path_params["sid"], request.path_params["idx"]
-        with self._journal() as journal:
-            turn = next((t for t in journal.turns(sid, with_audio=True) if t.idx == idx), None)
-            if turn is None:
+        with self._journal() as journal:  # only this turn's audio: a player asks again for every seek
+            found = journal.turns(sid, with_audio=True, idx=idx)
+            if not found:
                 journal.session(sid)  # "no session" when that is what is wrong
-                raise InputError(f"session {sid} has no turn {idx}")
-        if not turn.audio_flac:
-            raise InputError(f"{sid}:{idx} has no recorded audio")
-        return _ranged(request, bytes(turn.audio_flac), "audio/flac")
+                raise NotFound(f"session {sid} has no turn {idx}")
+        if not found[0].audio_flac:
+            raise NotFound(f"{sid}:{idx} has no recorded audio")
+        return _ranged(request, bytes(found[0].audio_flac), "audio/flac")
 
     def search(self, request: Request) -> Response:
         text = request.query_params.get("q", "")
@@ -275,8 +274,11 @@ def _ranged(request: Request, data: bytes, media_type: str) -> Response:
                     headers={"Content-Range": f"bytes {start}-{end}/{size}", "Accept-Ranges": "bytes"})
 
 
-def run(web: Starlette, host: str, port: int) -> None:
-    """Serve until Ctrl-C (uvicorn, one process; its access log off: the URLs hold search words)."""
+def run(web: Starlette, host: str, port: int, on_ready: Callable[[], None] = lambda: None) -> None:
+    """Serve until Ctrl-C (uvicorn, one process; its access log off: the URLs hold search words).
+
+    ``on_ready`` is called once the socket listens: a link printed then works when it is opened.
+    """
     import socket
 
     import uvicorn
@@ -286,4 +288,11 @@ def run(web: Starlette, host: str, port: int) -> None:
             pass
     except OSError as e:
         raise InputError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
-    uvicorn.run(web, host=host, port=port, log_level="warning", access_log=False, server_header=False)
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                on_ready()
+
+    Server(uvicorn.Config(web, host=host, port=port, log_level="warning", access_log=False,
+                          server_header=False)).run()
