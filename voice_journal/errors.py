@@ -71,3 +71,13 @@ class Cancelled(VoiceJournalError):
     """Work was cancelled on purpose (barge-in, Ctrl-C)."""
 
     exit_code = 130
+
+
+class HungUp(VoiceJournalError):
+    """The far end of a live session went away mid-session (a browser tab closed).
+
+    A session treats it as it treats Ctrl-C, without the spoken goodbye:
+    whatever was in progress is archived (as partial), nothing else is lost.
+    """
+
+    exit_code = 130

@@ -47,6 +47,7 @@ from ..companion import arc, safety
 from ..companion.conversation import Recalled
 from ..companion.modes import DEFAULT_MODE
 from ..config import Settings
+from ..errors import HungUp
 from ..speech.stt import Transcript
 from ..store.archive import Archive
 from .engines import Engines
@@ -141,7 +142,7 @@ class LiveSession:
     def run(self) -> SessionResult:
         """Hold the session; returns when it is over. Ctrl-C ends it without losing anything."""
         self.turns = TurnLog.begin(self.archive, self.conv, self.on_event, models=self.engines.names(),
-                                   source=self.source.name if self.source.name.startswith("file:") else "microphone",
+                                   source=self.source.name if self.source.name.startswith(("file:", "browser")) else "microphone",
                                    embedder=self.engines.embedder)
         self.session_id = self.turns.session_id
         refresh_search(self.archive)  # memory searches it every turn: an index that lags costs each one
@@ -162,6 +163,8 @@ class LiveSession:
                 self._listen()
             except KeyboardInterrupt:
                 self._on_interrupt()
+            except HungUp:  # nobody is left to hear a goodbye
+                self._on_interrupt(goodbye=False)
             if self._partial:
                 status = "interrupted"
         finally:
@@ -331,7 +334,7 @@ class LiveSession:
 
     # -- Ctrl-C --------------------------------------------------------------
 
-    def _on_interrupt(self) -> None:
+    def _on_interrupt(self, goodbye: bool = True) -> None:
         """Keep whatever was in progress, then say goodbye (a second Ctrl-C skips the goodbye)."""
         import signal
 
@@ -358,7 +361,7 @@ class LiveSession:
         finally:
             if in_main:
                 signal.signal(signal.SIGINT, previous)
-        if again.is_set():
+        if again.is_set() or not goodbye:
             return
         try:
             if self._crisis_unanswered:  # they said it, then Ctrl-C: the helplines matter more than a goodbye

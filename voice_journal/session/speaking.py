@@ -21,6 +21,7 @@ import numpy as np
 from ..audio.vad import BargeInDetector, SpeechStarted
 from ..companion.conversation import Plan, Recalled
 from ..config import Settings
+from ..errors import HungUp
 from ..llm.speculative import SpeculativeStream
 from .engines import Engines
 from .events import State
@@ -121,7 +122,7 @@ class Speaking:
                     self.sink.stop()
             else:
                 self.hearing.listen_while(playing)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, HungUp):
             heard = int(self.sink.played)
             self.sink.stop()
             raise

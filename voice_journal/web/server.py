@@ -30,7 +30,7 @@ import hmac
 import io
 import logging
 import secrets
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Callable, Iterator
@@ -38,20 +38,22 @@ from typing import Callable, Iterator
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from .. import app as journal_app
 from ..config import Settings
 from ..errors import InputError, NotFound, StoreError, VoiceJournalError
 from . import charts
+from .talk import Talk
 
 log = logging.getLogger(__name__)
 
 COOKIE = "vj_token"
 STATIC = resources.files(__package__) / "static"
-ASSETS = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
+ASSETS = {"app.js": "text/javascript; charset=utf-8", "talk.js": "text/javascript; charset=utf-8",
+          "mic-worklet.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; media-src 'self'; "
        "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
@@ -63,16 +65,27 @@ def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
-def create_app(settings: Settings, *, token: str) -> Starlette:
+def create_app(settings: Settings, *, token: str, engines=None) -> Starlette:
     """The web app for the journal ``settings.db``, open to whoever holds ``token``.
 
     An encrypted journal's passphrase is asked once, by whoever starts the
     server, before it serves (``voice-journal serve`` asks at the terminal):
     the app layer keeps it for the process, and the page never sees it.
+
+    ``engines``: the models a spoken session in the page runs on, already
+    loaded (and closed by the caller); by default they are loaded at the
+    first such session and kept until the app shuts down.
     """
     if not token:
         raise InputError("the web page needs a token")
     web = _Web(settings)
+    talk = Talk(settings, _talk_allowed(token), engines)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        talk.close()  # the models a session in the page loaded
+
     routes = [
         Route("/", web.page),
         Route("/static/{name}", web.asset),
@@ -84,8 +97,9 @@ def create_app(settings: Settings, *, token: str) -> Starlette:
         Route("/api/insights", web.insights),
         Route("/api/insights/mood.svg", web.mood_svg),
         Route("/api/export", web.export),
+        WebSocketRoute("/api/talk", talk.connect),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(_Guard, token=token)],
+    return Starlette(routes=routes, middleware=[Middleware(_Guard, token=token)], lifespan=lifespan,
                      exception_handlers={VoiceJournalError: _error, 404: _not_found, 405: _not_found})
 
 
@@ -111,10 +125,30 @@ class _Guard(BaseHTTPMiddleware):
         return response
 
     def _allowed(self, request: Request) -> bool:
-        cookie = request.cookies.get(COOKIE)
-        bearer = request.headers.get("authorization", "")
-        given = cookie or (bearer[7:] if bearer.lower().startswith("bearer ") else None)
-        return given is not None and _same(given, self.token)
+        return _holds_token(request, self.token)
+
+
+def _holds_token(conn: HTTPConnection, token: str) -> bool:
+    """The token, in the page's cookie or an ``Authorization: Bearer`` header."""
+    cookie = conn.cookies.get(COOKIE)
+    bearer = conn.headers.get("authorization", "")
+    given = cookie or (bearer[7:] if bearer.lower().startswith("bearer ") else None)
+    return given is not None and _same(given, token)
+
+
+def _talk_allowed(token: str) -> Callable[[HTTPConnection], bool]:
+    """A WebSocket passes no HTTP middleware: the token, and (from a browser) this page's own origin.
+
+    Browsers do not hold WebSockets to the same-origin rule; a page on another site must not be able
+    to open one to the journal with the person's cookie.
+    """
+    def allowed(ws: HTTPConnection) -> bool:
+        origin = ws.headers.get("origin")
+        if origin is not None and origin != f"http://{ws.headers.get('host', '')}":
+            return False
+        return _holds_token(ws, token)
+
+    return allowed
 
 
 def _same(a: str, b: str) -> bool:

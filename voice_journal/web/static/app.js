@@ -124,6 +124,7 @@ async function route() {
     if (m) await showSession(Number(m[1]));
     else if (path === "/search") await showSearch(params);
     else if (path === "/insights") await showInsights();
+    else if (path === "/talk") showTalk();
     else await showSessions();
   } catch (e) {
     show(el("p", { class: "flag" }, e.message));
