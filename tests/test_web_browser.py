@@ -45,31 +45,42 @@ def served(tmp_path_factory):
             rec.companion("You walked it off by the water.", np.full(22050, 200, np.int16), 22050,
                           timings=ReplyTimings(end_to_first_audio_s=0.7), model="test")
         journal.end_session(sid, status="complete")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "voice_journal", "serve", "--db", str(settings.db), "--port",
-                             str(port)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "COLUMNS": "300"})
-    url = re.search(r"http://\S+/\?token=\S+", proc.stdout.readline())  # printed once it listens
-    assert url, proc.stderr.read()
-    yield url.group(0), sid
+    proc, url = serve(settings.db)
+    yield url, sid
     proc.terminate()
     proc.wait(timeout=30)
 
 
-@pytest.fixture(scope="module")
-def browser():
+def serve(db, *args: str):
+    """`voice-journal serve` on a free port: (the process, the link it printed once listening)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "voice_journal", "serve", "--db", str(db), "--port", str(port),
+                             *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "COLUMNS": "300"})
+    url = re.search(r"http://\S+/\?token=\S+", proc.stdout.readline())  # printed once it listens
+    assert url, proc.stderr.read()
+    return proc, url.group(0)
+
+
+def chromium(*flags: str):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required",
-                 "--mute-audio"):
+                 "--mute-audio", *flags):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
     driver.set_page_load_timeout(60)
+    return driver
+
+
+@pytest.fixture(scope="module")
+def browser():
+    driver = chromium()
     yield driver
     driver.quit()
 
@@ -116,3 +127,87 @@ def test_without_the_token_the_browser_gets_nothing(served, browser):
     browser.delete_all_cookies()
     browser.get(url.split("?")[0] + "api/sessions")
     assert "brother" not in browser.page_source and "needs the link" in browser.page_source
+
+
+# -- talking in the page: Chromium's fake microphone plays a recording -------------------------
+
+
+@pytest.fixture(scope="module")
+def talk_server(tmp_path_factory):
+    """`serve --fast` on an empty journal: the page's sessions run on the small models."""
+    db = tmp_path_factory.mktemp("talk") / "j.duckdb"
+    proc, url = serve(db, "--fast")
+    yield url, db
+    proc.terminate()
+    proc.wait(timeout=60)
+
+
+def talk_in_the_page(url: str, wav, turns: int = 1):
+    """Hold a session in a fresh headless Chromium whose microphone plays ``wav``: the page's talk view
+    after ``turns`` of the person's turns were answered (the session still open), and the driver."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = chromium("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                      f"--use-file-for-fake-audio-capture={wav}%noloop")
+    driver.get(url)
+    _wait(driver, "main")
+    driver.get(url.split("?")[0] + "#/talk")
+    _wait(driver, "#talk-start").click()
+    # The greeting is a companion turn too: then each of theirs, and its answer. Waiting on the page,
+    # not the clock: the first session loads the models (tens of seconds on two cores).
+    WebDriverWait(driver, 240).until(
+        lambda d: len(d.find_elements("css selector", "#talk-log .turn.user")) >= turns
+        and len(d.find_elements("css selector", "#talk-log .turn.assistant")) >= turns + 1
+        or d.find_element("css selector", "#talk-state").get_attribute("data-state") == "error")
+    return driver
+
+
+def end_in_the_page(driver) -> int:
+    _wait(driver, "#talk-end").click()
+    saved = _wait(driver, "#talk-saved a", timeout=120)
+    return int(saved.get_attribute("href").rsplit("/", 1)[1])
+
+
+def test_a_session_held_in_the_browser_is_answered_aloud_and_archived(talk_server, voice, tmp_path):
+    from conftest import spoken
+
+    url, db = talk_server
+    wav = tmp_path / "me.wav"
+    pcm.write_wav(wav, spoken(voice, ["Today I finally finished painting the garden fence."], pause_s=3))
+    driver = talk_in_the_page(url, wav)
+    try:
+        state = driver.find_element("css selector", "#talk-state")
+        assert state.get_attribute("data-state") != "error", state.text
+        said = driver.find_element("css selector", "#talk-log .turn.user").text
+        assert "fence" in said.lower()
+        assert int(driver.find_element("css selector", "#talk").get_attribute("data-voice-samples")) > 22050
+        sid = end_in_the_page(driver)
+        assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]  # no CSP or script errors
+    finally:
+        driver.quit()
+    with app.open_journal(config.load(db=db), read_only=True) as journal:
+        turns = journal.turns(sid, with_audio=True)
+    users = [t for t in turns if t.role == "user"]
+    assert len(users) == 1 and "fence" in users[0].text.lower() and users[0].audio_flac
+    assert turns[-1].role == "assistant" and turns[-1].text and turns[-1].audio_flac
+
+
+def test_a_crisis_said_in_the_browser_gets_the_fixed_message(talk_server, voice, tmp_path):
+    from conftest import spoken
+    from voice_journal.companion import safety
+
+    url, db = talk_server
+    wav = tmp_path / "crisis.wav"  # not a phrase of the crisis corpus
+    pcm.write_wav(wav, spoken(voice, ["I wrote goodbye notes to my sister and my dad and hid them with the rope "
+                                      "in the garage."], pause_s=3))
+    driver = talk_in_the_page(url, wav)
+    try:
+        alert = _wait(driver, "#talk-log [role=alert]")
+        assert alert.text.startswith(safety.messages.CRISIS_OPENING[:40])
+        answer = driver.find_elements("css selector", "#talk-log .turn.assistant")[-1].text
+        assert safety.messages.CRISIS_OPENING[:40] in answer
+        sid = end_in_the_page(driver)
+    finally:
+        driver.quit()
+    with app.open_journal(config.load(db=db), read_only=True) as journal:
+        assert journal.flags().get(sid)

@@ -945,11 +945,12 @@ def serve(
     port: Optional[int] = typer.Option(None, "--port", help="The port (default: the web_port setting, 8765)."),
     token: Optional[str] = typer.Option(None, "--token", help="The page's access token (default: web_token, else a new one)."),
     db: Optional[Path] = DbOption,
+    fast: bool = FastOption,
 ) -> None:
-    """The journal in your browser: sessions, search, audio and insights, on this machine only."""
+    """The journal in your browser: sessions, search, audio, insights, and talking, on this machine only."""
     from .web import server
 
-    settings = _settings(db, web_port=port, web_token=token)
+    settings = _settings(db, fast, web_port=port, web_token=token)
     if settings.db.exists():
         _archive(settings, read_only=True).close()  # an encrypted journal's passphrase, asked here, once
     key = settings.web_token or server.new_token()

@@ -18,10 +18,16 @@ function show(...nodes) {
   view.replaceChildren(...nodes.flat().filter((n) => n !== ""));
 }
 
+// A page asked for and then left before its data came (a click elsewhere): it is not drawn over the new one.
+class Stale extends Error {}
+let routeId = 0;
+
 async function api(path, options = {}) {
+  const asked = routeId;
   const r = await fetch(path, { credentials: "same-origin", ...options });
   const body = await r.json().catch(() => ({}));
   if (!r.ok) throw new Error(body.error || `${r.status} ${r.statusText}`);
+  if (asked !== routeId && !options.method) throw new Stale();
   return body;
 }
 
@@ -117,6 +123,7 @@ async function showInsights() {
 }
 
 async function route() {
+  routeId += 1;
   const [path, query] = location.hash.replace(/^#/, "").split("?");
   const params = new URLSearchParams(query || "");
   try {
@@ -127,6 +134,7 @@ async function route() {
     else if (path === "/talk") showTalk();
     else await showSessions();
   } catch (e) {
+    if (e instanceof Stale) return;
     show(el("p", { class: "flag" }, e.message));
   }
 }
