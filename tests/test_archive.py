@@ -253,3 +253,21 @@ def test_ctrl_c_inside_a_statement_is_a_keyboard_interrupt_and_keeps_nothing_of_
         assert a.turns(sid) == []
         a.add_turn(TurnRecord(sid, 0, "user", "written whole"))  # the journal goes on
         assert [t.text for t in a.turns(sid)] == ["written whole"]
+
+
+def test_a_reader_in_the_same_process_waits_for_the_writer_to_let_go(tmp_path):
+    # The web server reads for the page while a session it serves writes turns: DuckDB refuses a
+    # second connection of another kind in one process; the reader waits as for another process.
+    import threading
+
+    from voice_journal import app, config
+
+    settings = config.load(db=tmp_path / "j.duckdb")
+    writer = app.open_journal(settings)
+    writer.begin_session(mode="free", source="test", models={})  # holds its connection
+    t = threading.Timer(0.2, writer.release)  # a turn's commit, then release(), as a session does
+    t.start()
+    with app.open_journal(settings, read_only=True) as reader:  # however late the release comes
+        assert len(reader.sessions(5)) == 1
+    t.join()
+    writer.close()

@@ -179,7 +179,9 @@ def connect(path: Path, read_only: bool, lock_timeout: float, key: str | None = 
                                        "(VOICE_JOURNAL_PASSPHRASE, or run in a terminal to be asked)") from None
             if "Wrong encryption key" in text:
                 raise StoreError(f"wrong passphrase for the journal {path}") from None
-            if "lock" in text.lower() and time.monotonic() < deadline:  # an encrypted ATTACH's lock clash
+            # An encrypted ATTACH's lock clash; or this process's own writer holding the file for a moment
+            # (the page reading while a session it serves commits a turn): wait for it as for another process.
+            if ("lock" in text.lower() or "different configuration" in text) and time.monotonic() < deadline:
                 waiting.still(text)
             else:
                 raise StoreError(f"cannot open the journal {path}: {first_line(e)}") from None
