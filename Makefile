@@ -83,10 +83,11 @@ demo: setup-models
 	@echo "The demo journal is $(OUT)/demo/journal.duckdb (your own journal was not touched);"
 	@echo "the companion's spoken replies are in $(OUT)/demo/replies.wav."
 
-bench: setup-models virtual-audio
+bench: setup-models virtual-audio browser
 	$(PY) benchmarks/pipeline.py
 	$(PY) benchmarks/stt.py
 	$(PY) benchmarks/live.py --runs 3
+	$(PY) benchmarks/browser.py
 	$(PY) benchmarks/search.py
 	$(PY) benchmarks/companion_eval.py
 	$(PY) benchmarks/safety.py
