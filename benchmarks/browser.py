@@ -64,6 +64,7 @@ def first_audio(db: Path) -> tuple[list[float], int]:
 
 def in_the_browser(wav: Path, n: int, folder: Path, fast: bool) -> Path:
     from selenium import webdriver
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -88,9 +89,12 @@ def in_the_browser(wav: Path, n: int, folder: Path, fast: bool) -> Path:
             driver.get(url.split("?")[0] + "#/talk")
             WebDriverWait(driver, 30).until(lambda d: d.find_elements("css selector", "#talk-start"))
             driver.find_element("css selector", "#talk-start").click()
-            WebDriverWait(driver, 600).until(
-                lambda d: len(d.find_elements("css selector", "#talk-log .turn.assistant")) >= n + 1
-                or d.find_element("css selector", "#talk-state").get_attribute("data-state") == "error")
+            try:  # every turn answered; or the recording is over (a turn said over a slow reply is not heard)
+                WebDriverWait(driver, pcm.info(wav).duration + 60).until(
+                    lambda d: len(d.find_elements("css selector", "#talk-log .turn.assistant")) >= n + 1
+                    or d.find_element("css selector", "#talk-state").get_attribute("data-state") == "error")
+            except TimeoutException:
+                pass  # reported: "turns heard" is then under the turns said
             driver.find_element("css selector", "#talk-end").click()
             WebDriverWait(driver, 120).until(lambda d: d.find_elements("css selector", "#talk-saved"))
         finally:
