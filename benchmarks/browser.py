@@ -21,23 +21,21 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 
 import numpy as np  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from pipeline import machine  # noqa: E402
+from served_page import CHROMIUM, DRIVER, MISSING, chromium, fake_microphone, serve  # noqa: E402
 from voice_journal import app, config  # noqa: E402
 from voice_journal.audio import pcm  # noqa: E402
 
@@ -63,27 +61,13 @@ def first_audio(db: Path) -> tuple[list[float], int]:
 
 
 def in_the_browser(wav: Path, n: int, folder: Path, fast: bool) -> Path:
-    from selenium import webdriver
     from selenium.common.exceptions import TimeoutException
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.support.ui import WebDriverWait
 
     db = folder / "browser.duckdb"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "voice_journal", "serve", "--db", str(db), "--port", str(port),
-                             *(["--fast"] if fast else [])], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, env={**os.environ, "COLUMNS": "300"})
+    proc, url = serve(db, *(["--fast"] if fast else []))
     try:
-        url = re.search(r"http://\S+/\?token=\S+", proc.stdout.readline()).group(0)
-        options = webdriver.ChromeOptions()
-        options.binary_location = shutil.which("chromium")
-        for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--mute-audio",
-                     "--autoplay-policy=no-user-gesture-required", "--use-fake-ui-for-media-stream",
-                     "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={wav}%noloop"):
-            options.add_argument(flag)
-        driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+        driver = chromium(*fake_microphone(wav))
         try:
             driver.get(url)
             driver.get(url.split("?")[0] + "#/talk")
@@ -127,9 +111,8 @@ def main() -> None:
     ap.add_argument("--gap", type=float, default=None, help="seconds of silence after each turn (default 15, 30)")
     args = ap.parse_args()
     console = Console(width=130)
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        console.print("[yellow]browser benchmark skipped: no chromium and chromium-driver "
-                      "(sudo apt-get install chromium chromium-driver)[/yellow]")
+    if not (CHROMIUM and DRIVER):
+        console.print(f"[yellow]browser benchmark skipped: {MISSING}[/yellow]")
         return
     settings = config.load(profile="quality" if args.quality else "fast")
     os.environ["VOICE_JOURNAL_SUMMARIES"] = "false"

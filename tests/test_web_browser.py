@@ -6,26 +6,18 @@ Skipped, with the reason, where Chromium and its driver are not installed
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
-import socket
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from served_page import CHROMIUM, DRIVER, MISSING, chromium, fake_microphone, serve
 from voice_journal import app, config
 from voice_journal.audio import pcm
 from voice_journal.session.recorder import Recorder
 from voice_journal.session.timings import HeardTimings, ReplyTimings
 from voice_journal.speech.stt import Transcript
 
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="no chromium and chromium-driver "
-                                "(sudo apt-get install chromium chromium-driver)")
+# A browser and a server process: the integration tier, whatever the fixtures load.
+pytestmark = [pytest.mark.skipif(not (CHROMIUM and DRIVER), reason=MISSING), pytest.mark.integration]
 
 
 @pytest.fixture(scope="module")
@@ -49,33 +41,6 @@ def served(tmp_path_factory):
     yield url, sid
     proc.terminate()
     proc.wait(timeout=30)
-
-
-def serve(db, *args: str):
-    """`voice-journal serve` on a free port: (the process, the link it printed once listening)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "voice_journal", "serve", "--db", str(db), "--port", str(port),
-                             *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "COLUMNS": "300"})
-    url = re.search(r"http://\S+/\?token=\S+", proc.stdout.readline())  # printed once it listens
-    assert url, proc.stderr.read()
-    return proc, url.group(0)
-
-
-def chromium(*flags: str):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required",
-                 "--mute-audio", *flags):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    return driver
 
 
 @pytest.fixture(scope="module")
@@ -147,8 +112,7 @@ def talk_in_the_page(url: str, wav, turns: int = 1):
     after ``turns`` of the person's turns were answered (the session still open), and the driver."""
     from selenium.webdriver.support.ui import WebDriverWait
 
-    driver = chromium("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                      f"--use-file-for-fake-audio-capture={wav}%noloop")
+    driver = chromium(*fake_microphone(wav))
     driver.get(url)
     _wait(driver, "main")
     driver.get(url.split("?")[0] + "#/talk")

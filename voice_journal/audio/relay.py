@@ -70,9 +70,8 @@ class RelayedMicrophone:
             # or now, if the stream paused. Audio that arrives in a burst (a network stall, a tab
             # sending ahead) is then as long on the session's clock as it is long, as a microphone's is.
             self._at = max(time.monotonic(), self._at + BLOCK / pcm.RATE)
-            at = self._at
             try:
-                self._queue.put_nowait(Block(block, at, level_dbfs(block)))
+                self._queue.put_nowait(Block(block, self._at, level_dbfs(block)))
             except queue.Full:
                 self.dropped += 1
 

@@ -62,16 +62,17 @@ class Talk:
         self._one = threading.Lock()  # held for the whole of a session
         self._engines = engines
         self._owned = engines is None  # loaded here, closed here
-        self._loading = threading.Lock()
 
     def engines(self):
-        """The session's models, loaded on first use and kept (a session starts in a second, not twenty)."""
+        """The session's models, loaded on first use and kept (a session starts in a second, not twenty).
+
+        Only the one session running calls it (``_one`` is held), so it needs no lock of its own.
+        """
         from ..session import load_engines
 
-        with self._loading:
-            if self._engines is None:
-                self._engines = load_engines(self.settings)
-            return self._engines
+        if self._engines is None:
+            self._engines = load_engines(self.settings)
+        return self._engines
 
     def close(self) -> None:
         if self._engines is not None and self._owned:
@@ -122,14 +123,10 @@ class _Call:
         try:
             await self._receive()
         finally:
-            if thread.is_alive():  # the tab went (or was refused): the session keeps what it heard, then ends
-                self.mic.hang_up()
+            self.mic.hang_up()  # the tab went (or was refused): a session still running keeps what it heard, and ends
             await asyncio.to_thread(thread.join)
             ticker.cancel()
-            self.post(None)
-            await sender
-            if self.ws.application_state == WebSocketState.CONNECTED:
-                await self.ws.close(code=REFUSED if self.refused else 1000)
+            await sender  # it ends at the session's "done", closing the connection if it is still open
 
     # -- the session, on its own thread ----------------------------------------
 
@@ -187,21 +184,16 @@ class _Call:
 
     async def _send(self) -> None:
         rate = 0
-        done = False
         while True:
             message = await self.outbox.get()
-            if message is None:
-                return
-            if message == "done":
-                done = True
-                if self.ws.application_state == WebSocketState.CONNECTED and not self.refused:
-                    # The session is over: the tab's side ends too (its receive loop sees the close).
-                    try:
-                        await self.ws.close(code=1000)
+            if message == "done":  # the session is over (the session thread's last message)
+                if self.ws.application_state == WebSocketState.CONNECTED:
+                    try:  # the tab's side ends too (its receive loop sees the close)
+                        await self.ws.close(code=REFUSED if self.refused else 1000)
                     except Exception:  # the tab closed it first
                         pass
-                continue
-            if done or self.ws.application_state != WebSocketState.CONNECTED:
+                return
+            if self.ws.application_state != WebSocketState.CONNECTED:
                 continue
             try:
                 if isinstance(message, tuple):
@@ -213,7 +205,7 @@ class _Call:
                 else:
                     await self.ws.send_text(json.dumps(message, default=str))
             except Exception:  # the tab is gone (a disconnect, a closed stream); _receive tells the session
-                done = True
+                pass
 
     async def _tick(self) -> None:
         last = None
@@ -222,7 +214,7 @@ class _Call:
             s = self.session
             if s is not None and s.state != last:
                 last = s.state
-                self.post({"type": "state", "state": str(getattr(last, "value", last))})
+                self.post({"type": "state", "state": last.value})
 
 
 def _json(text: str | None) -> dict:
