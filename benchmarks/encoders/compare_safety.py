@@ -1,6 +1,7 @@
 """The crisis net's meaning layer on another sentence encoder: fitted the same way, read on the dev splits.
 
     python benchmarks/encoders/compare_safety.py out/mpnet-q8e16.onnx mpnet/all-mpnet-base-v2/tokenizer.json
+    python benchmarks/encoders/compare_safety.py --gguf nomic-embed-text-v1.5.f16.gguf --prefix "classification: "
 
 Fits the semantic layer on the training corpus with the given encoder
 (mean pooling, as MiniLM's), exactly as ``python -m
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import collections
 import copy
+import os
 
 import numpy as np
 
@@ -52,14 +54,47 @@ def onnx_encoder(model: str, tokenizer: str, max_tokens: int = 384):
     return embed
 
 
-def cached(embed):
-    """Each text embedded once, in batches of 32: the fit reads the corpus many times."""
+def gguf_encoder(model: str, prefix: str = "", threads: int = 2):
+    """An embedding GGUF run by llama.cpp in-process (xllamacpp), pooled as its metadata says.
+
+    nomic-embed-text-v1.5 wants a task prefix ("classification: ") on every
+    text. llama.cpp answers one text at a time here: about 0.1 s a
+    sentence on 2 busy cores, so a fit takes half an hour; ``--cache``
+    keeps the vectors for the next run.
+    """
+    import xllamacpp as xlc
+
+    params = xlc.CommonParams()
+    params.model.path, params.embedding = model, True
+    params.cpuparams.n_threads, params.n_ctx, params.n_batch, params.n_ubatch = threads, 8192, 2048, 2048
+    server = xlc.Server(params)
+
+    def embed(texts: list[str]) -> np.ndarray:
+        # A turn longer than one batch of tokens cannot be embedded whole; the net's
+        # sentence windows carry such turns anyway.
+        answer = server.handle_embeddings({"input": [prefix + t[:4000] for t in texts], "model": "encoder"})
+        v = np.array([d["embedding"] for d in sorted(answer["data"], key=lambda d: d["index"])], np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    return embed
+
+
+def cached(embed, path: str | None = None):
+    """Each text embedded once, in batches of 32: the fit reads the corpus many times.
+
+    With ``path``, the vectors are also kept in that .npz between runs.
+    """
     seen: dict[str, np.ndarray] = {}
+    if path and os.path.exists(path):
+        with np.load(path) as kept:
+            seen.update(zip(kept["texts"].tolist(), kept["vectors"]))
 
     def lookup(texts: list[str]) -> np.ndarray:
         new = [t for t in dict.fromkeys(texts) if t not in seen]
         for i in range(0, len(new), 32):
             seen.update(zip(new[i : i + 32], embed(new[i : i + 32])))
+        if new and path:
+            np.savez(path, texts=np.array(list(seen)), vectors=np.stack(list(seen.values())))
         return np.stack([seen[t] for t in texts])
 
     return lookup
@@ -101,15 +136,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("model", nargs="?", help="an ONNX encoder (default: the project's MiniLM)")
     ap.add_argument("tokenizer", nargs="?", help="its tokenizer.json")
+    ap.add_argument("--gguf", help="an embedding GGUF run by llama.cpp instead (e.g. nomic-embed-text-v1.5)")
+    ap.add_argument("--prefix", default="", help="put before every text (nomic: 'classification: ')")
+    ap.add_argument("--cache", help="keep the vectors in this .npz between runs")
     ap.add_argument("--matched", action="store_true",
                     help="thresholds read off the dev split's false alarms (for an encoder fine-tuned on the corpus)")
     args = ap.parse_args()
-    if args.model:
-        embed = cached(onnx_encoder(args.model, args.tokenizer))
+    if args.gguf:
+        embed = cached(gguf_encoder(args.gguf, args.prefix), args.cache)
+    elif args.model:
+        embed = cached(onnx_encoder(args.model, args.tokenizer), args.cache)
     else:
         from voice_journal.store.embedding import Embedder
 
-        embed = cached(Embedder.load().embed)
+        embed = cached(Embedder.load().embed, args.cache)
     fitted = train.fit_corpus(corpus.training(), embed)
     lv = np.array([LEVELS.index(p.level) for p in fitted.phrases])
     if args.matched:
