@@ -26,6 +26,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("VOICE_JOURNAL_SUMMARIES", "false")
 os.environ.setdefault("VOICE_JOURNAL_GENTLE_NOTES", "false")
 
+# `make test` runs the suite in two workers (pytest-xdist), one a core. Each engine then gets one
+# thread: two workers each running two-thread pools on two cores spin-wait on each other, and a
+# run took nearly as long as one worker. CLI subprocesses read the same setting from the
+# environment.
+THREADS = 1 if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1 else 2
+if THREADS == 1:
+    os.environ.setdefault("VOICE_JOURNAL_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 # The two tiers. A test is "integration" when it loads a real model (through a fixture below, or
 # one of its own), runs the CLI in a subprocess, or plays audio through the virtual microphone in
@@ -62,16 +71,16 @@ def librivox_clips() -> list[tuple[Path, str]]:
 
 @pytest.fixture(scope="session")
 def tiny_stt():
-    from voice_journal.speech.stt import Transcriber
+    from voice_journal.speech.stt import SttConfig, Transcriber
 
-    return Transcriber(models.resolve("whisper-tiny.en", kind="stt"))
+    return Transcriber(models.resolve("whisper-tiny.en", kind="stt"), SttConfig(threads=THREADS))
 
 
 @pytest.fixture(scope="session")
 def base_stt():
-    from voice_journal.speech.stt import Transcriber
+    from voice_journal.speech.stt import SttConfig, Transcriber
 
-    return Transcriber(models.resolve("whisper-base", kind="stt"))
+    return Transcriber(models.resolve("whisper-base", kind="stt"), SttConfig(threads=THREADS))
 
 
 @pytest.fixture(scope="session")
@@ -80,14 +89,14 @@ def voice():
 
     # Not varied: Piper samples noise into every sentence, so the person's words would be new audio
     # (and now and then a new transcript) in every run; a test's input should be the same each time.
-    return Voice(models.resolve("joe-medium", kind="tts"), varied=False)
+    return Voice(models.resolve("joe-medium", kind="tts"), varied=False, threads=THREADS)
 
 
 @pytest.fixture(scope="session")
 def small_llm():
     from voice_journal.llm.embedded import EmbeddedLLM
 
-    return EmbeddedLLM(models.resolve("smollm2-135m", kind="llm"), n_ctx=2048, threads=2)
+    return EmbeddedLLM(models.resolve("smollm2-135m", kind="llm"), n_ctx=2048, threads=THREADS)
 
 
 @pytest.fixture(scope="session")

@@ -85,7 +85,7 @@ from voice_journal import models
 from voice_journal.llm.base import GenerationOptions, Message
 from voice_journal.llm.embedded import EmbeddedLLM
 
-llm = EmbeddedLLM(models.resolve("smollm2-135m", kind="llm"), threads=2)
+llm = EmbeddedLLM(models.resolve("smollm2-135m", kind="llm"), threads=1)
 reply = iter(llm.stream([Message("user", "Tell me a long story about the sea.")], GenerationOptions(max_tokens=400)))
 next(reply)  # generating, as when Ctrl-C lands mid-reply
 llm.close()

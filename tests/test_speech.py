@@ -121,6 +121,17 @@ def test_an_unvaried_voice_says_the_same_text_the_same_way_and_a_varied_one_does
     assert not np.array_equal(*(np.resize(varied.sentence(line).samples, 60000) for _ in range(2)))
 
 
+def test_a_voice_held_to_one_thread_says_the_same(voice):
+    # The `threads` setting reaches Piper (its own loader would take a thread per core).
+    from voice_journal.speech.tts import Voice
+
+    line = "The garden was quiet this morning."
+    one = Voice(models.resolve("joe-medium", kind="tts"), varied=False, threads=1)
+    assert one._voice.session.get_session_options().intra_op_num_threads == 1
+    a, b = one.sentence(line).samples, voice.sentence(line).samples
+    assert len(a) == len(b) and np.abs(a.astype(int) - b).max() < 64
+
+
 def test_voice_splits_long_text_and_stops_on_cancel(voice):
     import threading
 

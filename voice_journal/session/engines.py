@@ -85,7 +85,7 @@ def load_engines(settings: Settings, *, voice: bool = True, llm: bool = True, st
     the_voice = None
     if voice:
         on_status(f"loading the voice ({settings.tts_voice})")
-        the_voice = Voice(models.resolve(settings.tts_voice, kind="tts"))
+        the_voice = Voice(models.resolve(settings.tts_voice, kind="tts"), threads=threads)
     on_status("loading the search embeddings (minilm-l6)")
     embedder = Embedder.load()
     net = load_safety_net(settings, embedder, the_llm) if crisis_net else None  # summaries need none

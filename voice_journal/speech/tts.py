@@ -42,8 +42,9 @@ class Voice:
     person.
     """
 
-    def __init__(self, model_path: str | Path, *, length_scale: float | None = None, varied: bool = True):
-        from piper import PiperVoice, SynthesisConfig
+    def __init__(self, model_path: str | Path, *, length_scale: float | None = None, varied: bool = True,
+                 threads: int | None = None):
+        from piper import SynthesisConfig
 
         model_path = Path(model_path)
         config = model_path.with_name(model_path.name + ".json")
@@ -51,7 +52,7 @@ class Voice:
             raise ModelError(f"Piper voice {model_path} has no config beside it ({config.name})")
         t = time.perf_counter()
         try:
-            self._voice = PiperVoice.load(model_path, config_path=config)
+            self._voice = _load_piper(model_path, config, threads)
         except Exception as e:  # onnxruntime raises its own types for a bad file
             raise ModelError(f"cannot load Piper voice {model_path}: {e}") from None
         log.info("loaded voice %s in %.1f s", model_path.name, time.perf_counter() - t)
@@ -76,3 +77,26 @@ class Voice:
             if cancel is not None and cancel.is_set():
                 return
             yield self.sentence(s)
+
+
+def _load_piper(model_path: Path, config: Path, threads: int | None):
+    """Piper's own loader, except that the voice's thread count can be set.
+
+    onnxruntime otherwise takes a thread per core for every sentence, and on
+    two cores those threads wait for the ones Whisper and the model hold.
+    """
+    from piper import PiperVoice
+
+    if not threads:
+        return PiperVoice.load(model_path, config_path=config)
+    import json
+
+    import onnxruntime
+    from piper.config import PiperConfig
+    from piper.voice import ESPEAK_DATA_DIR
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    session = onnxruntime.InferenceSession(str(model_path), sess_options=options, providers=["CPUExecutionProvider"])
+    return PiperVoice(config=PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8"))), session=session,
+                      espeak_data_dir=Path(ESPEAK_DATA_DIR), download_dir=Path.cwd())
