@@ -66,7 +66,7 @@ setup: system $(VENV)/.fast
 setup-models: system $(VENV)/.models
 
 test: setup-models virtual-audio browser
-	$(PY) -m pytest -n 2
+	$(PY) -m pytest -n 3 --dist worksteal
 
 # The unit tier alone: scripted events and fake clocks, no models, no subprocesses, no real audio time.
 test-fast: setup
