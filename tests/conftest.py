@@ -62,6 +62,9 @@ def pytest_collection_modifyitems(config, items):
         if (item.get_closest_marker("slow") or _MODEL_FIXTURES & fixtures
                 or loads_a_model(getattr(item, "function", None)) or any(loads_a_model(d.func) for d in defs)):
             item.add_marker(pytest.mark.integration)
+    # The long tests first: in `make test`'s workers the run then ends on many short unit tests,
+    # which share out evenly, instead of on one worker still playing a live session.
+    items.sort(key=lambda item: item.get_closest_marker("integration") is None)
 
 
 def librivox_clips() -> list[tuple[Path, str]]:

