@@ -26,10 +26,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("VOICE_JOURNAL_SUMMARIES", "false")
 os.environ.setdefault("VOICE_JOURNAL_GENTLE_NOTES", "false")
 
-# `make test` runs the suite in two workers (pytest-xdist), one a core. Each engine then gets one
-# thread: two workers each running two-thread pools on two cores spin-wait on each other, and a
-# run took nearly as long as one worker. CLI subprocesses read the same setting from the
-# environment.
+# `make test` runs the suite in three workers (pytest-xdist). Each engine then gets one thread:
+# workers each running two-thread pools on two cores spin-wait on each other, and two such workers
+# took nearly as long as one. CLI subprocesses read the same setting from the environment.
 THREADS = 1 if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1 else 2
 if THREADS == 1:
     os.environ.setdefault("VOICE_JOURNAL_THREADS", "1")

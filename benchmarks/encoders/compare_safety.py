@@ -15,6 +15,7 @@ Without arguments it runs on the project's own MiniLM, for comparison.
 from __future__ import annotations
 
 import argparse
+import atexit
 import collections
 import copy
 import os
@@ -82,19 +83,21 @@ def gguf_encoder(model: str, prefix: str = "", threads: int = 2):
 def cached(embed, path: str | None = None):
     """Each text embedded once, in batches of 32: the fit reads the corpus many times.
 
-    With ``path``, the vectors are also kept in that .npz between runs.
+    With ``path``, the vectors are also kept in that .npz between runs (one
+    file per encoder: the file does not say which encoder wrote it). It is
+    written once, at exit: the dev splits are read a phrase at a time.
     """
     seen: dict[str, np.ndarray] = {}
     if path and os.path.exists(path):
         with np.load(path) as kept:
             seen.update(zip(kept["texts"].tolist(), kept["vectors"]))
+    if path:
+        atexit.register(lambda: seen and np.savez(path, texts=np.array(list(seen)), vectors=np.stack(list(seen.values()))))
 
     def lookup(texts: list[str]) -> np.ndarray:
         new = [t for t in dict.fromkeys(texts) if t not in seen]
         for i in range(0, len(new), 32):
             seen.update(zip(new[i : i + 32], embed(new[i : i + 32])))
-        if new and path:
-            np.savez(path, texts=np.array(list(seen)), vectors=np.stack(list(seen.values())))
         return np.stack([seen[t] for t in texts])
 
     return lookup
@@ -138,7 +141,7 @@ def main() -> None:
     ap.add_argument("tokenizer", nargs="?", help="its tokenizer.json")
     ap.add_argument("--gguf", help="an embedding GGUF run by llama.cpp instead (e.g. nomic-embed-text-v1.5)")
     ap.add_argument("--prefix", default="", help="put before every text (nomic: 'classification: ')")
-    ap.add_argument("--cache", help="keep the vectors in this .npz between runs")
+    ap.add_argument("--cache", help="keep the vectors in this .npz between runs (one file per encoder)")
     ap.add_argument("--matched", action="store_true",
                     help="thresholds read off the dev split's false alarms (for an encoder fine-tuned on the corpus)")
     args = ap.parse_args()

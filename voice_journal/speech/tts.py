@@ -7,6 +7,7 @@ int16 audio at the voice's own rate (22,050 Hz for en_US-joe-medium).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -85,18 +86,14 @@ def _load_piper(model_path: Path, config: Path, threads: int | None):
     onnxruntime otherwise takes a thread per core for every sentence, and on
     two cores those threads wait for the ones Whisper and the model hold.
     """
-    from piper import PiperVoice
-
-    if not threads:
-        return PiperVoice.load(model_path, config_path=config)
-    import json
-
     import onnxruntime
+    from piper import PiperVoice
     from piper.config import PiperConfig
     from piper.voice import ESPEAK_DATA_DIR
 
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    if threads:
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     session = onnxruntime.InferenceSession(str(model_path), sess_options=options, providers=["CPUExecutionProvider"])
     return PiperVoice(config=PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8"))), session=session,
                       espeak_data_dir=Path(ESPEAK_DATA_DIR), download_dir=Path.cwd())
