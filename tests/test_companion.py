@@ -358,8 +358,11 @@ def test_memory_brings_back_a_related_past_entry(tiny_stt, small_llm, voice, emb
 
 
 def test_a_live_reply_begun_in_the_pause_carries_what_memory_recalls(tiny_stt, small_llm, voice, embedder, tmp_path):
-    # Memory is searched in the pause that ends the turn, so the reply begun there is the one
-    # the turn asks for, recalled entry and all: one request to the model, none after.
+    # Memory is searched in the pause that ends the turn, so a reply begun there is the one the
+    # turn asks for, recalled entry and all: one request to the model, none after. Whether it was
+    # begun in the pause (the piece transcribed and the model free before the silence ran out)
+    # depends on how busy the machine is, so that is not asserted here: the scripted test in
+    # test_session_parts proves a reply begun in a pause asks for memory; this one the wiring.
     from voice_journal import config
     from voice_journal.audio import pcm
     from voice_journal.audio.capture import PacedFile
@@ -386,7 +389,6 @@ def test_a_live_reply_begun_in_the_pause_carries_what_memory_recalls(tiny_stt, s
     asked = [m[-1].content for m in llm.shown]
     first = [x for x in asked if x.startswith(user.text)]
     assert len(first) == 1 and "fight with my brother" in first[0], asked
-    assert "early_words" in reply.timings
 
 
 @pytest.mark.parametrize("sentence", [

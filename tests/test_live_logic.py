@@ -220,7 +220,7 @@ def test_a_thinking_pause_splits_the_transcription_not_the_turn(engines, voice, 
     assert user.timings["stt_wait_s"] < user.timings["stt_s"]
 
 
-def test_the_reply_begins_in_the_pause_that_ends_the_turn(small_llm, tiny_stt, voice, tmp_path):
+def test_one_request_a_turn_and_the_reply_spoken_is_the_one_asked_for(small_llm, tiny_stt, voice, tmp_path):
     llm = RecordingLLM(small_llm)
     rec = tmp_path / "talk.wav"
     pcm.write_wav(rec, spoken(voice, ["My sister called me this evening.", "We talked about our plans for the winter."],
@@ -237,7 +237,10 @@ def test_the_reply_begins_in_the_pause_that_ends_the_turn(small_llm, tiny_stt, v
     # (a closing reply, known to be one before it was said).
     asked = [m[-1].content for m in llm.shown]
     assert len(asked) == 2 and [a.startswith(u.text) for a, u in zip(asked, users)] == [True, True], asked
-    assert all("early_words" in r.timings and r.text for r in replies)
+    # Whether a reply was begun in the pause (its piece transcribed and the model free before the
+    # silence ran out) depends on how busy the machine is: benchmarks/live.py counts how often;
+    # test_session_parts proves, with scripted events, which reply begun in a pause is kept.
+    assert all(r.text for r in replies)
     assert all(st.usage.stopped != "cancelled" for st in llm.streams)
 
 

@@ -4,7 +4,6 @@ client over HTTP against the Ollama-API stand-in on loopback."""
 import subprocess
 import sys
 import threading
-import time
 
 import httpx
 import ollama
@@ -63,18 +62,19 @@ def test_embedded_reuses_its_cache_when_the_dialog_drops_old_turns(small_llm):
     assert trims >= 1
 
 
-def test_embedded_cancel_stops_generation_quickly(small_llm):
+def test_embedded_cancel_stops_generation_at_the_next_token(small_llm):
+    # Counted in tokens, not seconds: how long a token takes depends on how busy the machine is.
     reply = small_llm.stream(CHAT, GenerationOptions(max_tokens=400, temperature=1.0))
     got = 0
-    t = None
     for _ in reply:
         got += 1
         if got == 3:
-            t = time.perf_counter()
-            threading.Thread(target=reply.cancel).start()  # from another thread, as barge-in does
+            canceller = threading.Thread(target=reply.cancel)  # from another thread, as barge-in does
+            canceller.start()
+            canceller.join()
     assert reply.usage.stopped == "cancelled"
-    assert time.perf_counter() - t < 1.0
-    assert reply.usage.completion_tokens < 100 or got < 50
+    assert got == 3  # nothing handed on once cancelled
+    assert reply.usage.completion_tokens < 100  # the model stopped, far short of its 400
     # The model is usable again right after.
     assert small_llm.stream(CHAT, GenerationOptions(max_tokens=8)).text()
 

@@ -112,6 +112,28 @@ def test_a_turn_that_ends_otherwise_than_guessed_drops_it():
     spec.close()
 
 
+def test_a_reply_begun_in_a_pause_asks_for_memory_and_a_warm_up_does_not():
+    # Memory searches the journal (tens of ms): worth it for a reply that may be the one spoken,
+    # not for warming the model while they still talk.
+    model, seen = ScriptedModel(), []
+
+    def preview(words: str, memory: bool = False):
+        seen.append(memory)
+        recalled = " (earlier: a fight with my brother)" if memory else ""
+        return Preview([Message("system", "be kind"), Message("user", words + recalled)], ReplyRules(40, 1))
+
+    spec = SpeculativeReply(model, _options)
+    spec.pausing = False
+    spec.piece_sent([_done("my brother called")], preview)
+    spec.ready()
+    spec.idle()
+    _pause_after(spec, "my brother called", "again", preview=preview)
+    assert seen == [False, True]
+    assert model.asked[0][-1].content == "my brother called again (earlier: a fight with my brother)"
+    assert spec.take(preview("my brother called again", memory=True), ReplyRules(40, 1)) is not None
+    spec.close()
+
+
 def test_while_they_talk_the_model_is_only_warmed():
     model = ScriptedModel()
     spec = SpeculativeReply(model, _options)
