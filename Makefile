@@ -87,6 +87,7 @@ bench: setup-models virtual-audio browser
 	$(PY) benchmarks/pipeline.py
 	$(PY) benchmarks/stt.py
 	$(PY) benchmarks/live.py --runs 3
+	$(PY) benchmarks/live.py --services
 	$(PY) benchmarks/browser.py
 	$(PY) benchmarks/search.py
 	$(PY) benchmarks/companion_eval.py

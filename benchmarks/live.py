@@ -26,6 +26,7 @@ how latency, the prompt cache and memory behave as the dialogue grows.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import statistics
@@ -44,6 +45,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 import virtual_audio  # noqa: E402
+from wyoming_servers import serving  # noqa: E402
 from pipeline import machine  # noqa: E402
 from voice_journal import config  # noqa: E402
 from voice_journal.audio import pcm  # noqa: E402
@@ -80,6 +82,8 @@ def main() -> None:
     ap.add_argument("--soak", type=float, metavar="MINUTES", help="one session of this length instead (no baseline)")
     ap.add_argument("--runs", type=int, default=1, metavar="N",
                     help="N sessions, models loaded afresh for each: each run's figures, then the median run in full")
+    ap.add_argument("--services", action="store_true",
+                    help="speech through the real Wyoming servers on loopback (the same models), not in-process")
     args = ap.parse_args()
     if args.runs < 1:
         ap.error("--runs is at least 1")
@@ -89,8 +93,13 @@ def main() -> None:
         console.print(f"[yellow]live benchmark skipped: {why}[/yellow]")
         return
     settings = config.load(profile="fast" if args.fast else "quality")
-    with tempfile.TemporaryDirectory() as d:
+    with tempfile.TemporaryDirectory() as d, contextlib.ExitStack() as services:
         folder = Path(d)
+        if args.services:
+            # The Home Assistant way: wyoming-faster-whisper and wyoming-piper, here on loopback.
+            stt, _ = services.enter_context(serving("stt", folder / "stt", model=settings.stt_model))
+            tts, _ = services.enter_context(serving("tts", folder / "tts", model=settings.tts_voice))
+            settings = settings.with_(stt=stt, tts=tts)
         va = virtual_audio.VirtualAudio.start(folder / "pulse")
         os.environ["PULSE_SERVER"] = va.env()["PULSE_SERVER"]  # before PortAudio starts
         try:

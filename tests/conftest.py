@@ -95,6 +95,13 @@ def voice():
 
 
 @pytest.fixture(scope="session")
+def embedder():
+    from voice_journal.store.embedding import Embedder
+
+    return Embedder.load()
+
+
+@pytest.fixture(scope="session")
 def small_llm():
     from voice_journal.llm.embedded import EmbeddedLLM
 

@@ -252,13 +252,6 @@ def test_memory_comes_after_what_was_warmed():
 # -- spoken sessions, real models -------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def embedder():
-    from voice_journal.store.embedding import Embedder
-
-    return Embedder.load()
-
-
 def test_a_check_in_from_a_recording(tiny_stt, small_llm, voice, embedder, tmp_path):
     from voice_journal import config
     from voice_journal.audio import pcm

@@ -9,12 +9,7 @@ import pytest
 from search_corpus import ENTRIES, QUERIES
 from voice_journal.store import search
 from voice_journal.store.archive import Archive, TurnRecord
-from voice_journal.store.embedding import Embedder, sketch
-
-
-@pytest.fixture(scope="module")
-def embedder():
-    return Embedder.load()
+from voice_journal.store.embedding import sketch
 
 
 @pytest.fixture(scope="module")

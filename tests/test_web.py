@@ -44,13 +44,6 @@ def _session(journal, said: list[str], embedder=None) -> int:
     return sid
 
 
-@pytest.fixture(scope="module")
-def embedder():
-    from voice_journal.store.embedding import Embedder
-
-    return Embedder.load()
-
-
 @pytest.fixture()
 def journal(tmp_path, embedder):
     settings = config.load(db=tmp_path / "journal" / "j.duckdb", summaries=False)

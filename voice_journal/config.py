@@ -49,6 +49,12 @@ class Settings:
     llm_model: str = PROFILES["quality"]["llm_model"]
     stt_model: str = PROFILES["quality"]["stt_model"]
     tts_voice: str = PROFILES["quality"]["tts_voice"]
+    # Speech on another machine: "wyoming://host:10300" (wyoming-faster-whisper) and
+    # "wyoming://host:10200" (wyoming-piper). "" = the local stt_model and tts_voice, which
+    # also take over, for the rest of a session, when a service is down or goes away.
+    stt: str = ""
+    tts: str = ""
+    speech_timeout_s: float = 10.0  # a service silent this long counts as down
     language: str = ""  # "" detects; "en", "de", ... forces
     end_silence_ms: int = 1000
     max_turn_s: float = 90.0

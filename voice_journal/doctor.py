@@ -26,6 +26,7 @@ def run_checks(settings: Settings) -> Iterator[Check]:
     yield from _audio()
     yield from _models(settings)
     yield from _ollama(settings)
+    yield from _speech_services(settings)
     yield from _journal(settings)
     yield from _summaries(settings)
 
@@ -99,6 +100,32 @@ def _ollama(settings: Settings) -> Iterator[Check]:
     else:
         yield Check("ollama", "warn", f"{settings.ollama_host} answers but lacks {want} "
                     f"(has: {', '.join(names) or 'none'}): `ollama pull {want}`")
+
+
+def _speech_services(settings: Settings) -> Iterator[Check]:
+    """Each Wyoming service the settings name: what it has, and how long it takes to say so."""
+    from .errors import InputError, SpeechServiceError
+    from .speech.wyoming import describe, short_name
+
+    for label, url, local, has in (("speech to text service", settings.stt, settings.stt_model, "asr_models"),
+                                   ("text to speech service", settings.tts, settings.tts_voice, "voices")):
+        if not url:
+            continue
+        try:
+            info = describe(url, timeout=settings.speech_timeout_s)
+        except (InputError, SpeechServiceError) as e:
+            yield Check(label, "warn", f"{e}; sessions use the local {local} instead")
+            continue
+        offered = getattr(info, has)
+        if not offered:
+            yield Check(label, "warn", f"{info.address} ({', '.join(info.programs) or 'no program'}) offers no "
+                                       f"{'speech to text' if has == 'asr_models' else 'voices'}; "
+                                       f"sessions use the local {local} instead")
+            continue
+        shown = ", ".join(short_name(o) for o in offered[:3]) + (f" and {len(offered) - 3} more"
+                                                                          if len(offered) > 3 else "")
+        yield Check(label, "ok", f"{info.address} ({', '.join(info.programs)}: {shown}), "
+                                 f"answered in {info.round_trip_s * 1000:.0f} ms")
 
 
 def _journal(settings: Settings) -> Iterator[Check]:

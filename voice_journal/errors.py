@@ -67,6 +67,16 @@ class DeviceError(VoiceJournalError):
     exit_code = 7
 
 
+class SpeechServiceError(VoiceJournalError):
+    """A speech service on another machine (Wyoming) is down, too slow, or not what its address says.
+
+    A session does not end on it: the local model takes over (see
+    :mod:`voice_journal.speech.fallback`).
+    """
+
+    exit_code = 8
+
+
 class Cancelled(VoiceJournalError):
     """Work was cancelled on purpose (barge-in, Ctrl-C)."""
 

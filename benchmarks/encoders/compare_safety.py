@@ -2,6 +2,7 @@
 
     python benchmarks/encoders/compare_safety.py out/mpnet-q8e16.onnx mpnet/all-mpnet-base-v2/tokenizer.json
     python benchmarks/encoders/compare_safety.py --gguf nomic-embed-text-v1.5.f16.gguf --prefix "classification: "
+    python benchmarks/encoders/compare_safety.py --gguf nomic….gguf --prefix "classification: " --with-minilm 0.5
 
 Fits the semantic layer on the training corpus with the given encoder
 (mean pooling, as MiniLM's), exactly as ``python -m
@@ -103,6 +104,20 @@ def cached(embed, path: str | None = None):
     return lookup
 
 
+def joined(first, second, weight: float):
+    """Two encoders read as one: unit vectors side by side, scaled so cosine = w·cos₁ + (1-w)·cos₂.
+
+    The regression then sees both encoders' features, and the nearest
+    phrases are those near in both meanings at once.
+    """
+    a, b = np.sqrt(weight), np.sqrt(1.0 - weight)
+
+    def embed(texts: list[str]) -> np.ndarray:
+        return np.hstack([a * first(texts), b * second(texts)]).astype(np.float32)
+
+    return embed
+
+
 def called_crisis(net: SafetyNet, phrases) -> str:
     by = collections.defaultdict(list)
     for p in phrases:
@@ -142,6 +157,9 @@ def main() -> None:
     ap.add_argument("--gguf", help="an embedding GGUF run by llama.cpp instead (e.g. nomic-embed-text-v1.5)")
     ap.add_argument("--prefix", default="", help="put before every text (nomic: 'classification: ')")
     ap.add_argument("--cache", help="keep the vectors in this .npz between runs (one file per encoder)")
+    ap.add_argument("--with-minilm", type=float, metavar="W",
+                    help="join the project's MiniLM to the encoder, weighted W (0..1) in every cosine")
+    ap.add_argument("--minilm-cache", help="--cache for MiniLM's vectors when joined")
     ap.add_argument("--matched", action="store_true",
                     help="thresholds read off the dev split's false alarms (for an encoder fine-tuned on the corpus)")
     args = ap.parse_args()
@@ -153,6 +171,10 @@ def main() -> None:
         from voice_journal.store.embedding import Embedder
 
         embed = cached(Embedder.load().embed, args.cache)
+    if args.with_minilm is not None:
+        from voice_journal.store.embedding import Embedder
+
+        embed = joined(cached(Embedder.load().embed, args.minilm_cache), embed, args.with_minilm)
     fitted = train.fit_corpus(corpus.training(), embed)
     lv = np.array([LEVELS.index(p.level) for p in fitted.phrases])
     if args.matched:

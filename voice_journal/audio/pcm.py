@@ -197,6 +197,13 @@ def _to_int16(x: np.ndarray) -> np.ndarray:
     return (np.clip(x, -1.0, 1.0) * 32767.0).astype(np.int16)
 
 
+def resampled(samples: np.ndarray, rate: int, to: int) -> np.ndarray:
+    """int16 mono ``samples`` at ``rate`` as int16 at ``to`` (soxr, high quality)."""
+    if rate == to or len(samples) == 0:
+        return samples
+    return soxr.resample(samples, rate, to, quality="HQ").astype(np.int16, copy=False)
+
+
 def load(path: str | os.PathLike, *, rate: int = RATE) -> Clip:
     """The whole file as one clip: for short files; use :func:`stream` for long ones."""
     blocks = list(stream(path, rate=rate))

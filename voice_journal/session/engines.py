@@ -10,6 +10,7 @@ from .. import models
 from ..companion import safety
 from ..config import Settings
 from ..llm.base import LLM
+from ..speech.fallback import FallbackTranscriber, FallbackVoice
 from ..speech.stt import SttConfig, Transcriber
 from ..speech.tts import Voice
 from ..store.embedding import Embedder
@@ -20,8 +21,8 @@ log = logging.getLogger(__name__)
 class Engines:
     """The loaded models a session needs."""
 
-    transcriber: Transcriber | None  # None only for work without audio (summaries)
-    voice: Voice | None
+    transcriber: Transcriber | FallbackTranscriber | None  # None only for work without audio (summaries)
+    voice: Voice | FallbackVoice | None
     llm: LLM | None
     embedder: Embedder | None = None  # for search; a turn is archived without a vector if None
     safety: safety.SafetyNet | None = None  # the crisis net; built from the embedder if None
@@ -58,10 +59,26 @@ def load_safety_net(settings: Settings, embedder: Embedder, llm: LLM | None) -> 
     return safety.SafetyNet.load(embedder.embed, judge=judge)
 
 
-def load_transcriber(settings: Settings) -> Transcriber:
-    """The configured Whisper model, with the configured language and threads."""
-    return Transcriber(models.resolve(settings.stt_model, kind="stt"),
-                       SttConfig(language=settings.language or None, threads=settings.threads or 2))
+def load_transcriber(settings: Settings) -> Transcriber | FallbackTranscriber:
+    """Speech to text as the settings have it: a Wyoming service with the local Whisper behind it, or Whisper."""
+    def whisper() -> Transcriber:
+        return Transcriber(models.resolve(settings.stt_model, kind="stt"),
+                           SttConfig(language=settings.language or None, threads=settings.threads or 2))
+
+    if settings.stt:
+        return FallbackTranscriber(settings.stt, whisper, language=settings.language or None,
+                                   timeout=settings.speech_timeout_s)
+    return whisper()
+
+
+def load_voice(settings: Settings) -> Voice | FallbackVoice:
+    """The voice as the settings have it: a Wyoming service with the local Piper voice behind it, or Piper."""
+    def piper() -> Voice:
+        return Voice(models.resolve(settings.tts_voice, kind="tts"), threads=settings.threads or None)
+
+    if settings.tts:
+        return FallbackVoice(settings.tts, piper, timeout=settings.speech_timeout_s)
+    return piper()
 
 
 def load_engines(settings: Settings, *, voice: bool = True, llm: bool = True, stt: bool = True, crisis_net: bool = True,
@@ -70,7 +87,7 @@ def load_engines(settings: Settings, *, voice: bool = True, llm: bool = True, st
     threads = settings.threads or None
     transcriber = None
     if stt:
-        on_status(f"loading speech recognition ({settings.stt_model})")
+        on_status(f"loading speech recognition ({settings.stt or settings.stt_model})")
         transcriber = load_transcriber(settings)
     the_llm = None
     if llm:
@@ -84,8 +101,8 @@ def load_engines(settings: Settings, *, voice: bool = True, llm: bool = True, st
         )
     the_voice = None
     if voice:
-        on_status(f"loading the voice ({settings.tts_voice})")
-        the_voice = Voice(models.resolve(settings.tts_voice, kind="tts"), threads=threads)
+        on_status(f"loading the voice ({settings.tts or settings.tts_voice})")
+        the_voice = load_voice(settings)
     on_status("loading the search embeddings (minilm-l6)")
     embedder = Embedder.load()
     net = load_safety_net(settings, embedder, the_llm) if crisis_net else None  # summaries need none

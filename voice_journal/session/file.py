@@ -102,7 +102,8 @@ class FileSession:
             return
         if self.session_id is None:
             self.turns = TurnLog.begin(self.archive, self.conv, self.on_event, source=f"file:{Path(source).name}",
-                                       models=engines.names(), embedder=engines.embedder)
+                                       models=engines.names(), embedder=engines.embedder,
+                                       voice=lambda: engines.voice.name if engines.voice is not None else None)
             self.session_id = self.turns.session_id
         plan = self.conv.turn(transcript.text)  # the safety check sees their words before the model does
         idx = self.turns.heard(u.clip, transcript, u.start, u.end, HeardTimings(stt_s=transcript.stt_s, vad_s=vad_s),

@@ -143,7 +143,8 @@ class LiveSession:
         """Hold the session; returns when it is over. Ctrl-C ends it without losing anything."""
         self.turns = TurnLog.begin(self.archive, self.conv, self.on_event, models=self.engines.names(),
                                    source=self.source.name if self.source.name.startswith(("file:", "browser")) else "microphone",
-                                   embedder=self.engines.embedder)
+                                   embedder=self.engines.embedder,
+                                   voice=lambda: self.engines.voice.name if self.engines.voice is not None else None)
         self.session_id = self.turns.session_id
         refresh_search(self.archive)  # memory searches it every turn: an index that lags costs each one
         status = "complete"

@@ -74,7 +74,8 @@ class Recorder:
         return self._add(TurnRecord(self.session_id, self.next_idx, "user", text, at=at, embedding=self.embed(text)))
 
     def companion(self, text: str, audio: np.ndarray | None, rate: int | None, *, timings: ReplyTimings = NONE,
-                  model: str, partial: bool = False, recalled: Sequence[dict] = (), crisis: bool = False) -> int:
+                  model: str, partial: bool = False, recalled: Sequence[dict] = (), crisis: bool = False,
+                  voice: str | None = None) -> int:
         """Commit what the companion said; ``audio`` None when nothing was spoken. Returns the turn's index.
 
         ``crisis`` marks the fixed crisis message, so that ``show`` and
@@ -85,7 +86,8 @@ class Recorder:
             self.session_id, self.next_idx, "assistant", text,
             pcm.to_flac(pcm.Clip(audio, rate)) if spoken else None, rate if spoken else None,
             duration_s=len(audio) / rate if spoken else None, timings=timings.as_dict(), model=model, partial=partial,
-            embedding=self.embed(text), recalled=tuple(recalled), **(CRISIS_FLAG if crisis else {}),
+            embedding=self.embed(text), recalled=tuple(recalled), voice=voice if spoken else None,
+            **(CRISIS_FLAG if crisis else {}),
         ))
 
     def skip(self) -> int:

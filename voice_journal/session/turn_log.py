@@ -33,10 +33,12 @@ log = logging.getLogger(__name__)
 class TurnLog:
     """Commits a session's turns through its recorder, reports them, and counts them."""
 
-    def __init__(self, recorder: Recorder, conv: Conversation, on_event: Callable[[object], None]):
+    def __init__(self, recorder: Recorder, conv: Conversation, on_event: Callable[[object], None],
+                 voice: Callable[[], str | None] = lambda: None):
         self.recorder = recorder
         self.conv = conv
         self.on_event = on_event
+        self.voice = voice  # the name of the voice speaking now (it changes if a speech service goes away)
         self.user_turns = 0
         self.replies = 0
         self._timings: list[HeardTimings | ReplyTimings] = []
@@ -44,10 +46,10 @@ class TurnLog:
 
     @classmethod
     def begin(cls, archive: Archive, conv: Conversation, on_event: Callable[[object], None], *, source: str,
-              models: dict, embedder: Embeds | None) -> "TurnLog":
+              models: dict, embedder: Embeds | None, voice: Callable[[], str | None] = lambda: None) -> "TurnLog":
         """Begin the session in the journal, in the conversation's mode."""
         session_id = archive.begin_session(mode=conv.mode.name, source=source, models=models)
-        return cls(Recorder(archive, session_id, embedder), conv, on_event)
+        return cls(Recorder(archive, session_id, embedder), conv, on_event, voice)
 
     def end(self, status: str) -> None:
         """End the session in the journal (its status, its language) and bring search up to date."""
@@ -83,7 +85,8 @@ class TurnLog:
         """What the companion said (``audio`` None or empty: nothing was heard), committed, learnt, told."""
         spoken = audio if audio is not None and len(audio) else None
         idx = self.recorder.companion(text, spoken, rate, timings=timings, model=model, partial=partial,
-                                      recalled=recalled, crisis=crisis)
+                                      recalled=recalled, crisis=crisis,
+                                      voice=self.voice() if spoken is not None else None)
         self.conv.replied(text)
         self.replies += 1
         self._timings.append(timings)

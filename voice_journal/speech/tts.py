@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -73,11 +73,17 @@ class Voice:
 
     def speak(self, text: str, cancel: threading.Event | None = None) -> Iterator[SpokenSentence]:
         """Split ``text`` into sentences and yield each one's audio as it is ready."""
-        splitter = SentenceSplitter()
-        for s in splitter.feed(speakable(text) + " ") + splitter.flush():
-            if cancel is not None and cancel.is_set():
-                return
-            yield self.sentence(s)
+        return speak_sentences(self.sentence, text, cancel)
+
+
+def speak_sentences(sentence: Callable[[str], SpokenSentence], text: str,
+                    cancel: threading.Event | None = None) -> Iterator[SpokenSentence]:
+    """``text`` split into sentences, each voiced by ``sentence`` as it is needed (any voice's ``speak``)."""
+    splitter = SentenceSplitter()
+    for s in splitter.feed(speakable(text) + " ") + splitter.flush():
+        if cancel is not None and cancel.is_set():
+            return
+        yield sentence(s)
 
 
 def _load_piper(model_path: Path, config: Path, threads: int | None):

@@ -66,6 +66,7 @@ class TurnRecord:
     safety: str | None = None  # "concern" or "crisis" when the safety check flagged the turn
     safety_reasons: tuple[str, ...] = ()
     recalled: tuple[dict, ...] = ()  # past turns the companion was reminded of for this reply
+    voice: str | None = None  # the voice that spoke a reply: a local one, or a service's (wyoming://...)
 
     @property
     def uid(self) -> int:
@@ -229,14 +230,14 @@ class Archive(Migrations, SummaryQueue, Rewriting, RecordingMarks):
         with self._transaction():
             if idx is None:
                 n = self._con.execute("DELETE FROM turns WHERE session_id = ?", [session_id]).fetchone()[0]
-                for table in ("turn_flags", "turn_memory", "answers", "summaries", "summary_queue"):
+                for table in ("turn_flags", "turn_memory", "turn_voices", "answers", "summaries", "summary_queue"):
                     self._con.execute(f"DELETE FROM {table} WHERE session_id = ?", [session_id])
                 self._con.execute("DELETE FROM sessions WHERE id = ?", [session_id])
             else:
                 n = self._con.execute("DELETE FROM turns WHERE session_id = ? AND idx = ?", [session_id, idx]).fetchone()[0]
                 if not n:
                     raise NotFound(f"session {session_id} has no turn {idx}")
-                for table in ("turn_flags", "turn_memory", "answers"):
+                for table in ("turn_flags", "turn_memory", "turn_voices", "answers"):
                     self._con.execute(f"DELETE FROM {table} WHERE session_id = ? AND idx = ?", [session_id, idx])
                 # The summary was written from the turn's words: it goes too, and is due again
                 # (a new ticket, so that one being written from the old words is discarded).
@@ -263,6 +264,8 @@ class Archive(Migrations, SummaryQueue, Rewriting, RecordingMarks):
             if turn.safety:
                 self._con.execute("INSERT INTO turn_flags VALUES (?, ?, ?, ?)",
                                   [turn.session_id, turn.idx, turn.safety, json.dumps(list(turn.safety_reasons))])
+            if turn.voice:
+                self._con.execute("INSERT INTO turn_voices VALUES (?, ?, ?)", [turn.session_id, turn.idx, turn.voice])
             if turn.recalled:  # references, never copies: deleting the recalled turn leaves nothing behind
                 refs = [{"session": int(r["session"]), "turn": int(r["turn"]), "score": r.get("score")}
                         for r in turn.recalled]
@@ -347,9 +350,10 @@ class Archive(Migrations, SummaryQueue, Rewriting, RecordingMarks):
         cols = "audio" if with_audio else "NULL"
         rows = self._con.execute(
             f"""SELECT t.session_id, t.idx, role, text, {cols}, sample_rate, start_s, end_s, duration_s, language,
-                       confidence, timings, model, partial, recorded_at, f.level, f.reasons, m.recalled
+                       confidence, timings, model, partial, recorded_at, f.level, f.reasons, m.recalled, v.voice
                 FROM turns t LEFT JOIN turn_flags f ON f.session_id = t.session_id AND f.idx = t.idx
                 LEFT JOIN turn_memory m ON m.session_id = t.session_id AND m.idx = t.idx
+                LEFT JOIN turn_voices v ON v.session_id = t.session_id AND v.idx = t.idx
                 WHERE t.session_id = ? AND (? IS NULL OR t.idx = ?) ORDER BY t.idx""",
             [session_id, idx, idx],
         ).fetchall()
@@ -357,7 +361,7 @@ class Archive(Migrations, SummaryQueue, Rewriting, RecordingMarks):
         return [
             TurnRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
                        json.loads(r[11] or "{}"), r[12], r[13], r[14], safety=r[15],
-                       safety_reasons=tuple(json.loads(r[16])) if r[16] else (), recalled=found)
+                       safety_reasons=tuple(json.loads(r[16])) if r[16] else (), recalled=found, voice=r[18])
             for r, found in zip(rows, recalled)
         ]
 

@@ -114,7 +114,8 @@ def export(archive: Archive, folder: Path, *, fmt: str = "md", audio: bool = Fal
                             for a in answers],
                 "turns": [{"turn": t.idx, "role": t.role, "at": _iso(t.at), "text": t.text, "start": t.start_s,
                            "end": t.end_s, "duration": t.duration_s, "language": t.language,
-                           "confidence": t.confidence, "timings": t.timings, "model": t.model, "partial": t.partial,
+                           "confidence": t.confidence, "timings": t.timings, "model": t.model, "voice": t.voice,
+                           "partial": t.partial,
                            "safety": t.safety, "safety_reasons": list(t.safety_reasons),
                            "recalled": list(t.recalled), "audio": audio_names.get(t.idx)} for t in turns],
             })

@@ -19,7 +19,7 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 MIGRATIONS: list[str] = [
     """
@@ -220,6 +220,17 @@ MIGRATIONS: list[str] = [
           AND EXISTS (SELECT 1 FROM turns t WHERE t.session_id = s.id AND t.role = 'user');
     UPDATE turn_memory
         SET recalled = to_json(from_json(recalled, '[{"session":"BIGINT","turn":"INTEGER","score":"DOUBLE"}]'));
+    """,
+    # v9: which voice spoke a reply (a local Piper voice, or a speech service on another
+    # machine), now that a session can change voice midway when a service goes away. A
+    # table of its own: DuckDB cannot add a column to a table other tables refer to.
+    """
+    CREATE TABLE turn_voices (
+        session_id BIGINT NOT NULL,
+        idx INTEGER NOT NULL,
+        voice VARCHAR NOT NULL,
+        PRIMARY KEY (session_id, idx)
+    );
     """,
 ]
 
