@@ -139,7 +139,7 @@ def test_a_file_session_through_the_speech_services(services, small_llm, embedde
     rec = tmp_path / "talk.wav"
     pcm.write_wav(rec, spoken(voice, ["I went for a long walk by the river this morning."]))
     stt, tts = load_transcriber(s), load_voice(s)
-    assert stt.remote and tts.remote
+    assert stt.remote and tts.base.remote
     info = describe(services["stt"][0])
     assert info.programs == ("faster-whisper",) and info.round_trip_s > 0
     with Archive.open(s.db) as a:

@@ -31,6 +31,7 @@ from ..llm.base import Message
 from . import arc, modes, safety
 from .checker import ReplyRules
 from .dialog import Dialog
+from .language import LanguageChoice, prompt_note
 from .mood import parse_mood
 
 HELLO = "Hi, I'm here and listening."
@@ -87,6 +88,26 @@ class Conversation:
         self._now = now or (lambda: dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
         self._awaiting: str | None = "before" if ask_mood else None  # the mood rating we asked for
         self._ask_after = ask_mood
+        self.language = LanguageChoice()  # the language replies are in: the person's, once Whisper is sure
+
+    def heard_in(self, language: str, probability: float, text: str) -> bool:
+        """Whisper's language for the turn about to be answered; True if replies change language with it.
+
+        Call it before :meth:`turn`, so that the reply (and a crisis message)
+        is in the language the person is speaking.
+        """
+        if not self.language.heard(language, probability, text):
+            return False
+        self.dialog.system = self._system()  # the model's cache is rebuilt once, on the next reply
+        return True
+
+    def crisis_message(self) -> str:
+        """The fixed crisis message, in the language replies are in (where the project has its words)."""
+        return self.guard.message(self.language.code)
+
+    def _system(self) -> str:
+        note = prompt_note(self.language.code)
+        return f"{self.mode.prompt}\n\n{note}" if note else self.mode.prompt
 
     @property
     def mode(self) -> modes.Mode:
@@ -102,7 +123,7 @@ class Conversation:
         if check.crisis:
             self._awaiting = self._ask_after = None  # no rating questions after that
             self.dialog.add_user(text)
-            return Plan(check, fixed=self.guard.message(), mode=self.mode.name, ends=closing)
+            return Plan(check, fixed=self.crisis_message(), mode=self.mode.name, ends=closing)
 
         if self._awaiting is not None:
             plan = self._mood_answer(text, check)
@@ -112,7 +133,7 @@ class Conversation:
         wanted = modes.requested(text, self.mode.name) if not closing else None
         if wanted is not None:
             self.run = modes.ModeRun(wanted)
-            self.dialog.system = wanted.prompt  # the model's cache is rebuilt once, on the next reply
+            self.dialog.system = self._system()  # the model's cache is rebuilt once, on the next reply
             self.dialog.add_user(text)
             return Plan(check, fixed=wanted.opening, mode=wanted.name, switched=True)
 

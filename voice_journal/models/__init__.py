@@ -53,6 +53,7 @@ class ModelSpec:
     license: str
     entry: str
     files: tuple[ModelFile, ...]
+    language: str = ""  # a voice's language ("en", "de", ...); "" for models of any language
 
     @property
     def size(self) -> int:
@@ -81,7 +82,8 @@ def registry() -> dict[str, ModelSpec]:
             ModelFile(f["name"], int(f["size"]), f["sha256"], tuple(f["parts"])) for f in d["files"]
         )
         specs[name] = ModelSpec(
-            name, d["kind"], d["description"], tuple(d["requirements"]), d["license"], d["entry"], files
+            name, d["kind"], d["description"], tuple(d["requirements"]), d["license"], d["entry"], files,
+            d.get("language", ""),
         )
     return specs
 
@@ -107,6 +109,12 @@ def spec(name: str) -> ModelSpec:
     except KeyError:
         known = ", ".join(registry())
         raise ModelError(f"unknown model {name!r}; known models: {known}, or give a path") from None
+
+
+def voices_for(language: str) -> list[str]:
+    """The registry's voices for ``language`` ("de"), installed ones first."""
+    found = [s for s in registry().values() if s.kind == "tts" and s.language == language]
+    return [s.name for s in sorted(found, key=lambda s: not s.installed())]
 
 
 def resolve(name_or_path: str, kind: str) -> Path:

@@ -13,6 +13,7 @@ from ..llm.base import LLM
 from ..speech.fallback import FallbackTranscriber, FallbackVoice
 from ..speech.stt import SttConfig, Transcriber
 from ..speech.tts import Voice
+from ..speech.voices import LanguageVoices
 from ..store.embedding import Embedder
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,7 @@ class Engines:
     """The loaded models a session needs."""
 
     transcriber: Transcriber | FallbackTranscriber | None  # None only for work without audio (summaries)
-    voice: Voice | FallbackVoice | None
+    voice: Voice | LanguageVoices | None
     llm: LLM | None
     embedder: Embedder | None = None  # for search; a turn is archived without a vector if None
     safety: safety.SafetyNet | None = None  # the crisis net; built from the embedder if None
@@ -71,14 +72,18 @@ def load_transcriber(settings: Settings) -> Transcriber | FallbackTranscriber:
     return whisper()
 
 
-def load_voice(settings: Settings) -> Voice | FallbackVoice:
-    """The voice as the settings have it: a Wyoming service with the local Piper voice behind it, or Piper."""
-    def piper() -> Voice:
-        return Voice(models.resolve(settings.tts_voice, kind="tts"), threads=settings.threads or None)
+def load_voice(settings: Settings) -> LanguageVoices:
+    """The voice as the settings have it (a Wyoming service with the local Piper voice behind it, or
+    Piper), and the registry's installed voices for the other languages a person may speak."""
+    def piper(name: str = settings.tts_voice) -> Voice:
+        return Voice(models.resolve(name, kind="tts"), threads=settings.threads or None)
 
-    if settings.tts:
-        return FallbackVoice(settings.tts, piper, timeout=settings.speech_timeout_s)
-    return piper()
+    def for_language(language: str) -> Voice | None:
+        installed = [n for n in models.voices_for(language) if models.spec(n).installed()]
+        return piper(installed[0]) if installed else None
+
+    base = FallbackVoice(settings.tts, piper, timeout=settings.speech_timeout_s) if settings.tts else piper()
+    return LanguageVoices(base, for_language)
 
 
 def load_engines(settings: Settings, *, voice: bool = True, llm: bool = True, stt: bool = True, crisis_net: bool = True,

@@ -22,6 +22,7 @@ from ..store.archive import Archive
 
 from .engines import Engines
 from .events import ModeChanged, SessionEvent, SessionResult, Skipped
+from .language import follow_language
 from .memory import conversation
 from .turn_log import TurnLog
 from .timings import HeardTimings
@@ -105,6 +106,7 @@ class FileSession:
                                        models=engines.names(), embedder=engines.embedder,
                                        voice=lambda: engines.voice.name if engines.voice is not None else None)
             self.session_id = self.turns.session_id
+        follow_language(self.conv, engines.voice, transcript)
         plan = self.conv.turn(transcript.text)  # the safety check sees their words before the model does
         idx = self.turns.heard(u.clip, transcript, u.start, u.end, HeardTimings(stt_s=transcript.stt_s, vad_s=vad_s),
                                engine=engines.transcriber.name, check=plan.check)

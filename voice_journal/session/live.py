@@ -53,6 +53,7 @@ from ..store.archive import Archive
 from .engines import Engines
 from .events import BargedIn, LiveEvent, Listening, ModeChanged, SessionResult, Skipped, State
 from .hearing import Hearing
+from .language import follow_language
 from .memory import conversation
 from .turn_log import TurnLog, refresh_search
 from .timings import HeardTimings
@@ -259,6 +260,7 @@ class LiveSession:
             return False
         closing = (arc.is_goodbye(transcript.text) or self._time_up()
                    or (self.options.max_turns is not None and self.turns.user_turns + 1 >= self.options.max_turns))
+        follow_language(self.conv, self.engines.voice, transcript)
         # The safety check sees their words before the model does.
         plan = self.conv.turn(transcript.text, closing=closing, wrap_up=self._time_up())
         # The model is asked first and the turn archived while it starts writing: archiving
@@ -366,7 +368,7 @@ class LiveSession:
             return
         try:
             if self._crisis_unanswered:  # they said it, then Ctrl-C: the helplines matter more than a goodbye
-                self._say(self.conv.guard.message(), crisis=True)
+                self._say(self.conv.crisis_message(), crisis=True)
             else:
                 self._say(arc.CLOSING_INTERRUPTED)
         except KeyboardInterrupt:

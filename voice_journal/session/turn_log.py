@@ -76,7 +76,7 @@ class TurnLog:
         self.on_event(UserSpoke(self.session_id, idx, t.text, start, end, t.language))
         if check.level != "none":
             self.on_event(SafetyAlert(self.session_id, idx, check.level, check.reasons,
-                                      self.conv.guard.message() if check.crisis else None))
+                                      self.conv.crisis_message() if check.crisis else None))
         return idx
 
     def said(self, text: str, audio: np.ndarray | None, rate: int | None, *, model: str,

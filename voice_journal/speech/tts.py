@@ -59,6 +59,8 @@ class Voice:
         log.info("loaded voice %s in %.1f s", model_path.name, time.perf_counter() - t)
         self.name = model_path.stem
         self.rate = int(self._voice.config.sample_rate)
+        # "en" for en_US-joe-medium: from the voice's config (Piper writes espeak's voice there too)
+        self.language = (getattr(self._voice.config, "espeak_voice", "") or "").split("-")[0].split("_")[0]
         self._syn = (SynthesisConfig(length_scale=length_scale) if varied
                      else SynthesisConfig(length_scale=length_scale, noise_scale=0.0, noise_w_scale=0.0))
         self._lock = threading.Lock()  # one ONNX session: one sentence at a time

@@ -55,8 +55,9 @@ class SessionGuard:
         """
         return self.net.assess(text, tuple(self.history), wait=False)
 
-    def message(self) -> str:
-        return crisis_message(self.locale)
+    def message(self, language: str = "en") -> str:
+        """The crisis message, in ``language`` where the project has its words."""
+        return crisis_message(self.locale, language)
 
     def model_note(self, a: Assessment) -> str | None:
         """What to tell the model along with this turn, if anything."""
