@@ -95,3 +95,13 @@ def test_another_language_s_voice_is_loaded_once_and_heard_at_the_session_s_rate
     voices.use_language("en")
     voices.use_language("de")
     assert loaded == ["de"]
+
+
+def test_a_turn_in_another_language_is_also_read_in_english():
+    conv = Conversation("free")
+    said = "ich habe tabletten gesammelt und heute nacht bringe ich mich um"
+    assert not conv.guard.net.assess(said).crisis  # the net reads English: German alone gets past it
+    plan = conv.turn(said, english="I have collected pills and tonight I will kill myself")
+    assert plan.crisis and "read in English" in plan.check.reasons
+    calm = conv.turn("heute war ein guter tag mit meiner schwester", english="Today was a good day with my sister")
+    assert not calm.crisis and "read in English" not in calm.check.reasons

@@ -117,9 +117,12 @@ class Conversation:
         """What the companion says first."""
         return f"{HELLO} {MOOD_BEFORE if self._awaiting == 'before' else self.mode.opening}"
 
-    def turn(self, text: str, *, closing: bool = False, wrap_up: bool = False) -> Plan:
-        """The person said ``text``; ``closing``: it ends the session (goodbye, the turn or time limit)."""
-        check = self.guard.check(text)  # before anything else sees their words
+    def turn(self, text: str, *, closing: bool = False, wrap_up: bool = False, english: str | None = None) -> Plan:
+        """The person said ``text``; ``closing``: it ends the session (goodbye, the turn or time limit).
+
+        ``english``: the turn in English when it was said in another language, for the crisis net.
+        """
+        check = self.guard.check(text, english)  # before anything else sees their words
         if check.crisis:
             self._awaiting = self._ask_after = None  # no rating questions after that
             self.dialog.add_user(text)

@@ -22,7 +22,7 @@ from ..store.archive import Archive
 
 from .engines import Engines
 from .events import ModeChanged, SessionEvent, SessionResult, Skipped
-from .language import follow_language
+from .language import follow_language, in_english
 from .memory import conversation
 from .turn_log import TurnLog
 from .timings import HeardTimings
@@ -107,7 +107,8 @@ class FileSession:
                                        voice=lambda: engines.voice.name if engines.voice is not None else None)
             self.session_id = self.turns.session_id
         follow_language(self.conv, engines.voice, transcript)
-        plan = self.conv.turn(transcript.text)  # the safety check sees their words before the model does
+        # The safety check sees their words before the model does (in English too, if said in another language).
+        plan = self.conv.turn(transcript.text, english=in_english(engines.transcriber, u.clip, transcript))
         idx = self.turns.heard(u.clip, transcript, u.start, u.end, HeardTimings(stt_s=transcript.stt_s, vad_s=vad_s),
                                engine=engines.transcriber.name, check=plan.check)
         self.turns.recorder.answers(idx, plan)

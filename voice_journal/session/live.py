@@ -53,7 +53,7 @@ from ..store.archive import Archive
 from .engines import Engines
 from .events import BargedIn, LiveEvent, Listening, ModeChanged, SessionResult, Skipped, State
 from .hearing import Hearing
-from .language import follow_language
+from .language import follow_language, in_english
 from .memory import conversation
 from .turn_log import TurnLog, refresh_search
 from .timings import HeardTimings
@@ -261,8 +261,9 @@ class LiveSession:
         closing = (arc.is_goodbye(transcript.text) or self._time_up()
                    or (self.options.max_turns is not None and self.turns.user_turns + 1 >= self.options.max_turns))
         follow_language(self.conv, self.engines.voice, transcript)
-        # The safety check sees their words before the model does.
-        plan = self.conv.turn(transcript.text, closing=closing, wrap_up=self._time_up())
+        # The safety check sees their words before the model does (in English too, if said in another language).
+        plan = self.conv.turn(transcript.text, closing=closing, wrap_up=self._time_up(),
+                              english=in_english(self.engines.transcriber, u.clip, transcript))
         # The model is asked first and the turn archived while it starts writing: archiving
         # (audio, embedding, a committed transaction) took ~0.1 s of the person's wait. The
         # reply is archived after the turn, and Ctrl-C in between keeps both (_on_interrupt).

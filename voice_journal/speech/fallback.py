@@ -97,6 +97,10 @@ class FallbackTranscriber(_Fallback):
     def transcribe(self, clip: pcm.Clip, language: str | None = None, *, prompt: str | None = None) -> Transcript:
         return self._call("transcribe", clip, language, prompt=prompt)
 
+    def translate(self, clip: pcm.Clip, language: str | None = None) -> str:
+        """English for the crisis net, by the local Whisper: Wyoming asks a service for one task only."""
+        return self._local_engine().translate(clip, language)
+
 
 class FallbackVoice(_Fallback):
     """Text to speech by a Wyoming service, with the local Piper voice behind it.

@@ -152,6 +152,21 @@ class Transcriber:
             time.perf_counter() - t,
         )
 
+    def translate(self, clip: Clip, language: str | None = None) -> str:
+        """What ``clip`` says, in English (Whisper's translate task); "" from an English-only model.
+
+        For the crisis net, which reads English: a turn in another language
+        is also checked in Whisper's English for it. A second pass over the
+        clip: about as long as transcribing it.
+        """
+        if self.english_only or clip.rate != RATE or not len(clip.samples):
+            return ""
+        segments, _ = self._model.transcribe(
+            clip.float32(), task="translate", language=language or None, beam_size=self.config.beam_size,
+            condition_on_previous_text=False, temperature=0.0, vad_filter=False,
+            chunk_length=window_s(clip.duration, self.config.min_window_s))
+        return " ".join(s.text.strip() for s in segments if s.text.strip()).strip()
+
     def _decode(self, audio: np.ndarray, language: str | None, prompt: str | None,
                 window: int) -> tuple[list[Segment], object, bool]:
         """(the segments kept, faster-whisper's info, whether any was dropped or none decoded)."""

@@ -10,11 +10,15 @@ reviewed words with who can help right now. ``concern`` (hopelessness,
 feeling a burden, self-harm or suicidal thoughts in the past) tells the
 model to check in gently.
 
-It reads words, not tone, and English only: it is a net, not a clinician,
-and the prompts still ask the model to notice what it misses.
+It reads words, not tone, and English only: a turn said in another
+language is also read in Whisper's English translation of it (see
+:meth:`SessionGuard.check`). It is a net, not a clinician, and the prompts
+still ask the model to notice what it misses.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from .judge import Judge
 from .levels import LEVELS, Assessment
@@ -39,9 +43,18 @@ class SessionGuard:
         self.crisis_seen = False
         self.history: list[Earlier] = []
 
-    def check(self, text: str) -> Assessment:
-        """The turn's assessment (waiting for the judge if it is asked); the turn joins the context."""
+    def check(self, text: str, english: str | None = None) -> Assessment:
+        """The turn's assessment (waiting for the judge if it is asked); the turn joins the context.
+
+        ``english``: the turn in English, when it was said in another
+        language (the net reads English): the more worrying of the two
+        readings counts.
+        """
         a = self.net.assess(text, tuple(self.history))
+        if english and english.strip() != text.strip():
+            b = self.net.assess(english, tuple(self.history))
+            if LEVELS.index(b.level) > LEVELS.index(a.level):
+                a = dataclasses.replace(b, reasons=(*b.reasons, "read in English"))
         self.history = [*self.history[-(CONTEXT_TURNS - 1):], Earlier(text, a)]
         self.crisis_seen = self.crisis_seen or a.crisis
         return a
