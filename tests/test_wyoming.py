@@ -24,7 +24,7 @@ from voice_journal.session.engines import load_transcriber, load_voice
 from voice_journal.session.events import CompanionReplied
 from voice_journal.speech.fallback import FallbackTranscriber
 from voice_journal.speech.stt import SttConfig, Transcript
-from voice_journal.speech.wyoming import ServiceAddress, describe
+from voice_journal.speech.wyoming import ServiceAddress, describe, elsewhere_note
 from voice_journal.store.archive import Archive
 from wyoming_servers import serving
 
@@ -41,6 +41,15 @@ def test_a_malformed_address_is_one_clear_line(url):
 def test_an_address_is_read():
     assert ServiceAddress.parse(" wyoming://homeserver.local:10300 ") == ServiceAddress("homeserver.local", 10300)
     assert str(ServiceAddress.parse("wyoming://[::1]:10200")) == "wyoming://[::1]:10200"
+
+
+@pytest.mark.parametrize("url, named", [("wyoming://127.0.0.1:10300", False), ("wyoming://localhost:10300", False),
+                                        ("wyoming://[::1]:10300", False), ("wyoming://homeserver:10300", True),
+                                        ("wyoming://192.168.1.20:10200", True), ("not an address", False)])
+def test_a_service_on_another_machine_is_named_once_a_session_starts(url, named):
+    note = elsewhere_note(url, "your voice")
+    assert (note is not None) == named
+    assert note is None or note == f"your voice goes to {url} (not this machine)"
 
 
 class _Listener:

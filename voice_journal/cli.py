@@ -181,6 +181,7 @@ def _engines(settings, where: str = ""):
     err.print(f"[dim]{where}speech: {names['stt']} · companion: {names['llm']} · voice: {names['tts']} · "
               f"journal: {settings.db}[/dim]")
     _say_where_words_go(engines.llm)
+    _say_where_speech_goes(settings)
     return engines
 
 
@@ -237,6 +238,16 @@ def _say_where_words_go(llm) -> None:
     note = remote_host_note(llm.host, proxy=getattr(llm, "proxy", ""))
     if note:
         err.print(f"[yellow]{escape(note)}[/yellow]")
+
+
+def _say_where_speech_goes(settings) -> None:
+    """Once, as a session starts: name a speech service that is not on this machine."""
+    from .speech.wyoming import elsewhere_note
+
+    for url, what in ((settings.stt, "your voice"), (settings.tts, "the companion's words, to be spoken,")):
+        note = elsewhere_note(url, what) if url else None
+        if note:
+            err.print(f"[yellow]{escape(note)}[/yellow]")
 
 
 _STATES = {"starting": "starting", "listening": "[green]● listening[/]", "hearing": "[bold green]● hearing you[/]",

@@ -23,6 +23,7 @@ every read so that a service that hangs is the same as one that is down.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
 import time
@@ -68,10 +69,25 @@ class ServiceAddress:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"wyoming://{host}:{self.port}"
 
+    @property
+    def this_machine(self) -> bool:
+        """Loopback or ``localhost``: no name is looked up, so any other name counts as another machine."""
+        if self.host == "localhost" or self.host.endswith(".localhost"):
+            return True
+        try:
+            ip = ipaddress.ip_address(self.host)
+        except ValueError:
+            return False
+        return ip.is_loopback or (getattr(ip, "ipv4_mapped", None) is not None and ip.ipv4_mapped.is_loopback)
 
-def is_wyoming(url: str | None) -> bool:
-    """Whether a setting names a Wyoming service rather than a local model."""
-    return bool(url) and url.strip().lower().startswith(("wyoming://", "tcp://"))
+
+def elsewhere_note(url: str, what: str) -> str | None:
+    """One line saying that ``what`` goes to another machine, for a service not on this one; else None."""
+    try:
+        address = ServiceAddress.parse(url)
+    except InputError:
+        return None  # not used: the local model answers, and the session says so
+    return None if address.this_machine else f"{what} goes to {address} (not this machine)"
 
 
 @dataclass(frozen=True)
