@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
+from conftest import SAMPLES, RecordingLLM
 from voice_journal.companion.conversation import Conversation
 from voice_journal.companion.language import LanguageChoice, prompt_note
 from voice_journal.companion.safety import crisis_message
@@ -105,3 +108,37 @@ def test_a_turn_in_another_language_is_also_read_in_english():
     assert plan.crisis and "read in English" in plan.check.reasons
     calm = conv.turn("heute war ein guter tag mit meiner schwester", english="Today was a good day with my sister")
     assert not calm.crisis and "read in English" not in calm.check.reasons
+
+
+SPANISH = SAMPLES / "spanish" / "persuasion.opus"  # a real reader, Multilingual LibriSpeech (see samples/README.md)
+
+
+def test_a_session_in_spanish_is_answered_in_spanish_and_shown_where_no_voice_speaks_it(base_stt, small_llm, voice,
+                                                                                       embedder, tmp_path):
+    from voice_journal import config
+    from voice_journal.session import Engines, FileSession
+    from voice_journal.store.archive import Archive
+
+    told = []
+    voices = LanguageVoices(voice, lambda language: None, on_mute=told.append)  # no Spanish voice installed
+    llm = RecordingLLM(small_llm)
+    s = config.load(profile="fast", db=tmp_path / "j.duckdb", reply_tokens=24, memory=False)
+    with Archive.open(s.db) as a:
+        sid = FileSession(Engines(base_stt, voices, llm, embedder), a, s).run(SPANISH).session_id
+        turns = a.turns(sid, with_audio=True)
+    user, reply = turns[0], turns[-1]
+    assert user.language == "es" and "sorpresa" in user.text.lower()
+    assert "Always reply in Spanish" in llm.shown[0][0].content
+    assert reply.role == "assistant" and reply.text and reply.audio_flac is None and reply.voice is None
+    assert len(told) == 1 and "Spanish" in told[0]
+
+
+def test_the_crisis_net_gets_whisper_s_english_for_a_turn_in_spanish(base_stt):
+    from voice_journal.audio import pcm
+    from voice_journal.session.language import in_english
+
+    clip = pcm.load(SPANISH)
+    heard = base_stt.transcribe(clip)
+    english = in_english(base_stt, clip, heard)
+    assert heard.language == "es" and english and "surprise" in english.lower(), english
+    assert in_english(base_stt, clip, dataclasses.replace(heard, language="en")) is None  # English needs none
