@@ -217,3 +217,17 @@ class RecordingLLM:
 
     def warm(self, messages):
         self._llm.warm(messages)
+
+
+def quick_talk(recording, speed: float = 2.0):
+    """A person (the recording) and a speaker on one clock ``speed`` times as fast as the wall's.
+
+    A live session's logic runs on the audio's own time (samples heard,
+    samples played), so the conversation keeps its shape; only the
+    models' work takes its real time, as on a machine ``speed`` times
+    slower. For tests of what a session does, not of how fast.
+    """
+    from voice_journal.audio.capture import PacedFile
+    from voice_journal.audio.playback import ClockedWavSink
+
+    return PacedFile(recording, speed=speed), ClockedWavSink(None, speed=speed)

@@ -13,7 +13,7 @@ import datetime as dt
 
 import pytest
 
-from conftest import RecordingLLM
+from conftest import RecordingLLM, quick_talk
 from voice_journal.companion import arc, modes, safety
 from voice_journal.companion.checker import ReplyGate, ReplyRules, check, speaks_as_them, trim
 from voice_journal.companion.conversation import MOOD_AFTER, MOOD_BEFORE, Conversation, Recalled
@@ -287,8 +287,6 @@ def test_a_live_session_with_a_mood_rating_and_a_mode_asked_for_by_voice(tiny_st
                                                                         tmp_path):
     from voice_journal import config
     from voice_journal.audio import pcm
-    from voice_journal.audio.capture import PacedFile
-    from voice_journal.audio.playback import ClockedWavSink
     from voice_journal.companion.conversation import GOODBYE_AFTER_MOOD, HELLO
     from voice_journal.session import Engines, LiveOptions, LiveSession, ModeChanged
     from voice_journal.store.archive import Archive
@@ -304,8 +302,8 @@ def test_a_live_session_with_a_mood_rating_and_a_mode_asked_for_by_voice(tiny_st
     s = config.load(profile="fast", db=tmp_path / "j.duckdb", reply_tokens=32, mood_check=True)
     events = []
     with Archive.open(s.db) as a:
-        result = LiveSession(Engines(tiny_stt, voice, small_llm, embedder), a, s, PacedFile(rec),
-                             ClockedWavSink(None), LiveOptions(max_turns=8), on_event=events.append).run()
+        result = LiveSession(Engines(tiny_stt, voice, small_llm, embedder), a, s, *quick_talk(rec),
+                             LiveOptions(max_turns=8), on_event=events.append).run()
         turns = a.turns(result.session_id)
         answers = a.answers(result.session_id)
         mode = a.session(result.session_id).mode
@@ -358,8 +356,6 @@ def test_a_live_reply_begun_in_the_pause_carries_what_memory_recalls(tiny_stt, s
     # test_session_parts proves a reply begun in a pause asks for memory; this one the wiring.
     from voice_journal import config
     from voice_journal.audio import pcm
-    from voice_journal.audio.capture import PacedFile
-    from voice_journal.audio.playback import ClockedWavSink
     from voice_journal.session import Engines, LiveOptions, LiveSession, write_entry
     from voice_journal.store.archive import Archive
 
@@ -373,7 +369,7 @@ def test_a_live_reply_begun_in_the_pause_carries_what_memory_recalls(tiny_stt, s
     with Archive.open(s.db) as a:
         old = write_entry(a, embedder, "I had a huge fight with my brother about selling our parents' house.",
                           at=dt.datetime(2026, 11, 10, 19, 0))
-        result = LiveSession(Engines(tiny_stt, voice, llm, embedder), a, s, PacedFile(rec), ClockedWavSink(None),
+        result = LiveSession(Engines(tiny_stt, voice, llm, embedder), a, s, *quick_talk(rec),
                              LiveOptions(max_turns=2)).run()
         turns = [t for t in a.turns(result.session_id) if t.idx > 0]
     user, reply = turns[0], turns[1]

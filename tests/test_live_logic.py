@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import LIBRIVOX, RecordingLLM, spoken
+from conftest import LIBRIVOX, RecordingLLM, quick_talk, spoken
 from voice_journal import config
 from voice_journal.audio import pcm
 from voice_journal.audio.capture import PacedFile
@@ -227,7 +227,7 @@ def test_one_request_a_turn_and_the_reply_spoken_is_the_one_asked_for(small_llm,
                               pause_s=3))
     s = settings(tmp_path)
     with Archive.open(s.db) as a:
-        result = LiveSession(Engines(tiny_stt, voice, llm), a, s, PacedFile(rec), ClockedWavSink(None),
+        result = LiveSession(Engines(tiny_stt, voice, llm), a, s, *quick_talk(rec),
                              LiveOptions(max_turns=2)).run()
         turns = [t for t in a.turns(result.session_id) if t.idx > 0]
     users, replies = turns[0::2], turns[1::2]
@@ -253,7 +253,7 @@ def test_a_reply_begun_in_a_thinking_pause_is_dropped_when_the_person_goes_on(sm
     pcm.write_wav(rec, pcm.Clip(np.concatenate([first.samples, second.samples[8000:]])))
     s = settings(tmp_path)
     with Archive.open(s.db) as a:
-        result = LiveSession(Engines(tiny_stt, voice, llm), a, s, PacedFile(rec), ClockedWavSink(None),
+        result = LiveSession(Engines(tiny_stt, voice, llm), a, s, *quick_talk(rec),
                              LiveOptions(max_turns=1)).run()
         user, reply = [t for t in a.turns(result.session_id) if t.idx > 0]
     assert "bread" in user.text.lower() and reply.text
@@ -295,7 +295,7 @@ def test_ctrl_c_while_the_turn_is_archived_keeps_the_turn_then_its_reply(engines
     journal = type("CtrlC", (_FailingOnce,), {"error": KeyboardInterrupt(), "failed": False,
                                                "after_commit": after_commit})
     a = journal.open(s.db)
-    result = LiveSession(engines, a, s, PacedFile(rec), ClockedWavSink(None), LiveOptions(max_turns=1)).run()
+    result = LiveSession(engines, a, s, *quick_talk(rec), LiveOptions(max_turns=1)).run()
     turns = a.turns(result.session_id)
     a.close()
     assert journal.failed
@@ -313,10 +313,16 @@ def test_a_journal_failing_mid_turn_stops_the_reply_it_would_archive(engines, vo
     s = settings(tmp_path)
     journal = type("Full", (_FailingOnce,), {"error": StoreError("could not save: disk full"), "failed": False})
     a = journal.open(s.db)
-    session = LiveSession(engines, a, s, PacedFile(rec), ClockedWavSink(None), LiveOptions(max_turns=1))
+    session = LiveSession(engines, a, s, *quick_talk(rec), LiveOptions(max_turns=1))
     with pytest.raises(StoreError, match="disk full"):
         session.run()
     assert journal.failed and session.speaking.job is None
     assert not any(t.name == "reply" and t.is_alive() for t in __import__("threading").enumerate())
     assert [t.text for t in a.turns(session.session_id)] == [arc.GREETING]  # what was kept stays
     a.close()
+
+
+def test_a_faster_clocked_sink_counts_wall_seconds_at_its_speed():
+    sink = ClockedWavSink(None, speed=4)
+    sink.write(np.zeros(22050, np.int16), 22050)  # one second of audio
+    assert 0.2 < sink.pending_s <= 0.25  # a quarter of a second of wall time left, at most

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import RecordingLLM
+from conftest import RecordingLLM, quick_talk
 from voice_journal.companion import safety
 from voice_journal.companion.safety import assess
 
@@ -172,8 +172,6 @@ def test_a_spoken_crisis_gets_the_fixed_message_not_the_model(tiny_stt, small_ll
 def test_a_crisis_in_a_live_session(tiny_stt, small_llm, voice, tmp_path):
     from voice_journal import config
     from voice_journal.audio import pcm
-    from voice_journal.audio.capture import PacedFile
-    from voice_journal.audio.playback import ClockedWavSink
     from voice_journal.session import Engines, LiveOptions, LiveSession
     from voice_journal.store.archive import Archive
 
@@ -184,7 +182,7 @@ def test_a_crisis_in_a_live_session(tiny_stt, small_llm, voice, tmp_path):
     s = config.load(profile="fast", db=tmp_path / "j.duckdb", reply_tokens=24, locale="en_GB.UTF-8")
     llm = RecordingLLM(small_llm)
     with Archive.open(s.db) as a:
-        result = LiveSession(Engines(tiny_stt, voice, llm), a, s, PacedFile(rec), ClockedWavSink(None),
+        result = LiveSession(Engines(tiny_stt, voice, llm), a, s, *quick_talk(rec),
                              LiveOptions(max_turns=3)).run()
         turns = [t for t in a.turns(result.session_id, with_audio=True) if t.idx > 0]  # after the greeting
     _check_crisis_turns(turns, llm, "116 123")

@@ -15,7 +15,7 @@ import threading
 import numpy as np
 import pytest
 
-from conftest import spoken
+from conftest import quick_talk, spoken
 from voice_journal import config
 from voice_journal.audio import pcm
 from voice_journal.errors import InputError, SpeechServiceError
@@ -200,8 +200,6 @@ def test_services_that_die_mid_session_hand_over_to_the_local_models(services, s
 
 
 def test_a_live_session_through_the_speech_services(services, small_llm, embedder, voice, tmp_path):
-    from voice_journal.audio.capture import PacedFile
-    from voice_journal.audio.playback import ClockedWavSink
     from voice_journal.session import LiveOptions, LiveSession
 
     s = _settings(tmp_path, services)
@@ -209,7 +207,7 @@ def test_a_live_session_through_the_speech_services(services, small_llm, embedde
     pcm.write_wav(rec, spoken(voice, ["My sister called me this evening."]))
     engines = Engines(load_transcriber(s), load_voice(s), small_llm, embedder)
     with Archive.open(s.db) as a:
-        sid = LiveSession(engines, a, s, PacedFile(rec), ClockedWavSink(None), LiveOptions(max_turns=1)).run().session_id
+        sid = LiveSession(engines, a, s, *quick_talk(rec), LiveOptions(max_turns=1)).run().session_id
         turns = a.turns(sid, with_audio=True)
     assert [t.role for t in turns] == ["assistant", "user", "assistant"]  # greeting, the turn, the reply
     assert "sister" in turns[1].text.lower() and turns[1].model.startswith(services["stt"][0])

@@ -237,6 +237,8 @@ class PacedFile:
             yield np.zeros(self._block, np.int16)
 
     def _pace(self) -> None:
+        if (wait := self._resume_at - time.monotonic()) > 0 and self._stop.wait(wait):
+            return
         t0 = time.monotonic()
         sent = 0
         blocks = self._blocks()
@@ -274,7 +276,9 @@ class PacedFile:
                 self._done = True
                 self._queue.put(_END)
 
-    def start(self) -> "PacedFile":
+    def start(self, at: float = 0.0) -> "PacedFile":
+        """Start talking, at ``at`` (a time.monotonic() value: after the greeting's tail) or now."""
+        self._resume_at = at
         self._thread.start()
         return self
 

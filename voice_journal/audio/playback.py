@@ -77,9 +77,13 @@ class ClockedWavSink:
     real one does, can be stopped mid-sentence and knows how much was heard.
     This one keeps the replies in memory, moves a playhead at the wall
     clock's pace, and writes to the file only what was "played".
+    ``speed`` > 1 plays faster, for a session whose person (a
+    :class:`~voice_journal.audio.capture.PacedFile` of the same speed) also
+    talks faster: the conversation keeps its shape on a quicker clock.
     """
 
-    def __init__(self, path: str | Path | None):
+    def __init__(self, path: str | Path | None, *, speed: float = 1.0):
+        self._speed = speed
         self._wav = WavSink(path) if path is not None else None  # None: heard by nobody
         self._lock = threading.Lock()
         self._buffer = np.zeros(0, np.int16)
@@ -93,12 +97,12 @@ class ClockedWavSink:
         if not len(self._buffer):
             return
         now = time.monotonic()
-        n = min(len(self._buffer), int((now - self._since) * self._rate))
+        n = min(len(self._buffer), int((now - self._since) * self._rate * self._speed))
         if n > 0:
             if self._wav is not None:
                 self._wav.write(self._buffer[:n], self._rate)
             self._buffer = self._buffer[n:]
-            self._since += n / self._rate
+            self._since += n / (self._rate * self._speed)
             self.played += n
 
     def write(self, samples: np.ndarray, rate: int) -> None:
@@ -114,9 +118,10 @@ class ClockedWavSink:
 
     @property
     def pending_s(self) -> float:
+        """Wall seconds until what was written has played."""
         with self._lock:
             self._advance()
-            return len(self._buffer) / self._rate if self._rate else 0.0
+            return len(self._buffer) / (self._rate * self._speed) if self._rate else 0.0
 
     def drain(self, timeout: float | None = None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -159,8 +159,8 @@ class LiveSession:
                 self.started = time.monotonic()
                 if self.options.greet:
                     self._say(self.conv.opening(), greeting=True)
-                if waits:
-                    self.source.start()
+                if waits:  # once the greeting and its deaf tail are over, as a person would
+                    self.source.start(at=self.hearing.deaf_until)
                 self.speculative.warm(self.dialog.messages())
                 self._listen()
             except KeyboardInterrupt:
