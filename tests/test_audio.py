@@ -160,3 +160,24 @@ def test_two_hour_file_streams_in_bounded_memory(tmp_path):
     assert any(abs(s - (105 * 60 + 1)) < 1.5 for s in starts), r["segments"]
     text = " ".join(s[2] for s in r["segments"]).lower()
     assert "young man" in text and "amiable himself" in text
+
+
+def test_the_wake_phrase_starts_a_session_and_nothing_else_does(voice):
+    """openWakeWord's "hey jarvis" (trained on Piper voices) on Piper's joe voice, and on real readers."""
+    from voice_journal.audio.wake import WakeWord
+
+    wake = WakeWord.load("hey-jarvis")
+
+    def heard(samples) -> bool:
+        wake.reset()
+        return any(wake.heard(samples[i:i + 480]) for i in range(0, len(samples), 480))  # 30 ms blocks
+
+    def said(text):
+        s = voice.sentence(text)
+        quiet = np.zeros(8000, np.int16)
+        return np.concatenate([quiet, pcm.resampled(s.samples, s.rate, pcm.RATE), quiet, quiet])
+
+    assert heard(said("Hey Jarvis.")) and heard(said("Hey Jarvis, I'd like to talk."))
+    assert not any(heard(said(t)) for t in ("Hey, how are you doing today?", "Hey there.",
+                                            "I went for a long walk by the river this morning."))
+    assert not any(heard(pcm.load(p).samples) for p, _ in librivox_clips())

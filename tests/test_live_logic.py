@@ -326,3 +326,23 @@ def test_a_faster_clocked_sink_counts_wall_seconds_at_its_speed():
     sink = ClockedWavSink(None, speed=4)
     sink.write(np.zeros(22050, np.int16), 22050)  # one second of audio
     assert 0.2 < sink.pending_s <= 0.25  # a quarter of a second of wall time left, at most
+
+
+def test_a_wake_phrase_begins_a_hands_free_session(tiny_stt, small_llm, voice, tmp_path):
+    from voice_journal.audio.wake import WakeWord
+    from voice_journal.session import wait_for_wake
+
+    rec = tmp_path / "talk.wav"
+    pcm.write_wav(rec, spoken(voice, ["Before anything, some words nobody asked to keep.", "Hey Jarvis.",
+                                      "I had a long day at work today."], pause_s=6))
+    s = settings(tmp_path)
+    source, sink = quick_talk(rec)
+    source.start()  # listening before any session, as the microphone is
+    assert wait_for_wake(source, WakeWord.load("hey-jarvis"))
+    with Archive.open(s.db) as a:
+        result = LiveSession(Engines(tiny_stt, voice, small_llm), a, s, source, sink,
+                             LiveOptions(max_turns=1, listening=True)).run()
+        turns = a.turns(result.session_id)
+    assert [t.role for t in turns] == ["assistant", "user", "assistant"]  # greeted once woken, then the turn
+    assert "long day" in turns[1].text.lower() and "jarvis" not in turns[1].text.lower()
+    assert not any("nobody asked" in t.text for t in turns)  # what came before the phrase is not kept

@@ -117,6 +117,8 @@ def session(
     stt_model: Optional[str] = typer.Option(None, "--stt-model", help="Whisper model: registry name or folder."),
     voice: Optional[str] = typer.Option(None, "--voice", help="Piper voice: registry name or .onnx path."),
     end_silence_ms: Optional[int] = typer.Option(None, "--end-silence-ms", help="Silence that ends a turn."),
+    wake: Optional[str] = typer.Option(None, "--wake", help="Live: wait until this wake phrase is said, then begin "
+                                       "(hands-free; `voice-journal models install hey-jarvis`)."),
 ) -> None:
     """Hold a journaling session: on the microphone, or with --input, from a recording.
 
@@ -136,9 +138,9 @@ def session(
         raise InputError("--realtime plays a recording in real time: give it with --input FILE")
     if input is None or realtime:
         return _live_session(settings, input, reply_audio, play, barge_in, max_turns, max_minutes,
-                             input_device, output_device, mode)
-    if barge_in or max_turns is not None or input_device or output_device:
-        raise InputError("--barge-in, --max-turns and the devices apply to live sessions: "
+                             input_device, output_device, mode, wake)
+    if barge_in or max_turns is not None or input_device or output_device or wake:
+        raise InputError("--barge-in, --max-turns, --wake and the devices apply to live sessions: "
                          "leave out --input, or add --realtime")
     _file_session(settings, input, reply_audio, play, output_device, mode)
 
@@ -285,11 +287,13 @@ def _status_line(s, max_minutes: float):
 
 def _live_session(settings, input: Optional[Path], reply_audio: Optional[Path], play: bool, barge_in: bool,
                   max_turns: Optional[int], max_minutes: float, input_device: Optional[str],
-                  output_device: Optional[str], mode: str) -> None:
+                  output_device: Optional[str], mode: str, wake: Optional[str] = None) -> None:
     from rich.live import Live
 
-    from .session import LiveOptions, LiveSession
+    from .audio.wake import WakeWord
+    from .session import LiveOptions, LiveSession, wait_for_wake
 
+    phrase = WakeWord.load(wake) if wake else None  # not installed: one line, before anything opens
     source, sink = _live_devices(input, reply_audio, play, input_device, output_device)
     archive = _archive(settings)  # devices and the journal fail before any model loads
     live = None
@@ -301,7 +305,14 @@ def _live_session(settings, input: Optional[Path], reply_audio: Optional[Path], 
             err.print("[dim]barge-in is on: use headphones, or the companion may hear (and stop) itself[/dim]")
         err.print("[dim]say “goodbye” or “that's all for today”, or press Ctrl-C, to end the session[/dim]")
         _gentle_notes(settings, archive)
-        options = LiveOptions(barge_in=barge_in, max_turns=max_turns, max_minutes=max_minutes)
+        if phrase is not None:
+            source.start()
+            err.print(f"[dim]say “{wake.replace('-', ' ')}” to begin[/dim]")
+            if not wait_for_wake(source, phrase):
+                out.print("The wake phrase was not heard; no session was begun.")
+                return
+        options = LiveOptions(barge_in=barge_in, max_turns=max_turns, max_minutes=max_minutes,
+                              listening=phrase is not None)
         s = LiveSession(engines, archive, settings, source, sink, options, mode=mode, on_event=_print_event)
         if err.is_terminal:
             live = Live(get_renderable=lambda: _status_line(s, max_minutes), console=err, refresh_per_second=10,

@@ -42,8 +42,10 @@ from .memory import MEMORY_MIN_SCORE, MEMORY_TURNS, recaller
 from .recorder import Recorder
 from .speaker import FALLBACK_REPLY, SpokenReply, reply_options, speak_reply, speak_reply_text
 from .timings import HeardTimings, ReplyTimings
+from .wake import wait_for_wake
 
 __all__ = [
+    "wait_for_wake",
     "BargedIn", "CompanionReplied", "Engines", "FALLBACK_REPLY", "FileSession", "FileTranscript", "HeardTimings", "Imported",
     "LiveEvent", "LiveOptions", "LiveSession", "Listening", "MAX_WRITTEN_CHARS", "MEMORY_MIN_SCORE", "MEMORY_TURNS",
     "ModeChanged", "Recorder", "ReplyTimings", "SafetyAlert", "SessionEvent", "SessionResult", "Skipped", "State", "SpokenReply", "UserSpoke",

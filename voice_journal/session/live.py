@@ -80,6 +80,7 @@ class LiveOptions:
     confirm_speech_s: float = 0.2  # Silero must find this much speech in a turn, or it was noise
     early_stt_ms: int = 300  # a pause this long closes a piece of the turn, transcribed at once
     speculative_reply: bool = True  # begin the reply in that pause; kept if the turn ends there, else dropped
+    listening: bool = False  # the source was started already (a wake phrase was heard on it)
 
 
 
@@ -153,12 +154,14 @@ class LiveSession:
             try:
                 # A microphone listens from the start (the level meter, barge-in over the greeting);
                 # a recording standing in for a person starts talking once greeted.
-                waits = getattr(self.source, "waits_for_greeting", False)
-                if not waits:
+                waits = getattr(self.source, "waits_for_greeting", False) and not self.options.listening
+                if not waits and not self.options.listening:
                     self.source.start()
                 self.started = time.monotonic()
                 if self.options.greet:
+                    self.hearing.hold(self.options.listening)  # woken: a recording waits for the greeting too
                     self._say(self.conv.opening(), greeting=True)
+                    self.hearing.hold(False)
                 if waits:  # once the greeting and its deaf tail are over, as a person would
                     self.source.start(at=self.hearing.deaf_until)
                 self.speculative.warm(self.dialog.messages())
