@@ -208,6 +208,7 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="embedded model: registry name or GGUF (default: the setting)")
     ap.add_argument("--fast", action="store_true", help="SmolLM2 135M (a quick check of the wiring)")
     ap.add_argument("--limit", type=int, default=0, help="only the first N exchanges (0: all)")
+    ap.add_argument("--conversations", action="store_true", help="only the three-turn conversations")
     ap.add_argument("--json", type=Path, metavar="FILE", help="save every reply")
     ap.add_argument("--seed", type=int, default=1, help="the sampling seed (replies differ from run to run without one)")
     args = ap.parse_args()
@@ -217,6 +218,8 @@ def main() -> None:
     exchanges, conversations = load(args.split)
     if args.limit:
         exchanges, conversations = exchanges[: args.limit], conversations[: max(1, args.limit // 10)]
+    if args.conversations:
+        exchanges = []
     console = Console(width=160)
     t = time.perf_counter()
     llm = open_llm("embedded", ollama_model=settings.ollama_model, ollama_host=settings.ollama_host,
