@@ -79,23 +79,22 @@ class _Listener:
         for c in self.held:
             c.close()
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
 
 def test_a_service_of_another_protocol_is_named_as_such():
-    web = _Listener(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
-    try:
-        with pytest.raises(SpeechServiceError, match="does not speak Wyoming"):
-            describe(web.url, timeout=5)
-    finally:
-        web.close()
+    with _Listener(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n") as web, \
+            pytest.raises(SpeechServiceError, match="does not speak Wyoming"):
+        describe(web.url, timeout=5)
 
 
 def test_a_service_that_never_answers_times_out():
-    silent = _Listener(None)
-    try:
-        with pytest.raises(SpeechServiceError, match="did not answer within 0.2 s"):
-            describe(silent.url, timeout=0.2)
-    finally:
-        silent.close()
+    with _Listener(None) as silent, pytest.raises(SpeechServiceError, match="did not answer within 0.2 s"):
+        describe(silent.url, timeout=0.2)
 
 
 def test_a_service_that_is_down_is_one_line():

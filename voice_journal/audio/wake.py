@@ -51,6 +51,7 @@ class WakeWord:
             raise ModelError(f"cannot load the wake phrase model from {folder}: {e}") from None
         self.name = name or Path(phrase_model).stem
         self.threshold = threshold
+        self._primed = self._prime()
         self.reset()
 
     @classmethod
@@ -64,17 +65,21 @@ class WakeWord:
         entry = models.resolve(name, kind="wake")  # the phrase's model, beside the shared ones
         return cls(entry.parent, entry.name, threshold=threshold, name=name)
 
+    def _prime(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The state after two seconds of a quiet room: where every reset starts (computed once)."""
+        self._context = np.zeros(_MEL_CONTEXT, np.int16)
+        self._mels = np.ones((_MEL_WINDOW, 32), np.float32)
+        self._embeddings = np.zeros((0, 96), np.float32)
+        self.scores: list[float] = []
+        noise = np.random.default_rng(0).integers(-300, 300, 16000 * 2).astype(np.int16)
+        for i in range(0, len(noise), CHUNK):
+            self._chunk(noise[i : i + CHUNK])
+        return self._context, self._mels, self._embeddings
+
     def reset(self) -> None:
         """Forget what was heard (after the phrase, so that its tail does not fire again)."""
         self._pending = np.zeros(0, np.int16)
-        self._context = np.zeros(_MEL_CONTEXT, np.int16)
-        self._mels = np.ones((_MEL_WINDOW, 32), np.float32)
-        # Start from the embeddings of quiet noise, as if it had been listening to a quiet room.
-        noise = np.random.default_rng(0).integers(-300, 300, 16000 * 2).astype(np.int16)
-        self._embeddings = np.zeros((0, 96), np.float32)
-        self.scores: list[float] = []
-        for i in range(0, len(noise), CHUNK):
-            self._chunk(noise[i : i + CHUNK])
+        self._context, self._mels, self._embeddings = self._primed  # replaced, never changed in place
         self.scores = []
 
     def heard(self, samples: np.ndarray) -> bool:

@@ -112,9 +112,8 @@ def spec(name: str) -> ModelSpec:
 
 
 def voices_for(language: str) -> list[str]:
-    """The registry's voices for ``language`` ("de"), installed ones first."""
-    found = [s for s in registry().values() if s.kind == "tts" and s.language == language]
-    return [s.name for s in sorted(found, key=lambda s: not s.installed())]
+    """The registry's installed voices for ``language`` ("de"), in registry order."""
+    return [s.name for s in registry().values() if s.kind == "tts" and s.language == language and s.installed()]
 
 
 def resolve(name_or_path: str, kind: str) -> Path:

@@ -45,10 +45,9 @@ from .timings import HeardTimings, ReplyTimings
 from .wake import wait_for_wake
 
 __all__ = [
-    "wait_for_wake",
     "BargedIn", "CompanionReplied", "Engines", "FALLBACK_REPLY", "FileSession", "FileTranscript", "HeardTimings", "Imported",
     "LiveEvent", "LiveOptions", "LiveSession", "Listening", "MAX_WRITTEN_CHARS", "MEMORY_MIN_SCORE", "MEMORY_TURNS",
     "ModeChanged", "Recorder", "ReplyTimings", "SafetyAlert", "SessionEvent", "SessionResult", "Skipped", "State", "SpokenReply", "UserSpoke",
     "file_hash", "file_utterances", "import_recording", "load_engines", "load_safety_net", "load_transcriber",
-    "recaller", "reply_options", "speak_reply", "speak_reply_text", "transcribe_file", "write_entry",
+    "recaller", "reply_options", "speak_reply", "speak_reply_text", "transcribe_file", "wait_for_wake", "write_entry",
 ]

@@ -79,7 +79,7 @@ def load_voice(settings: Settings) -> LanguageVoices:
         return Voice(models.resolve(name, kind="tts"), threads=settings.threads or None)
 
     def for_language(language: str) -> Voice | None:
-        installed = [n for n in models.voices_for(language) if models.spec(n).installed()]
+        installed = models.voices_for(language)
         return piper(installed[0]) if installed else None
 
     base = FallbackVoice(settings.tts, piper, timeout=settings.speech_timeout_s) if settings.tts else piper()

@@ -154,14 +154,17 @@ class LiveSession:
             try:
                 # A microphone listens from the start (the level meter, barge-in over the greeting);
                 # a recording standing in for a person starts talking once greeted.
-                waits = getattr(self.source, "waits_for_greeting", False) and not self.options.listening
-                if not waits and not self.options.listening:
+                woken = self.options.listening  # the source was started to hear the wake phrase
+                waits = not woken and getattr(self.source, "waits_for_greeting", False)
+                if not woken and not waits:
                     self.source.start()
                 self.started = time.monotonic()
                 if self.options.greet:
-                    self.hearing.hold(self.options.listening)  # woken: a recording waits for the greeting too
+                    if woken:
+                        self.hearing.hold(True)  # a recording waits for the greeting, as once greeted
                     self._say(self.conv.opening(), greeting=True)
-                    self.hearing.hold(False)
+                    if woken:
+                        self.hearing.hold(False)
                 if waits:  # once the greeting and its deaf tail are over, as a person would
                     self.source.start(at=self.hearing.deaf_until)
                 self.speculative.warm(self.dialog.messages())

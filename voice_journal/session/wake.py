@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import logging
-
 from ..audio import pcm
 from ..audio.wake import WakeWord
-
-log = logging.getLogger(__name__)
 
 
 def wait_for_wake(source, wake: WakeWord, *, max_s: float | None = None) -> bool:

@@ -117,10 +117,7 @@ class FallbackVoice(_Fallback):
         self.rate = self._engine().rate
 
     def sentence(self, text: str) -> SpokenSentence:
-        s = self._call("sentence", text)
-        if s.rate != self.rate:
-            s = SpokenSentence(s.text, pcm.resampled(s.samples, s.rate, self.rate), self.rate, s.synth_s)
-        return s
+        return self._call("sentence", text).at(self.rate)
 
     def speak(self, text: str, cancel: threading.Event | None = None) -> Iterator[SpokenSentence]:
         return speak_sentences(self.sentence, text, cancel)

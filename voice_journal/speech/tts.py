@@ -17,6 +17,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from ..audio import pcm
 from ..errors import ModelError
 from .sentences import SentenceSplitter, speakable
 
@@ -31,6 +32,12 @@ class SpokenSentence:
     samples: np.ndarray  # int16 mono
     rate: int
     synth_s: float  # wall time spent synthesising it
+
+    def at(self, rate: int) -> "SpokenSentence":
+        """The same sentence at ``rate`` (resampled if it is not there already): a session plays one rate."""
+        if rate == self.rate:
+            return self
+        return SpokenSentence(self.text, pcm.resampled(self.samples, self.rate, rate), rate, self.synth_s)
 
 
 class Voice:

@@ -16,7 +16,6 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from ..audio import pcm
 from ..errors import ModelError
 from .tts import SpokenSentence, speak_sentences
 
@@ -72,10 +71,7 @@ class LanguageVoices:
         voice = self._current
         if voice is None:
             return SpokenSentence(text, np.zeros(0, np.int16), self.rate, 0.0)
-        s = voice.sentence(text)
-        if s.rate != self.rate:
-            s = SpokenSentence(s.text, pcm.resampled(s.samples, s.rate, self.rate), self.rate, s.synth_s)
-        return s
+        return voice.sentence(text).at(self.rate)
 
     def speak(self, text: str, cancel: threading.Event | None = None) -> Iterator[SpokenSentence]:
         return speak_sentences(self.sentence, text, cancel)

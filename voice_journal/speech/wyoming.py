@@ -98,7 +98,6 @@ class ServiceInfo:
     programs: tuple[str, ...]  # e.g. ("faster-whisper",) or ("piper",)
     asr_models: tuple[str, ...]  # speech to text: the models it has loaded
     voices: tuple[str, ...]  # text to speech: the voices it has
-    languages: tuple[str, ...]
     round_trip_s: float  # describe asked and answered
 
 
@@ -172,10 +171,8 @@ def describe(url: str | ServiceAddress, timeout: float = DEFAULT_TIMEOUT_S) -> S
     took = time.perf_counter() - t
     asr = tuple(m.name for p in info.asr if p.installed for m in p.models if m.installed)
     voices = tuple(v.name for p in info.tts if p.installed for v in p.voices if v.installed)
-    languages = tuple(sorted({lang for p in info.asr for m in p.models for lang in (m.languages or [])}
-                             | {lang for p in info.tts for v in p.voices for lang in (v.languages or [])}))
     programs = tuple(p.name for p in [*info.asr, *info.tts] if p.installed)
-    return ServiceInfo(address, programs, asr, voices, languages, took)
+    return ServiceInfo(address, programs, asr, voices, took)
 
 
 class RemoteTranscriber:
@@ -241,7 +238,8 @@ class RemoteVoice:
             raise SpeechServiceError(f"{self.address} offers no text to speech")
         self.voice = voice  # None: the service's own default voice
         self.name = f"{self.address}/{short_name(voice) if voice else self.info.programs[0]}"
-        self.rate = rate or self.sentence("Hello.").rate  # the rate the service speaks at, learnt once
+        self.rate = rate or 0  # 0 until learnt: the rate of the service's first answer
+        self.rate = self.rate or self.sentence("Hello.").rate
 
     def sentence(self, text: str) -> SpokenSentence:
         """Synthesise one sentence (already split and cleaned)."""
@@ -262,10 +260,8 @@ class RemoteVoice:
         if rate is None:
             raise SpeechServiceError(f"{self.address} sent no audio format")
         samples = _int16_mono(b"".join(parts), int(width), int(channels))
-        target = getattr(self, "rate", None) or int(rate)
-        if int(rate) != target:
-            samples = pcm.resampled(samples, int(rate), target)
-        return SpokenSentence(text, samples, target, time.perf_counter() - t)
+        said = SpokenSentence(text, samples, int(rate), time.perf_counter() - t)
+        return said.at(self.rate or said.rate)
 
     def speak(self, text: str, cancel=None) -> Iterator[SpokenSentence]:
         """Split ``text`` into sentences and yield each one's audio as it is ready."""
