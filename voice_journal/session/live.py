@@ -34,10 +34,12 @@ Ctrl-C skips it).
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -82,6 +84,45 @@ class LiveOptions:
     speculative_reply: bool = True  # begin the reply in that pause; kept if the turn ends there, else dropped
     listening: bool = False  # the source was started already (a wake phrase was heard on it)
 
+
+
+def open_session(source, hearing: Hearing, options: LiveOptions, greet: Callable[[], None]) -> float:
+    """Start listening and greet; returns when the session's clock starts (``time.monotonic``).
+
+    A microphone listens from the start (the level meter, barge-in over the greeting); a
+    recording standing in for a person starts talking once greeted and the greeting's deaf tail
+    is over, as a person would; a source woken by a wake phrase is already listening.
+    """
+    woken = options.listening
+    waits = not woken and getattr(source, "waits_for_greeting", False)
+    if not woken and not waits:
+        source.start()
+    started = time.monotonic()
+    if options.greet and woken:
+        hearing.hold(True)  # a woken recording waits for the greeting, as once greeted
+        greet()
+        hearing.hold(False)
+    elif options.greet:
+        greet()
+    if waits:
+        source.start(at=hearing.deaf_until)
+    return started
+
+
+@contextmanager
+def second_interrupt_noted() -> Iterator[threading.Event]:
+    """While what was in progress is kept, a second Ctrl-C is noted (the event is set), not raised.
+
+    Only the main thread may handle signals; elsewhere the event is never set.
+    """
+    again = threading.Event()
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, lambda *a: again.set()) if in_main else None
+    try:
+        yield again
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
 
 
 class LiveSession:
@@ -152,21 +193,8 @@ class LiveSession:
         status = "complete"
         try:
             try:
-                # A microphone listens from the start (the level meter, barge-in over the greeting);
-                # a recording standing in for a person starts talking once greeted.
-                woken = self.options.listening  # the source was started to hear the wake phrase
-                waits = not woken and getattr(self.source, "waits_for_greeting", False)
-                if not woken and not waits:
-                    self.source.start()
-                self.started = time.monotonic()
-                if self.options.greet:
-                    if woken:
-                        self.hearing.hold(True)  # a recording waits for the greeting, as once greeted
-                    self._say(self.conv.opening(), greeting=True)
-                    if woken:
-                        self.hearing.hold(False)
-                if waits:  # once the greeting and its deaf tail are over, as a person would
-                    self.source.start(at=self.hearing.deaf_until)
+                self.started = open_session(self.source, self.hearing, self.options,
+                                            greet=lambda: self._say(self.conv.opening(), greeting=True))
                 self.speculative.warm(self.dialog.messages())
                 self._listen()
             except KeyboardInterrupt:
@@ -346,12 +374,7 @@ class LiveSession:
 
     def _on_interrupt(self, goodbye: bool = True) -> None:
         """Keep whatever was in progress, then say goodbye (a second Ctrl-C skips the goodbye)."""
-        import signal
-
-        again = threading.Event()
-        in_main = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGINT, lambda *a: again.set()) if in_main else None
-        try:
+        with second_interrupt_noted() as again:
             self.state = State.CLOSING
             self.speculative.drop()  # begun in a pause, never heard: nothing to keep
             job, heard = self.speaking.stop()  # a reply begun: stop it, keep what was heard
@@ -368,9 +391,6 @@ class LiveSession:
                 if clip is not None:
                     start = self.hearing.session_time(self.hearing.seg.turn_start)
                     self._archive_unanswered(clip, start, start + clip.duration, partial=True)
-        finally:
-            if in_main:
-                signal.signal(signal.SIGINT, previous)
         if again.is_set() or not goodbye:
             return
         try:

@@ -357,31 +357,13 @@ class Archive(Migrations, SummaryQueue, Rewriting, RecordingMarks):
                 WHERE t.session_id = ? AND (? IS NULL OR t.idx = ?) ORDER BY t.idx""",
             [session_id, idx, idx],
         ).fetchall()
-        recalled = self._recalled([json.loads(r[17]) if r[17] else [] for r in rows])
+        recalled = _recalled_words(self._con, [json.loads(r[17]) if r[17] else [] for r in rows])
         return [
             TurnRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
                        json.loads(r[11] or "{}"), r[12], r[13], r[14], safety=r[15],
                        safety_reasons=tuple(json.loads(r[16])) if r[16] else (), recalled=found, voice=r[18])
             for r, found in zip(rows, recalled)
         ]
-
-    def _recalled(self, refs: list[list[dict]]) -> list[tuple[dict, ...]]:
-        """The recalled turns' words, looked up now: a deleted turn is simply not there."""
-        uids = sorted({int(x["session"]) * UID_STRIDE + int(x["turn"]) for per in refs for x in per})
-        if not uids:
-            return [() for _ in refs]
-        words = {uid: (at, text) for uid, at, text in self._con.execute(
-            "SELECT uid, recorded_at, text FROM turns WHERE list_contains(?, uid)", [uids]).fetchall()}
-        out = []
-        for per in refs:
-            found = []
-            for x in per:
-                hit = words.get(int(x["session"]) * UID_STRIDE + int(x["turn"]))
-                if hit is not None:
-                    found.append({"session": int(x["session"]), "turn": int(x["turn"]), "at": hit[0].isoformat(),
-                                  "text": hit[1], "score": x.get("score")})
-            out.append(tuple(found))
-        return out
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
@@ -402,6 +384,25 @@ class Archive(Migrations, SummaryQueue, Rewriting, RecordingMarks):
     def execute(self, sql: str, params: list | None = None) -> duckdb.DuckDBPyConnection:
         """Run raw SQL (for tests and later migrations); prefer the methods above."""
         return self._con.execute(sql, params or [])
+
+
+def _recalled_words(con: duckdb.DuckDBPyConnection, refs: list[list[dict]]) -> list[tuple[dict, ...]]:
+    """The recalled turns' words, looked up now: a deleted turn is simply not there."""
+    uids = sorted({int(x["session"]) * UID_STRIDE + int(x["turn"]) for per in refs for x in per})
+    if not uids:
+        return [() for _ in refs]
+    words = {uid: (at, text) for uid, at, text in con.execute(
+        "SELECT uid, recorded_at, text FROM turns WHERE list_contains(?, uid)", [uids]).fetchall()}
+    out = []
+    for per in refs:
+        found = []
+        for x in per:
+            hit = words.get(int(x["session"]) * UID_STRIDE + int(x["turn"]))
+            if hit is not None:
+                found.append({"session": int(x["session"]), "turn": int(x["turn"]), "at": hit[0].isoformat(),
+                              "text": hit[1], "score": x.get("score")})
+        out.append(tuple(found))
+    return out
 
 
 class _Transaction:
