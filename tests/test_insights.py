@@ -257,6 +257,17 @@ def test_recent_history_feeds_the_notes(tmp_path):
     assert "“the move”" in found[1] or "“money”" in found[1]
 
 
+def test_no_gentle_note_when_they_are_turned_off(tmp_path):
+    from voice_journal import app, config
+
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    with Archive.open(tmp_path / "j.duckdb") as a:
+        for minutes in (50, 20, 5):
+            _session(a, max(now - dt.timedelta(minutes=minutes), now.replace(hour=0, minute=0, second=1)))
+        assert rumination.MANY_TODAY in app.gentle_notes(config.load(db=a.path, gentle_notes=True), a)
+        assert app.gentle_notes(config.load(db=a.path, gentle_notes=False), a) == []
+
+
 # -- the command ------------------------------------------------------------------
 
 CLI_ENV = {"TZ": "UTC"}

@@ -92,20 +92,26 @@ def test_a_session_is_summarised_in_the_background(tmp_path):
 
 
 def test_a_gentle_note_at_the_start_when_sessions_pile_up(tmp_path):
+    """A session from a recording, after two entries earlier today: the note is shown, and the session goes on.
+
+    With the setting off there is no note (tests/test_insights.py); the entries are
+    written here directly, as `write` does (its own tests are tests/test_journal.py's).
+    """
     import datetime as dt
 
     from conftest import LIBRIVOX
     from voice_journal.companion.rumination import MANY_TODAY
+    from voice_journal.store.archive import Archive, TurnRecord
 
     db = tmp_path / "j.duckdb"
-    now = dt.datetime.now()
-    for minutes in (50, 20):  # two entries already today
-        at = max(now - dt.timedelta(minutes=minutes), now.replace(hour=0, minute=0, second=1))
-        assert run_cli("write", "Still going round in circles about it.", "--db", str(db),
-                       "--at", at.isoformat(timespec="seconds")).returncode == 0
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)  # the journal keeps naive UTC
+    with Archive.open(db) as a:
+        for minutes in (50, 20):  # two entries already today
+            at = max(now - dt.timedelta(minutes=minutes), now.replace(hour=0, minute=0, second=1))
+            sid = a.begin_session(source="typed", started_at=at)
+            a.add_turn(TurnRecord(sid, 0, "user", "Still going round in circles about it.", at=at))
+            a.end_session(sid, ended_at=at)
     r = run_cli("session", "--input", str(LIBRIVOX / "0870.flac"), "--fast", "--db", str(db),
                 env={"VOICE_JOURNAL_GENTLE_NOTES": "true", "COLUMNS": "400"})
     assert r.returncode == 0, r.stderr
     assert MANY_TODAY[:40] in " ".join(r.stderr.split())  # a note, and the session went on
-    off = run_cli("session", "--input", str(LIBRIVOX / "0870.flac"), "--fast", "--db", str(db))
-    assert off.returncode == 0 and MANY_TODAY[:40] not in " ".join(off.stderr.split())
