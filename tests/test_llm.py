@@ -50,9 +50,9 @@ def test_embedded_reuses_its_cache_when_the_dialog_drops_old_turns(small_llm):
     KV cache instead, and only the new turn is evaluated."""
     from voice_journal.companion.dialog import Dialog
 
-    dialog = Dialog(system="You are a kind listener. Answer in one short sentence.", max_chars=3000)
+    dialog = Dialog(system="You are a kind listener. Answer in one short sentence.", max_chars=1500)
     trims = 0
-    for day in range(14):
+    for day in range(9):
         before = len(dialog.turns)
         messages = dialog.add_user(f"Day {day}: I walked by the river again after work and kept thinking about my "
                                    "sister, the garden we planted together last spring, and whether I should call "
