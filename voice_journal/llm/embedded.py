@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 _DONE = object()
 
 
+RAM_PROMPT_CACHE_MIB = 0  # llama-server's host-memory prompt cache: off (see EmbeddedLLM)
+
+
 class EmbeddedLLM:
     """A GGUF chat model loaded with llama.cpp."""
 
@@ -47,6 +50,12 @@ class EmbeddedLLM:
         # them into place (llama-server's --cache-reuse, llama.cpp PR #9866; the kept turns'
         # cache still carries what the dropped ones said, as after its own context shift).
         params.n_cache_reuse = 256  # the shortest run of tokens worth shifting (llama.vim's setting)
+        # llama-server also keeps copies of a slot's cache in RAM for prompts it may see again
+        # (--cache-ram, 8 GiB by default). One conversation in one slot never goes back to an
+        # old prompt, so once the dialogue began dropping its oldest turns those copies grew the
+        # process by some 30 MB a turn even with SmolLM (benchmarks/llm_memory.py); off, it stays
+        # flat. The cost: with the crisis judge on, a verdict evicts the conversation's cache.
+        params.cache_ram_mib = RAM_PROMPT_CACHE_MIB
         params.cpuparams.n_threads = threads or min(4, os.cpu_count() or 2)
         params.cpuparams_batch.n_threads = params.cpuparams.n_threads
         params.verbosity = -1  # llama.cpp logs to stderr otherwise
