@@ -285,9 +285,14 @@ def test_writes_in_a_row_start_one_summariser_and_every_entry_is_summarised(tmp_
     watcher = threading.Thread(target=count_workers)
     watcher.start()
     try:
+        told = []
         for text in entries:
+            t0 = time.monotonic()
             r = run_cli("write", text, "--db", str(db), env=env)
             assert r.returncode == 0, r.stderr
+            assert time.monotonic() - t0 < 60  # it did not wait for the model (a bound, not a speed)
+            told.append("in the background" in " ".join(r.stderr.split()))
+        assert told[0], told  # the person is told where their summary went
         deadline = time.monotonic() + 300
         while _workers(db) and time.monotonic() < deadline:
             stop.wait(0.5)

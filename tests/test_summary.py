@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -73,22 +72,8 @@ def test_the_default_model_summarises_a_real_journal_and_insights_use_it(tmp_pat
     assert run_cli("summarize", "99", "--db", str(db)).returncode == 2
 
 
-def test_a_session_is_summarised_in_the_background(tmp_path):
-    db = tmp_path / "j.duckdb"
-    env = {"VOICE_JOURNAL_SUMMARIES": "true", "VOICE_JOURNAL_LLM_MODEL": "qwen2.5-coder-1.5b",
-           "VOICE_JOURNAL_BACKEND": "embedded"}
-    t0 = time.monotonic()
-    r = run_cli("write", SAID, "--db", str(db), env=env)
-    assert r.returncode == 0 and "in the background" in r.stderr
-    assert time.monotonic() - t0 < 60  # it did not wait for the model
-    summary = None
-    deadline = time.monotonic() + 240
-    while summary is None and time.monotonic() < deadline:
-        time.sleep(3)
-        shown = run_cli("show", "1", "--json", "--db", str(db))
-        if shown.returncode == 0:  # the journal may be busy for a moment while the summary is stored
-            summary = json.loads(shown.stdout)["summary"]
-    assert summary and summary["themes"]
+# That an entry is summarised in the background by the default model, without the entry waiting
+# for it, is tests/test_background.py::test_writes_in_a_row_start_one_summariser_and_every_entry_is_summarised.
 
 
 def test_a_gentle_note_at_the_start_when_sessions_pile_up(tmp_path):

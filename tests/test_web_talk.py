@@ -61,45 +61,39 @@ def say(ws, clip) -> None:
         ws.send_bytes(clip.samples[i:i + 1600].astype("<i2").tobytes())
 
 
-def test_a_session_spoken_over_the_websocket_is_answered_and_archived(tmp_path, engines, voice):
+def test_a_session_spoken_over_the_websocket_is_answered_and_a_crisis_gets_the_fixed_message(tmp_path, engines,
+                                                                                              voice):
+    """Two turns over the page's WebSocket: one answered aloud and archived, then a crisis (one session,
+    as a person would say them; the page itself is tests/test_web_browser.py's)."""
+    from voice_journal.companion import safety
+
     seen: list = []
     with client(tmp_path, engines) as c, c.websocket_connect("/api/talk") as ws:
         until(ws, "listening", seen)  # after the greeting, whose audio came first
         greeting_audio = sum(m["samples"] for m in seen if m["type"] == "audio")
         say(ws, spoken(voice, ["Today I finally finished painting the garden fence."], pause_s=1.5))
         you = until(ws, "UserSpoke", seen)
-        reply = until(ws, "CompanionReplied", seen)  # told once it has been spoken
+        reply = until(ws, "CompanionReplied", seen)  # told once spoken, and listening again
+        say(ws, spoken(voice, ["Tonight I am going to walk into the sea and not come back."], pause_s=1.5))
+        alert = until(ws, "SafetyAlert", seen)
+        answer = until(ws, "CompanionReplied", seen)
         ws.send_text(json.dumps({"type": "end"}))
         ended = until(ws, "ended", seen)
     assert greeting_audio > 22050  # the greeting's voice streamed to the tab before it listened
     assert "fence" in you["text"].lower() and reply["text"]
     assert sum(m["samples"] for m in seen if m["type"] == "audio") > greeting_audio  # and the reply's
     assert any(m["type"] == "voice" and m["rate"] == voice.rate for m in seen)
+    assert alert["level"] == "crisis" and alert["message"]
+    assert answer["text"] == alert["message"] and answer["text"].startswith(safety.messages.CRISIS_OPENING)
     settings = config.load(db=tmp_path / "j.duckdb")
     with app.open_journal(settings, read_only=True) as journal:
         turns = journal.turns(ended["session"], with_audio=True)
         [row] = journal.sessions(5)
-    assert row.source == "browser" and row.status == "complete"
-    assert [t.role for t in turns] == ["assistant", "user", "assistant"]
-    assert "fence" in turns[1].text.lower() and turns[1].audio_flac and turns[2].audio_flac
-
-
-def test_a_crisis_said_over_the_websocket_gets_the_fixed_message(tmp_path, engines, voice):
-    from voice_journal.companion import safety
-
-    seen: list = []
-    with client(tmp_path, engines) as c, c.websocket_connect("/api/talk") as ws:
-        until(ws, "listening", seen)
-        say(ws, spoken(voice, ["Tonight I am going to walk into the sea and not come back."],
-                       pause_s=1.5))
-        alert = until(ws, "SafetyAlert", seen)
-        reply = until(ws, "CompanionReplied", seen)
-        ws.send_text(json.dumps({"type": "end"}))
-        ended = until(ws, "ended", seen)
-    assert alert["level"] == "crisis" and alert["message"]
-    assert reply["text"] == alert["message"] and reply["text"].startswith(safety.messages.CRISIS_OPENING)
-    with app.open_journal(config.load(db=tmp_path / "j.duckdb"), read_only=True) as journal:
         assert journal.flags().get(ended["session"])
+    assert row.source == "browser" and row.status == "complete"
+    assert [t.role for t in turns] == ["assistant", "user", "assistant", "user", "assistant"]
+    assert "fence" in turns[1].text.lower() and turns[1].audio_flac and turns[2].audio_flac
+    assert turns[1].safety is None and turns[3].safety == "crisis" and turns[4].safety == "crisis"
 
 
 def test_a_tab_closed_mid_turn_keeps_the_turn_so_far_as_partial(tmp_path, engines, voice):
