@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 _CHILD = r"""
 import json, sys
 from voice_journal import models
+from voice_journal.companion.dialog import Dialog
 from voice_journal.llm import embedded
 from voice_journal.llm.base import GenerationOptions, Message
 
@@ -48,19 +49,18 @@ name, cache_mib, turns, every = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]),
 embedded.RAM_PROMPT_CACHE_MIB = cache_mib
 llm = embedded.EmbeddedLLM(models.resolve(name, kind="llm"), n_ctx=4096, threads=2)
 rows = [(0, memory())]
-dialog = [Message("system", "You are a warm, reflective journaling companion. Reflect what was said, "
-                            "then ask at most one open question. Keep it short.")]
+# The session's own dialogue, dropping its oldest turns past a bound: a smaller one than a
+# session's, so that it begins dropping them after about 20 turns instead of 35.
+dialog = Dialog(system="You are a warm, reflective journaling companion. Reflect what was said, "
+                       "then ask at most one open question. Keep it short.", max_chars=5600)
 for t in range(turns):
     said = (f"Day {t}: I walked by the river after work again and kept thinking about my sister, "
             f"the garden we planted, and whether to call her this weekend or wait for her to call.")
-    begun = llm.stream([*dialog, Message("user", said[: len(said) // 2])], GenerationOptions(max_tokens=8))
+    begun = llm.stream([*dialog.messages(), Message("user", said[: len(said) // 2])], GenerationOptions(max_tokens=8))
     for _ in begun:
         break
     begun.cancel()  # they went on talking
-    reply = llm.stream([*dialog, Message("user", said)], GenerationOptions(max_tokens=24)).text()
-    dialog += [Message("user", said), Message("assistant", reply)]
-    if len(dialog) > 41:  # the session's dialogue keeps its latest turns, as Dialog does
-        dialog = [dialog[0], *dialog[-40:]]
+    dialog.add_assistant(llm.stream(dialog.add_user(said), GenerationOptions(max_tokens=24)).text())
     if (t + 1) % every == 0:
         rows.append((t + 1, memory()))
 llm.close()

@@ -238,8 +238,8 @@ class RemoteVoice:
             raise SpeechServiceError(f"{self.address} offers no text to speech")
         self.voice = voice  # None: the service's own default voice
         self.name = f"{self.address}/{short_name(voice) if voice else self.info.programs[0]}"
-        self.rate = rate or 0  # 0 until learnt: the rate of the service's first answer
-        self.rate = self.rate or self.sentence("Hello.").rate
+        self.rate = 0  # until set, sentence() answers at the service's own rate
+        self.rate = rate or self.sentence("Hello.").rate
 
     def sentence(self, text: str) -> SpokenSentence:
         """Synthesise one sentence (already split and cleaned)."""
