@@ -239,6 +239,22 @@ def test_a_second_worker_sees_the_first_and_exits_at_once(tmp_path):
     assert background.worker_pid(db) is None
 
 
+def test_the_worker_frees_its_model_before_it_lets_go_of_the_lock(tmp_path):
+    """So a worker started the moment the lock is free never loads a second copy beside the first."""
+    db = tmp_path / "j.duckdb"
+    with Archive.open(db) as a:
+        _entry(a, "Something worth summarising about the garden and the long rain this week.")
+    model = HeldModel()
+    model.go.set()
+    freed_with_lock: list[bool] = []
+    model.close = lambda: freed_with_lock.append(background.worker_pid(db) is not None)
+    assert background.run_worker(db, lambda: Archive.open(db), lambda: (model, None)) == 0
+    assert freed_with_lock == [True]  # freed once, while this worker still held the lock
+    assert background.worker_pid(db) is None and background.last_state(db).state == "done"
+    with Archive.open(db) as a:
+        assert a.summaries_due() == [] and len(a.summaries()) == 1
+
+
 def test_a_journal_folder_nobody_may_write_is_one_line_not_a_traceback(tmp_path):
     db = tmp_path / "j.duckdb"
     with Archive.open(db) as a:
@@ -266,20 +282,23 @@ def test_list_and_doctor_say_what_is_pending(tmp_path):
     assert "1 pending" in doctor.stdout and "voice-journal summarize" in doctor.stdout
 
 
-def test_writes_in_a_row_start_one_summariser_and_every_entry_is_summarised(tmp_path):
-    """The real default model in the real background worker; a passphrase with spaces reaches it intact."""
+def test_writes_in_a_row_load_the_model_in_one_summariser_and_every_entry_is_summarised(tmp_path):
+    """The real default model in the real background worker; a passphrase with spaces reaches it intact.
+
+    A write may start a worker that finds the lock taken and exits at once: what must never happen
+    is two processes holding the model in memory for one journal, which is what we watch for."""
     db = tmp_path / "j.duckdb"
     env = {"VOICE_JOURNAL_SUMMARIES": "true", "VOICE_JOURNAL_BACKEND": "embedded",
            "VOICE_JOURNAL_LLM_MODEL": "qwen2.5-coder-1.5b", "VOICE_JOURNAL_PASSPHRASE": " two words "}
     assert run_cli("init", "--encrypt", "--db", str(db), env=env).returncode == 0
     entries = ["Weeded the garden before the rain came in.", "Rain all afternoon; I read by the window.",
                "Called my brother about his new job, he sounded happy.", "Tired but calm tonight after a walk."]
-    alive: list[int] = []
+    loaded: list[int] = []
     stop = threading.Event()
 
     def count_workers():
         while not stop.is_set():
-            alive.append(len(_workers(db)))
+            loaded.append(sum(map(_maps_a_model, _workers(db))))
             stop.wait(0.05)
 
     watcher = threading.Thread(target=count_workers)
@@ -299,7 +318,7 @@ def test_writes_in_a_row_start_one_summariser_and_every_entry_is_summarised(tmp_
     finally:
         stop.set()
         watcher.join()
-    assert max(alive) == 1
+    assert max(loaded) == 1  # the model was loaded, and never by two workers at once
     state = background.last_state(db)
     assert state is not None and state.state == "done", state
     if state.error:
@@ -311,6 +330,15 @@ def test_writes_in_a_row_start_one_summariser_and_every_entry_is_summarised(tmp_
     with Archive.open(db, key=" two words ") as a:
         assert a.summaries_due() == []
         assert sorted(s.session_id for s in a.summaries()) == [1, 2, 3, 4]
+
+
+def _maps_a_model(pid: int) -> bool:
+    """Whether the process has a GGUF model mapped into its memory now."""
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            return any(line.rstrip().endswith(".gguf") for line in f)
+    except OSError:
+        return False
 
 
 def _workers(db) -> list[int]:

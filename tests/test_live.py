@@ -121,7 +121,10 @@ def test_a_spoken_session_on_the_virtual_microphone_that_never_hears_itself(va, 
         assert t.audio_flac and 2.0 < t.duration_s < 12 and not t.partial
     replies = [t for t in turns if t.role == "assistant"]
     assert all(t.text and t.audio_flac for t in replies)
-    assert all(0 < t.timings["end_to_first_audio_s"] < 15 for t in replies[1:])
+    # Each reply's wait was measured, and in order: its first sentence, then that sentence's audio.
+    # (How long the wait is belongs to benchmarks/live.py, not to a test on a shared machine.)
+    for t in replies[1:]:
+        assert 0 <= t.timings["llm_first_sentence_s"] < t.timings["end_to_first_audio_s"], t.timings
     # ...though the microphone really heard the companion (greeting and replies) as well as the person,
     speech_s = sum(t.duration_s for t in users)
     assert mic.voiced_seconds() > speech_s + 3.0, (mic.voiced_seconds(), speech_s)

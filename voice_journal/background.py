@@ -314,9 +314,12 @@ def run_worker(journal: Path, open_archive: Callable[[], Archive],
     """The background summariser's whole life; its exit status.
 
     Exits at once if another holds the lock. Loads the model only if there
-    is work, drains the queue, lets go of the lock, then looks once more: a
-    summary queued just as it was leaving would otherwise wait for the next
-    session (whose starter saw the lock still held, and started none).
+    is work, drains the queue, frees the model and lets go of the lock, then
+    looks once more: a summary queued just as it was leaving would otherwise
+    wait for the next session (whose starter saw the lock still held, and
+    started none). The model is loaded only while the lock is held, so
+    however writes and workers interleave, one journal never has two copies
+    of the model in memory.
     """
     lock = WorkerLock(journal)
     try:
@@ -350,6 +353,8 @@ def run_worker(journal: Path, open_archive: Callable[[], Archive],
             if report.stopped:
                 _say(journal, "stopped", report.stopped)
                 return 1
+            # The model is held only with the lock: once it is let go, the next worker may load its own.
+            llm, embedder = _unload(llm), None
             lock.release()
             try:
                 with open_archive() as archive:  # one look after letting go (see above)
@@ -361,6 +366,10 @@ def run_worker(journal: Path, open_archive: Callable[[], Archive],
                 _say(journal, "done", failed)
                 return 0
     finally:
+        _unload(llm)
         lock.release()
-        if llm is not None:
-            llm.close()
+
+
+def _unload(llm) -> None:
+    if llm is not None:
+        llm.close()
