@@ -122,16 +122,18 @@ def test_paced_file_rejects_a_bad_recording(tmp_path):
 
 def test_clocked_sink_keeps_only_what_was_played(tmp_path):
     out = tmp_path / "out.wav"
-    sink = ClockedWavSink(out)
+    now = [50.0]
+    sink = ClockedWavSink(out, clock=lambda: now[0])
     sink.mark()
     sink.write(np.full(22050, 1000, np.int16), 22050)  # 1 s
-    assert sink.pending_s == pytest.approx(1.0, abs=0.05)
-    time.sleep(0.3)
+    assert sink.pending_s == pytest.approx(1.0)
+    now[0] += 0.3  # 0.3 s of it played, then it is stopped
     sink.stop()
     assert sink.pending_s == 0
-    assert sink.played / 22050 == pytest.approx(0.3, abs=0.08)
+    assert sink.played / 22050 == pytest.approx(0.3, abs=1e-3)
+    now[0] += 5  # the clock goes on; nothing more is played
     sink.close()
-    assert pcm.info(out).duration == pytest.approx(0.3, abs=0.08)
+    assert pcm.info(out).duration == pytest.approx(0.3, abs=1e-3)
 
 
 # -- whole sessions from a recording, in real time ------------------------------
@@ -172,14 +174,26 @@ def test_time_limit_wraps_up_gently(engines, voice, tmp_path):
     s = settings(tmp_path)
     a = Archive.open(s.db)
     options = LiveOptions(max_minutes=0.2)  # 12 s
-    t0 = time.monotonic()
-    result = LiveSession(engines, a, s, PacedFile(rec), ClockedWavSink(None), options).run()
-    took = time.monotonic() - t0
+    source = _Counted(rec)
+    result = LiveSession(engines, a, s, source, ClockedWavSink(None), options).run()
     turns = a.turns(result.session_id)
     a.close()
     assert [t.role for t in turns] == ["assistant", "user", "assistant", "assistant"]
     assert turns[-1].text == arc.CLOSING_TIME
-    assert took < 40  # it did not wait for the recording's 30 s of silence to end
+    # It did not wait for the recording's 30 s of silence to end: it stopped listening at the limit.
+    assert source.heard_s < pcm.info(rec).duration - 15, source.heard_s
+
+
+class _Counted(PacedFile):
+    """A paced recording that counts how much of it the session read."""
+
+    heard_s = 0.0
+
+    def read(self, timeout=None):
+        block = super().read(timeout)
+        if block is not None:
+            self.heard_s += len(block.samples) / pcm.RATE
+        return block
 
 
 def test_max_turns_and_early_transcription(engines, voice, tmp_path):
@@ -323,9 +337,12 @@ def test_a_journal_failing_mid_turn_stops_the_reply_it_would_archive(engines, vo
 
 
 def test_a_faster_clocked_sink_counts_wall_seconds_at_its_speed():
-    sink = ClockedWavSink(None, speed=4)
+    now = [100.0]
+    sink = ClockedWavSink(None, speed=4, clock=lambda: now[0])
     sink.write(np.zeros(22050, np.int16), 22050)  # one second of audio
-    assert 0.2 < sink.pending_s <= 0.25  # a quarter of a second of wall time left, at most
+    assert sink.pending_s == pytest.approx(0.25)  # a quarter of a second of wall time to play it
+    now[0] += 0.1
+    assert sink.pending_s == pytest.approx(0.15, abs=1e-4) and sink.played == pytest.approx(0.4 * 22050, abs=2)
 
 
 def test_a_wake_phrase_begins_a_hands_free_session(tiny_stt, small_llm, voice, tmp_path):

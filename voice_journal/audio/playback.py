@@ -80,10 +80,13 @@ class ClockedWavSink:
     ``speed`` > 1 plays faster, for a session whose person (a
     :class:`~voice_journal.audio.capture.PacedFile` of the same speed) also
     talks faster: the conversation keeps its shape on a quicker clock.
+    ``clock`` is the wall clock it keeps pace with (a test's own, to move
+    the playhead without waiting).
     """
 
-    def __init__(self, path: str | Path | None, *, speed: float = 1.0):
+    def __init__(self, path: str | Path | None, *, speed: float = 1.0, clock=time.monotonic):
         self._speed = speed
+        self._clock = clock
         self._wav = WavSink(path) if path is not None else None  # None: heard by nobody
         self._lock = threading.Lock()
         self._buffer = np.zeros(0, np.int16)
@@ -96,7 +99,7 @@ class ClockedWavSink:
         # Move what the clock says has been played from the buffer to the file.
         if not len(self._buffer):
             return
-        now = time.monotonic()
+        now = self._clock()
         n = min(len(self._buffer), int((now - self._since) * self._rate * self._speed))
         if n > 0:
             if self._wav is not None:
@@ -109,7 +112,7 @@ class ClockedWavSink:
         with self._lock:
             self._advance()
             if not len(self._buffer):
-                self._since = time.monotonic()
+                self._since = self._clock()
             self._rate = rate
             self._buffer = np.concatenate([self._buffer, np.asarray(samples, np.int16)])
 
@@ -124,9 +127,9 @@ class ClockedWavSink:
             return len(self._buffer) / (self._rate * self._speed) if self._rate else 0.0
 
     def drain(self, timeout: float | None = None) -> bool:
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None if timeout is None else self._clock() + timeout
         while (left := self.pending_s) > 0:
-            if deadline is not None and time.monotonic() + left > deadline:
+            if deadline is not None and self._clock() + left > deadline:
                 return False
             time.sleep(min(left, 0.05))
         return True
