@@ -150,11 +150,10 @@ class Conversation:
         rules = dataclasses.replace(rules, last_question=self.dialog.last_question(), said=self.dialog.replies())
         notes = _notes(self.guard, check, guide, rules)
         recalled = tuple(self.recall(text)) if self.recall is not None and not closing else ()
-        if recalled:
-            notes.append(self._memory_note(recalled))
+        memory = self._memory_note(recalled) if recalled else None
         messages = self.dialog.add_user(text)
         # For the model only: the dialog keeps their words as they said them.
-        messages = [*messages[:-1], Message("user", _with_notes(text, notes))]
+        messages = [*messages[:-1], Message("user", _with_notes(text, notes, memory))]
         then = step.then if step is not None else None
         ends = closing
         if closing and self._ask_after:
@@ -196,9 +195,10 @@ class Conversation:
                 guide = step.guide
             rules = _rules(run.mode, step, text)
             notes = _notes(guard, check, guide, rules)
+            said = None
             if memory and not closes and self.recall is not None and (recalled := tuple(self.recall(text))):
-                notes.append(self._memory_note(recalled))
-            return Preview([*messages, Message("user", _with_notes(text, notes))], rules)
+                said = self._memory_note(recalled)
+            return Preview([*messages, Message("user", _with_notes(text, notes, said))], rules)
 
         return preview
 
@@ -294,11 +294,26 @@ def _shape(rules: ReplyRules) -> str:
                                                                        else "") + "."
 
 
-def _with_notes(text: str, notes: list[str]) -> str:
-    """Their words, then the app's notes to the model (after: a small model heeds the last words most)."""
-    if not notes:
-        return text
-    return text + "\n\n" + " ".join(f"({n.strip('()')})" for n in notes)
+def _with_notes(text: str, notes: list[str], memory: str | None = None) -> str:
+    """The app's notes to the model, then their words, then what memory recalled.
+
+    The notes come first because they hardly change while the person talks,
+    and their words do: the turn so far is evaluated into the model's cache
+    at every pause, so notes before the words stay cached, and only the
+    words since the last pause are read when the turn ends (notes after the
+    words were read again each time, some 50 tokens, about 0.8 s on two
+    cores). Memory is searched only in a pause, so it comes last.
+    """
+    said = " ".join(f"({n.strip('()')})" for n in notes)
+    cue = f"({REPLY_CUE})" if notes and text else ""
+    return "\n\n".join(part for part in (said, text, cue, f"({memory})" if memory else "") if part)
+
+
+# A few words after theirs, because a small model heeds the last words it read most: with the
+# notes before their words and nothing after, fewer replies said back what was said (37 of 50
+# tuning turns against 43 with the notes after). Short, so that it costs little to read once
+# the turn is over.
+REPLY_CUE = "Begin by saying back the specific thing they just said."
 
 
 def _when(at: dt.datetime, now: dt.datetime) -> str:
