@@ -240,6 +240,21 @@ def test_the_preview_a_pause_warms_is_what_the_turn_sends(mode, said):
         conv.replied("I hear you." if plan.fixed is None else plan.fixed)
 
 
+@pytest.mark.parametrize("mode", ["free", "hold-space", "reframe", "parts"])
+def test_what_is_warmed_after_a_reply_begins_what_the_next_turn_sends(mode):
+    # The live session warms the model with the next turn's beginning (the dialogue as kept and
+    # the notes) as soon as a reply is over: their words are all it reads once the turn ends.
+    conv = Conversation(mode)
+    for text in ["I walked by the river after work.", "My sister called and we laughed about the garden."]:
+        conv.turn(text)
+        conv.replied("You walked by the river. What stayed with you?")
+        warmed = conv.previewer()("")
+        sent = conv.turn("And then I slept better than I have in weeks.").messages
+        assert list(sent[:-1]) == warmed[:-1] and sent[-1].content.startswith(warmed[-1].content)
+        assert len(warmed[-1].content) > 20  # the notes, not an empty message
+        conv.replied("You slept better.")
+
+
 def test_memory_comes_after_what_was_warmed():
     past = Recalled(3, 2, dt.datetime(2026, 11, 17, 20, 0), "I had a fight with my brother about the house.", 0.71)
     conv = Conversation("free", recall=lambda text: [past], now=lambda: dt.datetime(2026, 11, 24, 21, 0))
