@@ -28,6 +28,9 @@ from rich.console import Console
 from rich.table import Table
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from voice_journal.llm import embedded  # noqa: E402
 
 _CHILD = r"""
 import json, sys
@@ -45,10 +48,12 @@ def memory():
                 found[key[:-1]] = int(rest[0]) // 1024
     return found
 
-name, cache_mib, turns, every = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+name, cache_mib, ubatch, turns, every = sys.argv[1], *map(int, sys.argv[2:6])
 embedded.RAM_PROMPT_CACHE_MIB = cache_mib
+embedded.MICRO_BATCH = ubatch
 llm = embedded.EmbeddedLLM(models.resolve(name, kind="llm"), n_ctx=4096, threads=2)
 rows = [(0, memory())]
+speeds = []  # prompt tokens a second, for each turn's reply
 # The session's own dialogue, dropping its oldest turns past a bound: a smaller one than a
 # session's, so that it begins dropping them after about 20 turns instead of 35.
 dialog = Dialog(system="You are a warm, reflective journaling companion. Reflect what was said, "
@@ -60,16 +65,20 @@ for t in range(turns):
     for _ in begun:
         break
     begun.cancel()  # they went on talking
-    dialog.add_assistant(llm.stream(dialog.add_user(said), GenerationOptions(max_tokens=24)).text())
+    reply = llm.stream(dialog.add_user(said), GenerationOptions(max_tokens=24))
+    dialog.add_assistant(reply.text())
+    u = reply.usage
+    if u is not None and u.first_token_s and u.prompt_tokens - u.cached_tokens > 0:
+        speeds.append((u.prompt_tokens - u.cached_tokens) / u.first_token_s)
     if (t + 1) % every == 0:
         rows.append((t + 1, memory()))
 llm.close()
-print(json.dumps(rows))
+print(json.dumps({"rows": rows, "first_prompt_tps": speeds[0] if speeds else None}))
 """
 
 
-def run(model: str, cache_mib: int, turns: int, every: int) -> list[tuple[int, dict]]:
-    out = subprocess.run([sys.executable, "-c", _CHILD, model, str(cache_mib), str(turns), str(every)],
+def run(model: str, cache_mib: int, ubatch: int, turns: int, every: int) -> dict:
+    out = subprocess.run([sys.executable, "-c", _CHILD, model, str(cache_mib), str(ubatch), str(turns), str(every)],
                          capture_output=True, text=True, cwd=ROOT, check=False)
     if out.returncode != 0:
         sys.exit(f"the measuring process failed: {out.stderr.strip().splitlines()[-1:]}")
@@ -83,15 +92,21 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=10, help="measure every this many turns")
     args = ap.parse_args()
     console = Console()
-    settings = {"RAM prompt cache off (voice-journal)": 0, "llama-server's default (8 GiB)": 8192}
-    measured = {label: run(args.model, mib, args.turns, args.every) for label, mib in settings.items()}
+    ours = embedded.MICRO_BATCH
+    settings = {f"voice-journal (no RAM cache, micro-batch {ours})": (0, ours),
+                "micro-batch 512 (llama.cpp's)": (0, 512),
+                "llama-server's defaults (8 GiB RAM cache, 512)": (8192, 512)}
+    measured = {label: run(args.model, mib, ub, args.turns, args.every) for label, (mib, ub) in settings.items()}
     table = Table(title=f"{args.model}: resident memory, MB, after each {args.every} turns "
-                        "(a reply begun and cancelled, then the reply, each turn)")
+                        "(a reply begun and cancelled, then the reply, each turn)",
+                  caption="first prompt read, tokens/s: " + ", ".join(
+                      f"{label} {m['first_prompt_tps']:.0f}" for label, m in measured.items() if m["first_prompt_tps"]))
     table.add_column("turns", justify="right")
     for label in measured:
         table.add_column(f"{label}: Rss / own", justify="right")
-    for i, (turn, _) in enumerate(next(iter(measured.values()))):
-        table.add_row(str(turn), *(f"{rows[i][1]['Rss']:,} / {rows[i][1]['Anonymous']:,}" for rows in measured.values()))
+    for i, (turn, _) in enumerate(next(iter(measured.values()))["rows"]):
+        table.add_row(str(turn), *(f"{m['rows'][i][1]['Rss']:,} / {m['rows'][i][1]['Anonymous']:,}"
+                                   for m in measured.values()))
     console.print(table)
 
 

@@ -199,3 +199,36 @@ def test_forced_ollama_backend_does_not_fall_back(free_port):
 def test_unknown_backend_is_refused():
     with pytest.raises(LLMError, match="unknown LLM backend"):
         open_llm("gpt", ollama_model="x", ollama_host="http://127.0.0.1:1", embedded_model="smollm2-135m")
+
+
+@pytest.mark.integration  # a real model
+def test_the_embedded_model_holds_no_pages_of_its_file_after_loading_and_still_writes():
+    # llama.cpp copies most weights out of the mapped file at load; the pages read for the copy
+    # are given back, and what is still read from the file comes back from the page cache.
+    from voice_journal import models
+    from voice_journal.llm.embedded import EmbeddedLLM
+
+    path = models.resolve("smollm2-135m", kind="llm")
+    llm = EmbeddedLLM(path, n_ctx=1024, threads=1)
+    try:
+        assert _resident_kb_of(path) == 0
+        reply = llm.stream(CHAT, GenerationOptions(max_tokens=12, seed=1))
+        assert reply.text().strip() and reply.usage.completion_tokens > 0
+        assert _resident_kb_of(path) > 0  # the layers read from the file came back by themselves
+    finally:
+        llm.close()
+
+
+def _resident_kb_of(path) -> int:
+    """This process's resident kilobytes of the file's mappings (/proc/self/smaps)."""
+    import os
+
+    real, total, inside = os.path.realpath(path), 0, False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            fields = line.split()
+            if "-" in fields[0] and len(fields) >= 5 and ":" not in fields[0]:
+                inside = len(fields) >= 6 and fields[5] == real
+            elif inside and fields[0] == "Rss:":
+                total += int(fields[1])
+    return total
