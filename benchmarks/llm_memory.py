@@ -28,9 +28,6 @@ from rich.console import Console
 from rich.table import Table
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from voice_journal.llm import embedded  # noqa: E402
 
 _CHILD = r"""
 import json, sys
@@ -48,9 +45,8 @@ def memory():
                 found[key[:-1]] = int(rest[0]) // 1024
     return found
 
-name, cache_mib, ubatch, turns, every = sys.argv[1], *map(int, sys.argv[2:6])
+name, cache_mib, turns, every = sys.argv[1], *map(int, sys.argv[2:5])
 embedded.RAM_PROMPT_CACHE_MIB = cache_mib
-embedded.MICRO_BATCH = ubatch
 llm = embedded.EmbeddedLLM(models.resolve(name, kind="llm"), n_ctx=4096, threads=2)
 rows = [(0, memory())]
 speeds = []  # prompt tokens a second, for each turn's reply
@@ -77,8 +73,8 @@ print(json.dumps({"rows": rows, "first_prompt_tps": speeds[0] if speeds else Non
 """
 
 
-def run(model: str, cache_mib: int, ubatch: int, turns: int, every: int) -> dict:
-    out = subprocess.run([sys.executable, "-c", _CHILD, model, str(cache_mib), str(ubatch), str(turns), str(every)],
+def run(model: str, cache_mib: int, turns: int, every: int) -> dict:
+    out = subprocess.run([sys.executable, "-c", _CHILD, model, str(cache_mib), str(turns), str(every)],
                          capture_output=True, text=True, cwd=ROOT, check=False)
     if out.returncode != 0:
         sys.exit(f"the measuring process failed: {out.stderr.strip().splitlines()[-1:]}")
@@ -92,11 +88,8 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=10, help="measure every this many turns")
     args = ap.parse_args()
     console = Console()
-    ours = embedded.MICRO_BATCH
-    settings = {f"voice-journal (no RAM cache, micro-batch {ours})": (0, ours),
-                "micro-batch 512 (llama.cpp's)": (0, 512),
-                "llama-server's defaults (8 GiB RAM cache, 512)": (8192, 512)}
-    measured = {label: run(args.model, mib, ub, args.turns, args.every) for label, (mib, ub) in settings.items()}
+    settings = {"RAM prompt cache off (voice-journal)": 0, "llama-server's default (8 GiB)": 8192}
+    measured = {label: run(args.model, mib, args.turns, args.every) for label, mib in settings.items()}
     table = Table(title=f"{args.model}: resident memory, MB, after each {args.every} turns "
                         "(a reply begun and cancelled, then the reply, each turn)",
                   caption="first prompt read, tokens/s: " + ", ".join(

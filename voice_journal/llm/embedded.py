@@ -27,7 +27,6 @@ _DONE = object()
 
 
 RAM_PROMPT_CACHE_MIB = 0  # llama-server's host-memory prompt cache: off (see EmbeddedLLM)
-MICRO_BATCH = 512  # tokens read in one pass (llama.cpp's n_ubatch; see EmbeddedLLM)
 
 
 class EmbeddedLLM:
@@ -57,7 +56,6 @@ class EmbeddedLLM:
         # process by some 30 MB a turn even with SmolLM (benchmarks/llm_memory.py); off, it stays
         # flat. The cost: with the crisis judge on, a verdict evicts the conversation's cache.
         params.cache_ram_mib = RAM_PROMPT_CACHE_MIB
-        params.n_ubatch = MICRO_BATCH
         params.cpuparams.n_threads = threads or min(4, os.cpu_count() or 2)
         params.cpuparams_batch.n_threads = params.cpuparams.n_threads
         params.verbosity = -1  # llama.cpp logs to stderr otherwise
