@@ -200,6 +200,11 @@ class RecordedStream:
         return self._stream.usage
 
 
+def their_words(content: str) -> str:
+    """The person's words in a message to the model (the app's notes around them are in parentheses)."""
+    return next((part for part in content.split("\n\n") if not part.startswith("(")), "")
+
+
 class RecordingLLM:
     """The real model, with a record of every conversation it was shown (a spy, not a stand-in)."""
 

@@ -13,7 +13,7 @@ import datetime as dt
 
 import pytest
 
-from conftest import RecordingLLM, quick_talk
+from conftest import RecordingLLM, quick_talk, their_words
 from voice_journal.companion import arc, modes, safety
 from voice_journal.companion.checker import ReplyGate, ReplyRules, check, speaks_as_them, trim
 from voice_journal.companion.conversation import MOOD_AFTER, MOOD_BEFORE, Conversation, Recalled
@@ -391,7 +391,7 @@ def test_a_live_reply_begun_in_the_pause_carries_what_memory_recalls(tiny_stt, s
     assert "brother" in user.text.lower()
     assert [r["session"] for r in reply.recalled] == [old], reply.recalled
     asked = [m[-1].content for m in llm.shown]
-    first = [x for x in asked if x.startswith(user.text)]
+    first = [x for x in asked if their_words(x) == user.text]
     assert len(first) == 1 and "fight with my brother" in first[0], asked
 
 

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import LIBRIVOX, RecordingLLM, quick_talk, spoken
+from conftest import LIBRIVOX, RecordingLLM, quick_talk, spoken, their_words
 from voice_journal import config
 from voice_journal.audio import pcm
 from voice_journal.audio.capture import PacedFile
@@ -250,7 +250,7 @@ def test_one_request_a_turn_and_the_reply_spoken_is_the_one_asked_for(small_llm,
     # one request to the model a turn, none after the turn ended; the last turn's too
     # (a closing reply, known to be one before it was said).
     asked = [m[-1].content for m in llm.shown]
-    assert len(asked) == 2 and [a.startswith(u.text) for a, u in zip(asked, users)] == [True, True], asked
+    assert len(asked) == 2 and [their_words(a) == u.text for a, u in zip(asked, users)] == [True, True], asked
     # Whether a reply was begun in the pause (its piece transcribed and the model free before the
     # silence ran out) depends on how busy the machine is: benchmarks/live.py counts how often;
     # test_session_parts proves, with scripted events, which reply begun in a pause is kept.
@@ -275,7 +275,7 @@ def test_a_reply_begun_in_a_thinking_pause_is_dropped_when_the_person_goes_on(sm
     # A reply begun on the first half (if the piece was ready while they were still silent)
     # was cancelled when they went on (or, SmolLM2 being quick, had already ended: its 24
     # tokens take ~0.3 s); the one spoken was written for the whole turn.
-    assert asked[-1].startswith(user.text) and llm.streams[-1].usage.stopped != "cancelled"
+    assert their_words(asked[-1]) == user.text and llm.streams[-1].usage.stopped != "cancelled"
     assert all(st.usage is not None for st in llm.streams)  # none left running
     # What was spoken came from that last reply (the reply rules may have left out a sentence of
     # it, or, if they kept nothing, the fixed fallback line was said).

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import RecordingLLM, quick_talk
+from conftest import RecordingLLM, quick_talk, their_words
 from voice_journal.companion import safety
 from voice_journal.companion.safety import assess
 
@@ -141,8 +141,8 @@ def _check_crisis_turns(turns, llm, locale_number: str) -> None:
     # to check in gently.
     asked = [shown[-1].content for shown in llm.shown]
     assert not any("alive anymore" in a for a in asked), asked
-    assert asked[0].startswith(users[0].text.split()[0]) and not any("alive anymore" in m.content for m in llm.shown[0])
-    assert asked[-1].startswith(users[2].text) and safety.CONCERN_NOTE in asked[-1]
+    assert their_words(asked[0]).startswith(users[0].text.split()[0]) and not any("alive anymore" in m.content for m in llm.shown[0])
+    assert their_words(asked[-1]) == users[2].text and safety.CONCERN_NOTE in asked[-1]
     assert any(m.role == "assistant" and m.content == answer.text for m in llm.shown[-1])  # it knows what was said
 
 
