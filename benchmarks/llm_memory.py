@@ -49,7 +49,7 @@ name, cache_mib, turns, every = sys.argv[1], *map(int, sys.argv[2:5])
 embedded.RAM_PROMPT_CACHE_MIB = cache_mib
 llm = embedded.EmbeddedLLM(models.resolve(name, kind="llm"), n_ctx=4096, threads=2)
 rows = [(0, memory())]
-speeds = []  # prompt tokens a second, for each turn's reply
+first_tps = None  # prompt tokens a second, the first reply that read any
 # The session's own dialogue, dropping its oldest turns past a bound: a smaller one than a
 # session's, so that it begins dropping them after about 20 turns instead of 35.
 dialog = Dialog(system="You are a warm, reflective journaling companion. Reflect what was said, "
@@ -64,12 +64,12 @@ for t in range(turns):
     reply = llm.stream(dialog.add_user(said), GenerationOptions(max_tokens=24))
     dialog.add_assistant(reply.text())
     u = reply.usage
-    if u is not None and u.first_token_s and u.prompt_tokens - u.cached_tokens > 0:
-        speeds.append((u.prompt_tokens - u.cached_tokens) / u.first_token_s)
+    if first_tps is None and u is not None and u.first_token_s and u.prompt_tokens > u.cached_tokens:
+        first_tps = (u.prompt_tokens - u.cached_tokens) / u.first_token_s
     if (t + 1) % every == 0:
         rows.append((t + 1, memory()))
 llm.close()
-print(json.dumps({"rows": rows, "first_prompt_tps": speeds[0] if speeds else None}))
+print(json.dumps({"rows": rows, "first_prompt_tps": first_tps}))
 """
 
 

@@ -73,7 +73,7 @@ def test_the_default_model_summarises_a_real_journal_and_insights_use_it(tmp_pat
 
 
 # That an entry is summarised in the background by the default model, without the entry waiting
-# for it, is tests/test_background.py::test_writes_in_a_row_start_one_summariser_and_every_entry_is_summarised.
+# for it, is tests/test_background.py::test_writes_in_a_row_load_the_model_in_one_summariser_and_every_entry_is_summarised.
 
 
 def test_a_gentle_note_at_the_start_when_sessions_pile_up(tmp_path):

@@ -354,7 +354,8 @@ def run_worker(journal: Path, open_archive: Callable[[], Archive],
                 _say(journal, "stopped", report.stopped)
                 return 1
             # The model is held only with the lock: once it is let go, the next worker may load its own.
-            llm, embedder = _unload(llm), None
+            _unload(llm)
+            llm = embedder = None
             lock.release()
             try:
                 with open_archive() as archive:  # one look after letting go (see above)
