@@ -56,25 +56,36 @@ def onnx_encoder(model: str, tokenizer: str, max_tokens: int = 384):
     return embed
 
 
-def gguf_encoder(model: str, prefix: str = "", threads: int = 2):
+def gguf_encoder(model: str, prefix: str = "", threads: int = 2, template: str | None = None):
     """An embedding GGUF run by llama.cpp in-process (xllamacpp), pooled as its metadata says.
 
     nomic-embed-text-v1.5 wants a task prefix ("classification: ") on every
     text. llama.cpp answers one text at a time here: about 0.1 s a
     sentence on 2 busy cores, so a fit takes half an hour; ``--cache``
     keeps the vectors for the next run.
+
+    With ``template`` (a chat model, such as the companion's own), each text
+    is put into it where it says ``{}`` and the model's last hidden state is
+    the vector: the state it would answer the template's question from (a
+    linear probe on a chat model, not a sentence encoder).
     """
     import xllamacpp as xlc
 
     params = xlc.CommonParams()
     params.model.path, params.embedding = model, True
+    if template:
+        params.pooling_type = xlc.llama_pooling_type.LLAMA_POOLING_TYPE_LAST
+        prefix = ""
+    params.verbosity = -1
     params.cpuparams.n_threads, params.n_ctx, params.n_batch, params.n_ubatch = threads, 8192, 2048, 2048
+    params.cpuparams_batch.n_threads = threads
     server = xlc.Server(params)
 
     def embed(texts: list[str]) -> np.ndarray:
         # A turn longer than one batch of tokens cannot be embedded whole; the net's
         # sentence windows carry such turns anyway.
-        answer = server.handle_embeddings({"input": [prefix + t[:4000] for t in texts], "model": "encoder"})
+        shaped = [template.replace("{}", t[:4000]) if template else prefix + t[:4000] for t in texts]
+        answer = server.handle_embeddings({"input": shaped, "model": "encoder"})
         v = np.array([d["embedding"] for d in sorted(answer["data"], key=lambda d: d["index"])], np.float32)
         return v / np.linalg.norm(v, axis=1, keepdims=True)
 
@@ -156,6 +167,7 @@ def main() -> None:
     ap.add_argument("tokenizer", nargs="?", help="its tokenizer.json")
     ap.add_argument("--gguf", help="an embedding GGUF run by llama.cpp instead (e.g. nomic-embed-text-v1.5)")
     ap.add_argument("--prefix", default="", help="put before every text (nomic: 'classification: ')")
+    ap.add_argument("--template", help="a chat model's prompt with {} for the text: its last hidden state is the vector")
     ap.add_argument("--cache", help="keep the vectors in this .npz between runs (one file per encoder)")
     ap.add_argument("--with-minilm", type=float, metavar="W",
                     help="join the project's MiniLM to the encoder, weighted W (0..1) in every cosine")
@@ -164,7 +176,7 @@ def main() -> None:
                     help="thresholds read off the dev split's false alarms (for an encoder fine-tuned on the corpus)")
     args = ap.parse_args()
     if args.gguf:
-        embed = cached(gguf_encoder(args.gguf, args.prefix), args.cache)
+        embed = cached(gguf_encoder(args.gguf, args.prefix, template=args.template), args.cache)
     elif args.model:
         embed = cached(onnx_encoder(args.model, args.tokenizer), args.cache)
     else:
