@@ -89,6 +89,7 @@ bench: setup-models virtual-audio browser
 	$(PY) benchmarks/stt.py
 	$(PY) benchmarks/live.py --runs 3
 	$(PY) benchmarks/live.py --services
+	$(PY) benchmarks/barge_in.py
 	$(PY) benchmarks/llm_memory.py
 	$(PY) benchmarks/browser.py
 	$(PY) benchmarks/search.py
