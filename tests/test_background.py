@@ -305,11 +305,14 @@ def test_writes_in_a_row_load_the_model_in_one_summariser_and_every_entry_is_sum
     watcher.start()
     try:
         told = []
-        for text in entries:
-            t0 = time.monotonic()
+        for n, text in enumerate(entries):
             r = run_cli("write", text, "--db", str(db), env=env)
             assert r.returncode == 0, r.stderr
-            assert time.monotonic() - t0 < 60  # it did not wait for the model (a bound, not a speed)
+            if n == 0:
+                # It did not wait for the model: the first write was back before its summary was
+                # (loading the model alone takes longer than a write). By what happened, not a clock.
+                state = background.last_state(db)
+                assert state is None or state.state != "done", state
             told.append("in the background" in " ".join(r.stderr.split()))
         assert told[0], told  # the person is told where their summary went
         deadline = time.monotonic() + 300
