@@ -292,8 +292,7 @@ def test_a_check_in_from_a_recording(tiny_stt, small_llm, voice, embedder, tmp_p
     assert "early night" in answers[2].text.lower()
     replies = [t.text for t in turns if t.role == "assistant"]
     mode = modes.load("check-in")
-    steps = mode.steps
-    for reply, step in zip(replies, steps):
+    for reply, step in zip(replies, mode.steps):
         assert reply.endswith(step.then)  # the app asks the next question itself
         own = reply[: -len(step.then)]
         # The model only reflected, within the rules, its words counted as the gate counts them

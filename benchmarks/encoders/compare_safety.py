@@ -75,7 +75,6 @@ def gguf_encoder(model: str, prefix: str = "", threads: int = 2, template: str |
     params.model.path, params.embedding = model, True
     if template:
         params.pooling_type = xlc.llama_pooling_type.LLAMA_POOLING_TYPE_LAST
-        prefix = ""
     params.verbosity = -1
     params.cpuparams.n_threads, params.n_ctx, params.n_batch, params.n_ubatch = threads, 8192, 2048, 2048
     params.cpuparams_batch.n_threads = threads

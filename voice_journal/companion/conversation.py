@@ -316,7 +316,6 @@ def _with_notes(text: str, notes: list[str], memory: str | None = None) -> str:
     return "\n\n".join(part for part in (said, text, cue, f"({memory})" if memory else "") if part)
 
 
-
 def _when(at: dt.datetime, now: dt.datetime) -> str:
     """A spoken, relative date: "yesterday", "last Tuesday", "on 3 November" (both times naive UTC)."""
     at, now = (t.replace(tzinfo=dt.timezone.utc).astimezone() for t in (at, now))  # the person's calendar
