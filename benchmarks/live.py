@@ -42,8 +42,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from rich.console import Console  # noqa: E402
+from rich.markup import escape  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+import memory_map  # noqa: E402
 import virtual_audio  # noqa: E402
 from wyoming_servers import serving  # noqa: E402
 from pipeline import machine  # noqa: E402
@@ -141,11 +143,14 @@ def soak(console, settings, va, says: list[Path], folder: Path, minutes: float) 
     archive = Archive.open(folder / "soak.duckdb")
     said = [0]
     rss: list[tuple[float, float]] = []
+    maps: list[dict] = []  # smaps at the start, then once a minute: where the memory is
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.wait(5.0):
             rss.append((time.perf_counter() - t0, _rss_mb()))
+            if len(rss) % 12 == 0:
+                maps.append(memory_map.snapshot())
 
     def on_event(e) -> None:
         if isinstance(e, CompanionReplied):
@@ -157,6 +162,7 @@ def soak(console, settings, va, says: list[Path], folder: Path, minutes: float) 
                           LiveOptions(max_minutes=minutes), on_event=on_event)
     t0 = time.perf_counter()
     rss.append((0.0, _rss_mb()))
+    maps.append(memory_map.snapshot())
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     try:
@@ -191,6 +197,24 @@ def soak(console, settings, va, says: list[Path], folder: Path, minutes: float) 
     console.print(table)
     console.print(f"memory: {rss[0][1]:.0f} MB at the start, {rss[len(rss) // 2][1]:.0f} MB half-way, "
                   f"{rss[-1][1]:.0f} MB at the end")
+    memory_table(console, maps)
+
+
+def memory_table(console, maps: list[dict]) -> None:
+    """Where the resident memory is at the start, half-way and at the end, and what grew."""
+    if len(maps) < 3:
+        return
+    start, half, end = maps[0], maps[len(maps) // 2], maps[-1]
+    table = Table(title="resident memory by mapping, MB (smaps; file pages are shared with the page cache)")
+    for col, justify in (("", "left"), ("start", "right"), ("half-way", "right"), ("end", "right")):
+        table.add_column(col, justify=justify)
+    for key in ("rss_mb", "anon_mb", "file_mb"):
+        table.add_row(key.removesuffix("_mb"), *(f"{memory_map.totals(m)[key]:.0f}" for m in (start, half, end)))
+    halfway = memory_map.by_label(half)
+    big = [r for r in memory_map.grew(start, end) if max(r[1], r[2]) >= 10]
+    for label, a, b in sorted(big, key=lambda r: r[2], reverse=True)[:14]:
+        table.add_row(f"  {escape(label)}", f"{a:.0f}", f"{halfway.get(label, 0.0):.0f}", f"{b:.0f}")
+    console.print(table)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Callable
 
-from .. import models
+from .. import heap, models
 from ..companion import safety
 from ..config import Settings
 from ..llm.base import LLM
@@ -89,6 +89,7 @@ def load_voice(settings: Settings) -> LanguageVoices:
 def load_engines(settings: Settings, *, voice: bool = True, llm: bool = True, stt: bool = True, crisis_net: bool = True,
                  on_status: Callable[[str], None] = lambda s: None) -> Engines:
     """Load (and on first use assemble and verify) the configured models."""
+    heap.keep_large_blocks_out_of_arenas()  # a session's turn buffers, freed, must not stay resident
     threads = settings.threads or None
     transcriber = None
     if stt:

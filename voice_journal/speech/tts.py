@@ -107,6 +107,10 @@ def _load_piper(model_path: Path, config: Path, threads: int | None):
     from piper.voice import ESPEAK_DATA_DIR
 
     options = onnxruntime.SessionOptions()
+    # onnxruntime's memory arena keeps the most any sentence needed, for good: one 150-character
+    # sentence left 300 MB resident for the rest of the session. Without it, a sentence is about
+    # a tenth slower to synthesise (133 -> 146 ms for a short one on two cores).
+    options.enable_cpu_mem_arena = False
     if threads:
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     session = onnxruntime.InferenceSession(str(model_path), sess_options=options, providers=["CPUExecutionProvider"])
