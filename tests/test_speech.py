@@ -1,6 +1,7 @@
 """Whisper on real human speech; Piper's voice; sentence splitting."""
 
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -150,11 +151,10 @@ print(before, rss())
 """
 
 
-@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_a_long_sentence_leaves_no_memory_behind_in_the_voice():
     """onnxruntime's arena kept the most a sentence ever needed (300 MB for this one) for the whole session."""
     import subprocess
-    import sys
 
     out = subprocess.run([sys.executable, "-c", LONG_SENTENCE], capture_output=True, text=True, timeout=300, check=True)
     before, after = map(int, out.stdout.split())

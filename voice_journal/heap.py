@@ -24,7 +24,7 @@ import sys
 
 log = logging.getLogger(__name__)
 
-LARGE = 256 * 1024  # glibc's own starting threshold is 128 KB; above a few MB it raises it
+LARGE = 256 * 1024  # glibc starts at 128 KB, then raises it (up to 32 MB) as large blocks are freed
 _M_MMAP_THRESHOLD = -3  # from glibc's malloc.h
 
 
