@@ -401,6 +401,7 @@ def test_a_live_reply_begun_in_the_pause_carries_what_memory_recalls(tiny_stt, s
     "You should talk to your manager about it.", "Try to get some rest tonight.", "It might help to write it down.",
     "Have you tried going for a walk?", "Take a deep breath and be gentle with yourself.",
     "Reach out to someone you trust.", "I suggest making a list.", "It's important to set boundaries.",
+    "You should ask if you can leave early on Fridays.",
 ])
 def test_unasked_advice_is_left_out(sentence):
     gate = ReplyGate(ReplyRules(60, 1))
@@ -412,6 +413,8 @@ def test_unasked_advice_is_left_out(sentence):
 @pytest.mark.parametrize("sentence", [
     "You sound exhausted, and it makes sense after a week like that.", "What would feel supportive right now?",
     "You tried so hard to make it work.", "It's important to you that your sister feels heard.",
+    "You're wondering whether you should quit the choir.", "You don't know what you should tell your dad.",
+    "So you asked your boss if you should stay late, and he laughed.",
 ])
 def test_reflection_is_not_mistaken_for_advice(sentence):
     assert ReplyGate(ReplyRules(60, 1)).admit(sentence)

@@ -221,8 +221,17 @@ _ADVICE = re.compile(
 )
 
 
+# Their own question, said back, is not advice: "you're wondering whether you should quit".
+_REPORTED = re.compile(
+    r"\b(?:ask(?:ed|ing)?|wonder(?:ed|ing)?|not\s+sure|unsure|(?:don'?t|didn'?t|do\s+not)\s+know|"
+    r"decid(?:e|ed|ing)|torn\s+(?:about|between))(?:\s+\w+){0,2}?\s+(?:if|whether|what|when|how)\s+"
+    r"you\s+(?:should|ought\s+to|need\s+to|must)\b",
+    re.IGNORECASE,
+)
+
+
 def is_advice(sentence: str) -> bool:
-    return bool(_ADVICE.search(sentence.strip().replace("’", "'")))
+    return bool(_ADVICE.search(_REPORTED.sub("", sentence.strip().replace("’", "'"))))
 
 
 def words(text: str) -> int:
