@@ -72,7 +72,8 @@ def by_label(maps: dict[int, Mapping]) -> dict[str, float]:
     """Resident MB per file (all its mappings together) and per kind of anonymous memory."""
     out: dict[str, float] = {}
     for m in maps.values():
-        key = m.label if m.name else ("malloc arenas and small blocks" if m.size_kb <= 65536 else m.label)
+        # Unnamed blocks up to 64 MB are malloc's: its arenas' heaps, and the blocks it maps one by one.
+        key = "malloc arenas and small blocks" if not m.name and m.size_kb <= 65536 else m.label
         out[key] = out.get(key, 0.0) + m.rss_kb / 1024
     return out
 

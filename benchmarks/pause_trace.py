@@ -16,13 +16,9 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from voice_journal.llm import speculative as stream_module  # noqa: E402
-from voice_journal.session import speculative as reply_module  # noqa: E402
+from voice_journal.llm import speculative as stream_module
+from voice_journal.session import speculative as reply_module
 
 MARKS: list[tuple[float, str]] = []
 END = "turn over"

@@ -134,7 +134,6 @@ def test_a_voice_held_to_one_thread_says_the_same(voice):
 
 
 LONG_SENTENCE = r"""
-import sys
 from voice_journal import models
 from voice_journal.speech.tts import Voice
 
