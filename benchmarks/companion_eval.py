@@ -14,7 +14,9 @@ is frozen: prompts are tuned on ``tune`` only, and the figures quoted are
 
 Every reply is scored **raw**, as the model wrote it (after the llama.cpp
 grammar that holds its shape while it writes, which is part of the
-model's output), and **as spoken**, after the reply gate. The rules:
+model's output), and **as spoken**: what the session would say, through
+the same ``speak_reply`` (the reply gate, and a reply asked again, led in
+by their words, where nothing it first wrote named what they said). The rules:
 
 * reflects: it names something specific the person said (one of the turn's
   ``reflect`` alternatives, as a word stem);
@@ -54,10 +56,11 @@ from rich.table import Table  # noqa: E402
 from pipeline import machine  # noqa: E402
 from voice_journal import config  # noqa: E402
 from voice_journal.companion import modes  # noqa: E402
-from voice_journal.companion.checker import check, is_question, same_question, trim, words  # noqa: E402
+from voice_journal.companion.checker import check, is_question, same_question, words  # noqa: E402
 from voice_journal.companion.conversation import Conversation  # noqa: E402
+from voice_journal.llm.base import ReplyStream  # noqa: E402
 from voice_journal.llm.select import open_llm  # noqa: E402
-from voice_journal.session import FALLBACK_REPLY, reply_options  # noqa: E402
+from voice_journal.session import reply_options, speak_reply  # noqa: E402
 from voice_journal.speech.sentences import SentenceSplitter, has_words  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "companion_eval_data.toml"
@@ -104,16 +107,18 @@ def reply(llm, conv: Conversation, text: str, settings) -> dict | None:
     if plan.fixed is not None:  # fixed words (a crisis, a mode switch): not a model reply
         conv.replied(plan.fixed)
         return None
-    # As the session does, but with the sampling fixed so that two runs differ by the change, not by luck.
-    stream = llm.stream(plan.messages, dataclasses.replace(reply_options(settings, plan.rules), seed=SEED[0]))
-    raw = stream.text().strip()
-    spoken = trim(raw, plan.rules)
-    fell_back = not plan.then and not has_words(spoken)
-    if fell_back:
-        spoken = FALLBACK_REPLY
+    # The model's whole reply, with the sampling fixed so that two runs differ by the change, not by luck.
+    options = dataclasses.replace(reply_options(settings, plan.rules), seed=SEED[0])
+    stream = llm.stream(plan.messages, options)
+    deltas = list(stream)
+    raw, u = "".join(deltas).strip(), stream.usage
+    # Then what the session would say of it: the same deltas through speak_reply, unvoiced (its
+    # gate, and the model asked again, led in, where nothing it wrote named what they said).
+    replay = ReplyStream(iter(deltas), lambda cancelled, first, total: u)
+    said = speak_reply(llm, None, plan.messages, None, 0.0, options, rules=plan.rules, stream=replay)
+    spoken, t = said.spoken_text, said.timings
     conv.replied(" ".join(s for s in (spoken, plan.then) if s))  # what the session would have said
-    u = stream.usage
-    return {"raw": raw, "spoken": spoken, "rules": plan.rules, "fallback": fell_back,
+    return {"raw": raw, "spoken": spoken, "rules": plan.rules, "fallback": t.fallback, "asked_again": t.asked_again,
             "first_token_s": u.first_token_s, "total_s": u.total_s, "tokens": u.completion_tokens,
             "words": words(raw), "questions": sum(is_question(s) for s in sentences(raw))}
 
@@ -160,10 +165,11 @@ def report(console: Console, results: list[dict], talks: list[dict], model: str,
     table = Table(title=f"companion replies vs. the reply rules · {model} · {split} split · {machine()}", caption=(
         f"{len(results)} replies · raw: as the model wrote them (grammar included), before the gate · "
         "all rules: reflects something specific, length, questions (and not last turn's again), no unasked "
-        "advice, no stock phrase, no list, their words not in the first person · spoken: after the gate · "
+        "advice, no stock phrase, no list, their words not in the first person · spoken: after the gate, and "
+        "asked again, led in by their words, where nothing it wrote named them · "
         f"data sha256 {digest()[:12]} · seed {SEED[0]} · load {load_s:.1f} s · RSS {rss_mb:,.0f} MB"))
     for col in ("mode", "replies", "raw: all rules", "raw: reflects", "common problems (raw)", "spoken: all rules",
-                "fixed line", "median words", "first token s", "tokens/s"):
+                "fixed line", "asked again", "median words", "first token s", "tokens/s"):
         table.add_column(col, justify="left" if col in ("mode", "common problems (raw)") else "right")
 
     def row(name, rs):
@@ -176,7 +182,8 @@ def report(console: Console, results: list[dict], talks: list[dict], model: str,
                 if r["tokens"] > 1 and r["total_s"] > r["first_token_s"]]
         return (name, str(n), f"{100 * ok / n:.0f}% ({ok})", f"{100 * refl / n:.0f}%",
                 ", ".join(f"{k} ×{c}" for k, c in common) or "-", f"{100 * spoken / n:.0f}% ({spoken})",
-                str(sum(r["fallback"] for r in rs)), f"{statistics.median(r['words'] for r in rs):.0f}",
+                str(sum(r["fallback"] for r in rs)), str(sum(r["asked_again"] for r in rs)),
+                f"{statistics.median(r['words'] for r in rs):.0f}",
                 f"{statistics.median(r['first_token_s'] for r in rs):.2f}",
                 f"{statistics.median(rate):.1f}" if rate else "-")
 

@@ -69,6 +69,87 @@ def test_the_gate_ends_on_the_last_sentence_that_fits():
     assert said == ["You spent the whole day caring for everyone else."] and gate.done
 
 
+# Their words, as Whisper writes them, and replies a small model gives: whether the reply names
+# something the person said. A paraphrase does not count (the cost: a reply asked again).
+@pytest.mark.parametrize("turn, reply, names", [
+    ("probably bath time with my twins which sounds boring but it's the one time i'm not rushing",
+     "Bath time with the twins is when you stop rushing.", True),
+    ("probably bath time with my twins which sounds boring", "Thank you for sharing that moment.", False),
+    ("um like the part that wants to text him back and the part that knows i shouldn't",
+     "Part of you wants to reach him.", True),
+    ("um like the part that wants to text him back and the part that knows i shouldn't",
+     "They are trying to balance their desire to keep in touch.", False),
+    ("i'm actually pretty good today? like light. lighter than i've been in weeks", "Oh!", False),
+    ("i'm actually pretty good today? like light. lighter than i've been in weeks",
+     "You sound good today, and lighter.", True),
+    ("my friends are buying houses and having babies", "Everyone around you has a baby and a house.", True),
+    ("we moved to a new city in march", "Moving is a lot.", True),
+    ("my dad called me kiddo", "You really think about it, you know?", False),
+])
+def test_a_reflection_names_something_they_said(turn, reply, names):
+    from voice_journal.companion.checker import names_their_words, their_words
+
+    assert names_their_words(reply, their_words(turn)) is names
+
+
+@pytest.mark.parametrize("turn", ["i dont know", "yeah", "um i guess so", "okay okay", "..."])
+def test_a_turn_with_nothing_to_say_back_asks_for_no_reflection(turn):
+    from voice_journal.companion.checker import their_words
+
+    assert their_words(turn) == frozenset()
+
+
+def test_the_gate_leaves_out_openers_that_name_nothing_of_theirs():
+    from voice_journal.companion.checker import their_words
+
+    rules = ReplyRules(max_words=60, max_questions=1, theirs=their_words("my sister skipped christmas again"))
+    gate = ReplyGate(rules)
+    said = [s for s in ["That must be hard.", "Your sister skipped Christmas again.", "That stings."]
+            if gate.admit(s)]
+    assert said == ["Your sister skipped Christmas again.", "That stings."]  # only openers must name theirs
+    assert gate.trimmed and not gate.done and not gate.needs_asking_again
+    gate = ReplyGate(rules)
+    assert not gate.admit("Thank you for telling me.") and not gate.done
+    assert not gate.admit("That sounds really hard.") and gate.done  # two: asked again rather than waited on
+    assert gate.needs_asking_again
+    off = ReplyGate(ReplyRules(max_words=60, max_questions=1))  # no words of theirs to name: no such rule
+    assert off.admit("That sounds really hard.") and not off.needs_asking_again
+
+
+def test_a_long_sentence_cut_at_a_comma_is_judged_whole():
+    from voice_journal.companion.checker import their_words
+
+    # The splitter hands the voice a long first sentence's first clause early; that clause alone
+    # may name nothing of theirs while the sentence does.
+    gate = ReplyGate(ReplyRules(60, 1, theirs=their_words("my sister skipped christmas again")))
+    assert gate.spoken("Thinking about how this whole holiday went for you,") is None and not gate.trimmed
+    assert gate.spoken("your sister skipping Christmas again still stings.") == (
+        "Thinking about how this whole holiday went for you, your sister skipping Christmas again still stings.")
+    gate = ReplyGate(ReplyRules(60, 1, theirs=their_words("my sister skipped christmas again")))
+    assert gate.spoken("Thinking about how this whole holiday went for you,") is None
+    assert gate.spoken("that must be a lot.") is None and gate.unreflected == 1 and gate.needs_asking_again
+
+
+def test_a_turn_that_names_nothing_is_said_back_through_the_turn_before():
+    from voice_journal.companion.checker import names_their_words
+
+    conv = Conversation("free")
+    conv.turn("nobody at work likes me they all went to lunch without me")
+    conv.replied("They went to lunch without you.")
+    rules = conv.turn("i don't know").rules
+    assert names_their_words("Lunch without you still stings.", rules.theirs)
+    assert not names_their_words("That is hard to know.", rules.theirs)
+
+
+def test_only_english_turns_carry_their_words():
+    from voice_journal.companion.checker import names_their_words
+
+    conv = Conversation("free")
+    assert names_their_words("Your sister missed Christmas.", conv.turn("my sister skipped christmas again").rules.theirs)
+    conv.language.code = "es"
+    assert conv.turn("mi hermana no vino en navidad").rules.theirs == frozenset()
+
+
 def test_check_and_trim_agree():
     rules = ReplyRules(max_words=20, max_questions=1)
     two = "That sounds hard. What happened? And how do you feel now?"
@@ -118,7 +199,7 @@ def test_reframe_goes_through_its_four_steps_in_order():
 
 def test_hold_space_asks_nothing_unless_asked():
     _, plans = _run("hold-space", ["I just need to say how unfair today was.", "Do you think I overreacted?"])
-    assert plans[0].rules == ReplyRules(35, 0)
+    assert (plans[0].rules.max_words, plans[0].rules.max_questions, plans[0].rules.advice) == (35, 0, False)
     assert plans[1].rules.max_questions == 1  # they asked: the answer may ask back
 
 
@@ -490,7 +571,7 @@ def test_the_question_asked_last_turn_is_not_asked_again():
     assert not gate.admit("What do you miss most about the old place?")
     assert "the question of the last turn again" in check("You miss them. What do you miss the most about "
                                                           "the old place?", rules)
-    assert ReplyGate(rules).admit("Who do you think of first?")  # another question is fine
+    assert ReplyGate(rules).admit("Which of the people do you think of first?")  # another question is fine
 
 
 def test_an_earlier_reply_is_not_said_again_word_for_word():
@@ -626,9 +707,82 @@ class ScriptedWords:
     def stream(self, messages, options=None):
         from voice_journal.llm.base import ReplyStream, Usage
 
-        words = iter(w + " " for w in self._text.split())
+        ws = self._text.split()
+        words = iter(w + (" " if i < len(ws) - 1 else "") for i, w in enumerate(ws))  # as a model ends: no space
         return ReplyStream(words, lambda cancelled, first, total: Usage(completion_tokens=10, first_token_s=first,
                                                                           total_s=total, stopped="stop"))
+
+
+class AskedTwice:
+    """The model's words, twice: a first reply, and another if it is asked again (with the options it got)."""
+
+    backend, model, grammars = "scripted", "scripted", True
+
+    def __init__(self, first: str, second: str, *, grammars: bool = True):
+        self.texts, self.grammars, self.options = [first, second], grammars, []
+
+    def stream(self, messages, options=None):
+        self.options.append(options)
+        return ScriptedWords(self.texts[min(len(self.options), 2) - 1]).stream(messages, options)
+
+
+def _rules_for(turn: str) -> ReplyRules:
+    from voice_journal.companion.checker import their_words
+
+    return ReplyRules(max_words=40, max_questions=1, theirs=their_words(turn))
+
+
+def test_a_reply_that_names_nothing_they_said_is_asked_again_led_in(voice):
+    from voice_journal.companion.checker import LEADS
+    from voice_journal.session import reply_options, speak_reply
+    from voice_journal import config
+
+    rules = _rules_for("bath time with my twins is the one time i'm not rushing")
+    options = reply_options(config.load(), rules)
+    llm = AskedTwice("Thank you for sharing that moment. How did it make you feel?",
+                     "You said bath time with the twins is when you stop rushing. What happens then?")
+    reply = speak_reply(llm, voice, [], None, 0.0, options, rules=rules)
+    assert len(llm.options) == 2 and reply.timings.asked_again
+    assert llm.options[1].grammar.startswith("root ::= l") and all(x in llm.options[1].grammar for x in LEADS)
+    assert reply.text == reply.spoken_text == llm.texts[1]
+    assert reply.draft == llm.texts[0]  # what it wrote first is kept for the record, unspoken
+    # Asked again at most once: a second reply that names nothing is spoken as the rules allow.
+    llm = AskedTwice("That sounds hard.", "You said it is hard. What is that like?")
+    reply = speak_reply(llm, voice, [], None, 0.0, options, rules=rules)
+    assert len(llm.options) == 2 and reply.text == "You said it is hard. What is that like?"
+
+
+def test_a_reply_that_names_them_first_is_not_asked_again(voice):
+    from voice_journal.session import reply_options, speak_reply
+    from voice_journal import config
+
+    rules = _rules_for("bath time with my twins is the one time i'm not rushing")
+    llm = AskedTwice("That's sweet. Bath time with the twins sounds like a pause.", "unused")
+    reply = speak_reply(llm, voice, [], None, 0.0, reply_options(config.load(), rules), rules=rules)
+    assert len(llm.options) == 1 and not reply.timings.asked_again
+    assert reply.text == "Bath time with the twins sounds like a pause." and reply.draft == llm.texts[0]
+
+
+def test_without_grammars_a_reply_is_never_asked_again(voice):
+    from voice_journal.session import reply_options, speak_reply
+    from voice_journal import config
+
+    rules = _rules_for("bath time with my twins is the one time i'm not rushing")
+    llm = AskedTwice("That sounds lovely. What do you enjoy most?", "unused", grammars=False)  # as Ollama
+    reply = speak_reply(llm, voice, [], None, 0.0, reply_options(config.load(), rules), rules=rules)
+    assert len(llm.options) == 1 and reply.text == llm.texts[0]  # it could not be led in: nothing is cut for it
+
+
+def test_a_led_grammar_makes_the_real_model_begin_with_their_words(small_llm):
+    from voice_journal.companion.checker import LEADS, reply_grammar
+    from voice_journal.llm.base import GenerationOptions, Message
+
+    rules = ReplyRules(max_words=30, max_questions=1)
+    for grammar in (reply_grammar(rules, led=True), reply_grammar(ReplyRules(15, 0), led=True)):
+        text = small_llm.stream([Message("system", "You are a kind listener."),
+                                 Message("user", "my sister skipped christmas again this year")],
+                                GenerationOptions(max_tokens=40, grammar=grammar, seed=3)).text()
+        assert text.startswith(LEADS), text
 
 
 @pytest.mark.parametrize("said", [

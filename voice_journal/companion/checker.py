@@ -8,7 +8,11 @@ through, drops it, or ends the reply (the model is then stopped, which also
 saves its time). One repair it makes rather than a cut: a reflection the
 model wrote in the person's own first person ("I'm tired and a bit foggy")
 is spoken turned to them ("You're tired and a bit foggy"), as a listener
-would say it back.
+would say it back. And a reply begins with what they said: an opener that
+names none of their words ("Thank you for sharing that moment.") is left
+out, and a reply of nothing else is asked for again, led in by their words
+(:attr:`ReplyGate.needs_asking_again`, ``reply_grammar(led=True)``): the
+one wait twice worth asking of someone who has just opened up.
 
 >>> ReplyGate(ReplyRules()).spoken("So I'm tired and a bit foggy.")
 "So you're tired and a bit foggy."
@@ -41,6 +45,8 @@ class ReplyRules:
     ``advice``: whether the reply may advise (only when the person asked for it).
     ``last_question``: the question the companion asked last turn, not to be asked again.
     ``said``: the companion's earlier replies in this session, not to be said again word for word.
+    ``theirs``: the stems of the turn's own words (:func:`their_words`); where there are any, the
+    reply's first spoken sentence must name one of them (:func:`names_their_words`).
     """
 
     max_words: int = 60
@@ -48,6 +54,7 @@ class ReplyRules:
     advice: bool = False
     last_question: str | None = None
     said: tuple[str, ...] = ()
+    theirs: frozenset[str] = frozenset()  # what they said, as word stems (see their_words): the reply names one first
 
     @property
     def sentences(self) -> int:
@@ -67,7 +74,10 @@ _BODY = r"[^?.!\n\r*#_`\[\]()<>{}|~•]*"
 SENTENCE_CHARS = 160  # about 27 spoken words: a safety bound; the length note in the prompt asks for less
 
 
-def reply_grammar(rules: ReplyRules) -> str:
+LEADS = ("You said ", "You mentioned ", "You're saying ")  # how a reply asked again begins: with their words
+
+
+def reply_grammar(rules: ReplyRules, *, led: bool = False) -> str:
     """The GBNF grammar a reply under ``rules`` is written in (see above).
 
     Sentences of at most SENTENCE_CHARS, as many as the word limit holds at
@@ -75,15 +85,24 @@ def reply_grammar(rules: ReplyRules) -> str:
     sentence's place (or be the whole reply). The bound is loose on purpose:
     one tight enough to hold the word limit (its share of it in characters)
     ended sentences mid-word ("watching Jeopard."); the gate keeps the limit.
+
+    ``led``: the reply begins with one of :data:`LEADS`, a statement that
+    goes on to say back what they said (a reply asked again, see
+    :attr:`ReplyGate.needs_asking_again`).
     """
     most = rules.sentences
     more = ' (" " s)?' * (most - 2) if most > 1 else ""
+    one = "l" if led else "s"
     if rules.max_questions:
-        root = f's{more} (" " (s | q))? | q' if most > 1 else "s | q"
+        root = f'{one}{more} (" " (s | q))?' if most > 1 else one
+        if not led:
+            root += " | q"  # a question may be the whole reply, but a reply asked again leads with their words
     else:
-        root = f's{more} (" " s)?' if most > 1 else "s"
+        root = f'{one}{more} (" " s)?' if most > 1 else one
+    lead = " | ".join(f'"{x}"' for x in LEADS)
     return (f"root ::= {root}\n"
-            f's ::= first body [.!] ["\'”’)]?\n'
+            + (f'l ::= ({lead}) body [.!] ["\'”’)]?\n' if led else "")
+            + f's ::= first body [.!] ["\'”’)]?\n'
             f'q ::= first body "?" ["\'”’)]?\n'
             f"first ::= {_FIRST}\n"
             f"body ::= {_BODY[:-1]}{{0,{SENTENCE_CHARS}}}\n")
@@ -242,6 +261,73 @@ def is_question(sentence: str) -> bool:
     return sentence.rstrip(" \"'”’)").endswith("?")
 
 
+# A reflection names something of what the person said: "your twins' bath time", "moving back
+# home". An opener that names nothing of theirs ("Thank you for sharing that moment.", "Oh!",
+# "They are trying to balance their desire...") is what a person hears as not listened to. The
+# test is deliberately plain, their content words by stem, so that it can run on every
+# sentence as it streams: a paraphrase ("your father" for "dad") does not count, and the cost of
+# that miss is a reply asked again (see session.speaker), not a reply lost.
+_NOT_THEIRS = frozenset("""
+a about above after again against all also am an and any are aren't as at be because been before
+being below between both but by can can't cannot could couldn't did didn't do does doesn't doing
+don't dont down during each few for from further had hadn't has hasn't have haven't having he he'd
+he'll he's her here here's hers herself him himself his how how's i i'd i'll i'm i've if in into is
+isn't it it's its itself let's me more most mustn't my myself no nor not of off on once only or
+other ought our ours ourselves out over own same shan't she she'd she'll she's should shouldn't so
+some such than that that's the their theirs them themselves then there there's these they they'd
+they'll they're they've this those through to too under until up very was wasn't we we'd we'll
+we're we've were weren't what what's when when's where where's which while who who's whom why
+why's will with won't would wouldn't you you'd you'll you're you've your yours yourself yourselves
+im ive id ill youre theyre thats whats its cant wont didnt doesnt isnt wasnt
+um uh uhm hmm mm er erm ah oh okay ok yeah yes yep nope like just really actually basically
+literally kinda sorta gonna wanna gotta guess mean know think feel feels felt feeling thing things
+stuff something anything everything nothing lot lots bit kind sort way much many get got getting
+go going goes went make made say said tell told want wanted need right well even still maybe
+probably pretty quite sure today now day time one two back new seem seems look looks sound sounds
+""".split())
+_STEM = re.compile(r"(?:ies|ing|ers|er|ed|es|ly|s)$")
+
+
+def _stem(word: str) -> str:
+    word = word.lower().replace("’", "'").removesuffix("'s").replace("'", "")
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"  # babies: baby
+    stem = _STEM.sub("", word)
+    return stem if len(stem) >= 3 else word
+
+
+def _content(word: str) -> str | None:
+    """The stem of a content word; None for a function word, a filler or a number ("knows" is "know")."""
+    if word.isdigit() or word.lower().replace("’", "'") in _NOT_THEIRS:
+        return None
+    stem = _stem(word)
+    return None if stem in _NOT_THEIRS else stem
+
+
+def their_words(text: str, *, least: int = 2) -> frozenset[str]:
+    """The stems of the content words in ``text``; none where it has fewer than ``least``.
+
+    "i dont know" or "yeah" names nothing a reply could say back, so it asks
+    for nothing (an empty set: the reflection rule is off for that turn).
+    """
+    stems = frozenset(s for w in _WORD.findall(text) if (s := _content(w)))
+    return stems if len(stems) >= least else frozenset()
+
+
+def names_their_words(sentence: str, theirs: frozenset[str]) -> bool:
+    """Whether ``sentence`` names one of ``theirs`` (a stem, or one stem the start of the other)."""
+    for w in _WORD.findall(sentence):
+        if not (stem := _content(w)):
+            continue
+        if stem in theirs or (len(stem) >= 4 and any(len(t) >= 4 and (t.startswith(stem) or stem.startswith(t))
+                                                      for t in theirs)):
+            return True
+    return False
+
+
+_CLAUSE_BREAK = re.compile(r"[,;:—–]\s*$")  # where the splitter cuts a long sentence for the voice
+
+
 class ReplyGate:
     """Decides, sentence by sentence, what of a streaming reply is spoken."""
 
@@ -252,6 +338,9 @@ class ReplyGate:
         self.kept = 0
         self.trimmed = False  # something the model wrote was not spoken
         self.done = False  # nothing more will be admitted: stop the model
+        self.reflected = False  # a sentence that names their words was spoken
+        self.unreflected = 0  # openers left out for naming nothing of theirs
+        self._held = ""  # the opening clause of a sentence, until the rest says whether it names them
 
     def admit(self, sentence: str) -> bool:
         """Whether ``sentence`` is spoken (perhaps turned, see :meth:`spoken`)."""
@@ -278,6 +367,20 @@ class ReplyGate:
         if said_before(sentence, self.rules.said):
             self.trimmed = True  # a small model may answer with an earlier reply again, word for word
             return None
+        if self.rules.theirs and not self.reflected:
+            whole, self._held = f"{self._held} {sentence}".strip(), ""
+            if not names_their_words(whole, self.rules.theirs):
+                if _CLAUSE_BREAK.search(sentence):
+                    self._held = whole  # a long sentence's first clause: its rest may name them
+                    return None
+                # A reply begins with what they said. An opener that names none of it is left
+                # out; after two, the reply is over, to be asked again (see needs_asking_again).
+                self.trimmed = True
+                self.unreflected += 1
+                self.done = self.unreflected >= 2
+                return None
+            self.reflected = True
+            sentence, n = whole, words(whole)
         if self.kept and self.words + n > self.rules.max_words:
             # The first sentence always goes (a reply must say something); after it, the
             # reply ends on the last whole sentence that fits.
@@ -296,6 +399,11 @@ class ReplyGate:
         self.words += n
         self.kept += 1
         return sentence
+
+    @property
+    def needs_asking_again(self) -> bool:
+        """Nothing was spoken because nothing named what they said: worth one more try, led in."""
+        return not self.kept and (self.unreflected > 0 or bool(self._held))
 
 
 def check(text: str, rules: ReplyRules) -> list[str]:

@@ -29,7 +29,7 @@ from typing import Callable
 
 from ..llm.base import Message
 from . import arc, modes, safety
-from .checker import ReplyRules
+from .checker import ReplyRules, their_words
 from .dialog import Dialog
 from .language import LanguageChoice, prompt_note
 from .mood import parse_mood
@@ -146,7 +146,7 @@ class Conversation:
         else:
             step = self.run.turn(text)
             guide = step.guide
-        rules = _rules(mode, step, text)
+        rules = _rules(mode, step, text, self.language.code, _last_said(self.dialog.messages()))
         rules = dataclasses.replace(rules, last_question=self.dialog.last_question(), said=self.dialog.replies())
         notes = _notes(self.guard, check, guide, rules)
         recalled = tuple(self.recall(text)) if self.recall is not None and not closing else ()
@@ -179,6 +179,7 @@ class Conversation:
         """
         messages = self.dialog.messages()
         run, guard, awaiting = copy.copy(self.run), copy.copy(self.guard), self._awaiting
+        language = self.language.code
 
         def preview(text: str, memory: bool = False) -> list[Message] | None:
             check = guard.peek(text)  # an uncertain turn starts the judge now, for turn() to find
@@ -193,7 +194,7 @@ class Conversation:
             else:
                 step = copy.copy(run).turn(text)
                 guide = step.guide
-            rules = _rules(run.mode, step, text)
+            rules = _rules(run.mode, step, text, language, _last_said(messages))
             notes = _notes(guard, check, guide, rules)
             said = None
             if memory and not closes and self.recall is not None and (recalled := tuple(self.recall(text))):
@@ -249,8 +250,15 @@ class Preview(list):
         self.rules = rules
 
 
-def _rules(mode: modes.Mode, step: modes.StepTurn | None, text: str) -> ReplyRules:
-    """What the reply to ``text`` may be: the step's rules, loosened where the person asked for it."""
+def _rules(mode: modes.Mode, step: modes.StepTurn | None, text: str, language: str = "en",
+           before: tuple[str, ...] = ()) -> ReplyRules:
+    """What the reply to ``text`` may be: the step's rules, loosened where the person asked for it.
+
+    In English, the reply also begins by naming something they said (``theirs``;
+    the test of it knows English words only): in this turn or in their turns
+    just ``before`` it, so that "i don't know" is answered from what they said
+    before, and bringing back what they said two turns ago counts as listening.
+    """
     if step is None:  # a closing: a warm goodbye asks nothing
         return ReplyRules(mode.max_words, 0)
     rules = step.rules
@@ -258,7 +266,15 @@ def _rules(mode: modes.Mode, step: modes.StepTurn | None, text: str) -> ReplyRul
         rules = ReplyRules(rules.max_words, rules.max_questions, advice=True)
     if rules.max_questions == 0 and not step.then and _asks(text):
         rules = ReplyRules(rules.max_words, 1, rules.advice)  # they asked something: an answer may ask back
+    if language == "en":
+        theirs = frozenset().union(*(their_words(t, least=1) for t in (text, *before)))
+        rules = dataclasses.replace(rules, theirs=theirs if len(theirs) >= 2 else frozenset())
     return rules
+
+
+def _last_said(messages: list[Message], turns: int = 2) -> tuple[str, ...]:
+    """The person's last ``turns`` turns in the dialog, as they said them, latest first."""
+    return tuple(m.content for m in reversed(messages) if m.role == "user")[:turns]
 
 
 def asks_for_advice(text: str) -> bool:

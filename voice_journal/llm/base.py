@@ -89,6 +89,9 @@ class LLM(Protocol):
 
     backend: str  # "ollama" or "embedded"
     model: str  # the model's name as the backend knows it
+    # Whether GenerationOptions.grammar holds while it writes (llama.cpp: True). A backend
+    # without the attribute is taken to have none (Ollama).
+    grammars: bool
 
     def stream(self, messages: Sequence[Message], options: GenerationOptions = ...) -> ReplyStream: ...
 

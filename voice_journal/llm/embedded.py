@@ -33,6 +33,7 @@ class EmbeddedLLM:
     """A GGUF chat model loaded with llama.cpp."""
 
     backend = "embedded"
+    grammars = True  # GenerationOptions.grammar holds while it writes
 
     def __init__(self, model_path: str | Path, *, n_ctx: int = 4096, threads: int | None = None):
         import xllamacpp as xlc

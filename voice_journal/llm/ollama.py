@@ -45,6 +45,7 @@ class OllamaLLM:
     """A model on an Ollama server."""
 
     backend = "ollama"
+    grammars = False  # Ollama has no GBNF: the gate alone holds a reply to its rules
 
     def __init__(self, model: str, host: str = DEFAULT_HOST, *, timeout: float = 120.0, check: bool = True,
                  proxy: str = ""):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -41,6 +42,7 @@ class SpokenReply:
     error: LLMError | None = None
     parts: tuple[tuple[str, int], ...] = ()  # each synthesised sentence and its number of samples
     cancelled: bool = False
+    draft: str = ""  # the model's first words as it wrote them, before the gate (the reply may differ)
 
     def heard(self, samples: int) -> tuple[str, np.ndarray]:
         """The text and audio of the first ``samples`` samples, for a reply cut short.
@@ -85,27 +87,29 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
     spoken after the model's (a check-in's next question). ``stream``: the
     reply to ``messages``, already begun (:class:`SpeculativeStream`).
     """
+    leads = getattr(llm, "grammars", False) and options.grammar is not None
+    if rules is not None and rules.theirs and not leads:
+        rules = dataclasses.replace(rules, theirs=frozenset())  # it could not be asked again, led in: cut only
     reply = _Reply(ReplyGate(rules) if rules is not None else None, cancel or threading.Event())
     voicing = _Voicing(voice, sink, reply.cancel)
     reply.marks["request"] = time.perf_counter()
     early = len(stream.written.split()) if isinstance(stream, SpeculativeStream) else None
     stream = stream if stream is not None else llm.stream(messages, options)
-    deltas = iter(stream)
     try:
-        reply.write(stream, deltas, voicing)
-    except BaseException:  # Ctrl-C: stop the model at its next token rather than let it run on
-        reply.cancel.set()
-        raise
+        reply.read(stream, voicing)
+        if reply.needs_asking_again():
+            # Nothing it wrote named what they said: once more, begun with their words.
+            log.info("the reply named nothing they said (%r): asking again, led in", reply.text[:80])
+            reply.again(rules)
+            stream = llm.stream(messages, dataclasses.replace(options, grammar=reply_grammar(rules, led=True)))
+            reply.read(stream, voicing)
     finally:
-        if reply.cancel.is_set():
-            stream.cancel()
-        deltas.close()  # joins the generation, which the cancel has ended
-        reply.end(stream, then, voicing)
+        reply.end(then, voicing)
         voicing.finish()
     voicing.check()
     return SpokenReply(reply.text, " ".join(voicing.spoken), voicing.samples(), voicing.rate,
                        reply.timings(stream.usage, voicing, turn_end, early), reply.error, tuple(voicing.parts),
-                       reply.cancel.is_set())
+                       reply.cancel.is_set(), reply.draft if reply.draft is not None else "".join(reply.written).strip())
 
 
 class _Voicing:
@@ -178,10 +182,51 @@ class _Reply:
         self.fell_back = False
         self.error: LLMError | None = None
         self.marks: dict[str, float] = {}
+        self.draft: str | None = None  # what the model wrote first, where it was asked again
 
     @property
     def text(self) -> str:
         return (self.kept if self.kept is not None else "".join(self.written)).strip()
+
+    def read(self, stream, voicing: _Voicing) -> None:
+        """Write ``stream`` out (see :meth:`write`), and leave the model stopped and joined."""
+        deltas = iter(stream)
+        try:
+            self.write(stream, deltas, voicing)
+        except BaseException:  # Ctrl-C: stop the model at its next token rather than let it run on
+            self.cancel.set()
+            raise
+        finally:
+            if self.cancel.is_set():
+                stream.cancel()
+            deltas.close()  # joins the generation, which the cancel has ended
+        self._last_words(stream, voicing)
+
+    def _last_words(self, stream, voicing: _Voicing) -> None:
+        """The words after the last sentence's end, once the model is done: spoken as a sentence if whole."""
+        rest = [] if self.cancel.is_set() else list(self._speakable(self.splitter.flush()))
+        if rest and self.sent and stream.usage is not None and stream.usage.stopped == "length":
+            # The reply hit its length limit mid-sentence: end on the last whole sentence
+            # rather than speak a dangling "And you".
+            rest = []
+            self.kept = " ".join(self.sent)
+        if rest:
+            self.marks.setdefault("first_sentence", time.perf_counter())
+        for s in rest:
+            voicing.say(s)
+            self.sent.append(s)
+
+    def needs_asking_again(self) -> bool:
+        """Nothing was spoken, as nothing named what they said, and the model is free to try once more."""
+        return (self.draft is None and self.gate is not None and self.gate.needs_asking_again
+                and not self.cancel.is_set() and self.error is None)
+
+    def again(self, rules: ReplyRules) -> None:
+        """Start over for a reply asked again, keeping the first as the draft; it is a reflection from its lead."""
+        self.draft = "".join(self.written).strip()
+        self.gate = ReplyGate(dataclasses.replace(rules, theirs=frozenset()))
+        self.splitter = SentenceSplitter()
+        self.written, self.wordless, self.kept = [], False, None
 
     def write(self, stream, deltas, voicing: _Voicing) -> None:
         """Read the model's deltas, giving each sentence the gate lets through to the voice at once."""
@@ -201,18 +246,13 @@ class _Reply:
         except LLMError as e:
             self.error = e
 
-    def end(self, stream, then: str | None, voicing: _Voicing) -> None:
-        """The model is done: the last words, a fixed line where nothing was kept, and ``then``."""
-        rest = [] if self.cancel.is_set() else list(self._speakable(self.splitter.flush()))
-        if rest and self.sent and stream.usage is not None and stream.usage.stopped == "length":
-            # The reply hit its length limit mid-sentence: end on the last whole sentence
-            # rather than speak a dangling "And you".
-            rest = []
-            self.kept = " ".join(self.sent)
+    def end(self, then: str | None, voicing: _Voicing) -> None:
+        """The model is done: a fixed line where nothing was kept, and ``then``."""
+        rest: list[str] = []
         if self.wordless or (self.gate is not None and self.gate.trimmed):
-            self.kept = " ".join([*self.sent, *rest])  # what is spoken is what is kept
+            self.kept = " ".join(self.sent)  # what is spoken is what is kept
         going_on = not self.cancel.is_set() and self.error is None
-        self.fell_back = going_on and not then and not self.sent and not rest
+        self.fell_back = going_on and not then and not self.sent
         if self.fell_back:
             # The model said nothing, or nothing the rules let through ("…", all advice in
             # hold-space): a gentle fixed line rather than silence after someone opened up.
@@ -239,6 +279,7 @@ class _Reply:
             before_llm_s=m["request"] - turn_end if turn_end else None,
             early_words=early,
             fallback=self.fell_back,
+            asked_again=self.draft is not None,
             llm_first_sentence_s=m["first_sentence"] - turn_end if "first_sentence" in m else None,
             tts_first_s=voicing.tts_first_s if heard else None,
             tts_total_s=voicing.tts_total_s if heard else None,

@@ -45,6 +45,7 @@ class ReplyTimings:
     before_llm_s: float | None = None  # from the end of the turn to the request (or its take-over)
     early_words: int | None = None  # words written in the pause, before the turn was over
     fallback: bool = False  # the model gave nothing speakable: the fallback words were spoken
+    asked_again: bool = False  # its first words named nothing the person said: it was asked again, led in
     prompt_tokens: int | None = None  # what the model read for this reply...
     cached_tokens: int | None = None  # ...of which it had in its cache already
     completion_tokens: int | None = None  # what it wrote
