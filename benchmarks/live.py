@@ -236,8 +236,9 @@ class Measured:
     def line(self) -> str:
         first = [r["end_to_first_audio_s"] for r in self.replies if "end_to_first_audio_s" in r]
         base = statistics.median(b["first_audio"] for b in self.baseline)
+        again = sum(bool(r.get("asked_again")) for r in self.replies)
         return (f"end of turn -> first reply audio p50 {self.p50:.2f} s, p95 {p95(first):.2f} s; "
-                f"sequential baseline p50 {base:.2f} s")
+                f"sequential baseline p50 {base:.2f} s; asked again {again} of {len(self.replies)}")
 
 
 def run(settings, va, says: list[Path], folder: Path) -> Measured:
@@ -319,6 +320,10 @@ def report(console, settings, m: Measured) -> None:
         table.add_row(*row("    before the model is asked (after STT)", [b - w for b, w in zip(before_llm, stt_wait)],
                            "safety check, memory recall (the turn is archived after the request)"))
     table.add_row(*row("    LLM to first sentence (after STT)", llm_first))
+    again = [r["end_to_first_audio_s"] for r in replies if r.get("asked_again") and "end_to_first_audio_s" in r]
+    if again:
+        table.add_row(*row("      replies asked again, led in (end of turn -> audio)", again,
+                           f"{len(again)} of {len(replies)}: nothing it first wrote named what they said"))
     early_words = [r["early_words"] for r in replies if "early_words" in r]
     table.add_row(*row("      words written in the pause (replies begun there)", early_words or [0],
                        f"{len(early_words)} of {len(replies)} replies begun in the pause that ended the turn"))
