@@ -128,6 +128,16 @@ def test_a_long_sentence_cut_at_a_comma_is_judged_whole():
     gate = ReplyGate(ReplyRules(60, 1, theirs=their_words("my sister skipped christmas again")))
     assert gate.spoken("Thinking about how this whole holiday went for you,") is None
     assert gate.spoken("that must be a lot.") is None and gate.unreflected == 1 and gate.needs_asking_again
+    all_advice = ReplyGate(ReplyRules(60, 1, theirs=their_words("my sister skipped christmas again")))
+    assert all_advice.spoken("You should call your sister.") is None and all_advice.needs_asking_again
+
+
+def test_no_fragment_of_a_sentence_left_out_is_spoken():
+    # A long sentence reaches the gate in pieces; its first piece is unasked advice.
+    gate = ReplyGate(ReplyRules(60, 1))
+    pieces = ["Can we talk about what you need to do next regarding your recovery from the surgery on your body",
+              "honestly.", "The surgery took a lot out of you."]
+    assert [gate.spoken(p) for p in pieces] == [None, None, "The surgery took a lot out of you."]
 
 
 def test_a_turn_that_names_nothing_is_said_back_through_the_turn_before():
@@ -604,13 +614,26 @@ def test_the_grammar_holds_what_the_model_writes_to_one_paragraph_and_one_questi
         assert "a list" not in " ".join(check(text, ReplyRules(200, 1)))
 
 
-def test_a_reply_is_generated_under_the_grammar_and_never_in_their_first_person():
+def test_a_reply_is_generated_under_the_grammar_never_in_their_first_person_nor_after_an_opener():
     from voice_journal import config
-    from voice_journal.companion.checker import FIRST_PERSON_TOKENS, REPLY_GRAMMAR
+    from voice_journal.companion.checker import FIRST_PERSON_TOKENS, OPENER_TOKENS, REPLY_GRAMMAR
     from voice_journal.session import reply_options
 
     options = reply_options(config.load())
-    assert options.grammar == REPLY_GRAMMAR and options.avoid == FIRST_PERSON_TOKENS
+    assert options.grammar == REPLY_GRAMMAR and options.avoid == FIRST_PERSON_TOKENS + OPENER_TOKENS
+
+
+def test_the_model_cannot_open_with_a_canned_word_but_may_use_it_later(small_llm):
+    from voice_journal.companion.checker import OPENER_TOKENS
+    from voice_journal.llm.base import GenerationOptions, Message
+
+    def said(text, avoid=()):
+        ask = [Message("user", f"Repeat exactly, word for word: {text}")]
+        return small_llm.stream(ask, GenerationOptions(max_tokens=30, temperature=0.0, seed=1, avoid=avoid)).text()
+
+    assert said("Sure, that sounds hard.").startswith("Sure"), "the test asks for nothing the model would write anyway"
+    assert not said("Sure, that sounds hard.", OPENER_TOKENS).lstrip().startswith(OPENER_TOKENS)
+    assert "sure" in said("You are not sure about it.", OPENER_TOKENS)  # " sure", after a space, is another token
 
 
 def test_the_model_cannot_say_their_first_person_back(small_llm):

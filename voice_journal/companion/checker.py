@@ -119,6 +119,13 @@ REPLY_GRAMMAR = reply_grammar(ReplyRules())  # the default rules' (60 words, one
 # companion."); the crisis message is fixed words. Elsewhere the gate turns them to "you".
 FIRST_PERSON_TOKENS = ("I", " I", " i", "My", " My", " my", "my", " myself", "Myself", " Myself")
 
+# Nor a canned opener before the reply: "Sure.", "Hey there!", "Oh that's lovely!", "Thank you
+# for sharing". The person's words are what a reply begins with (the gate leaves out an opener
+# that names none of them), so an opener only makes them wait for the reflection behind it.
+# Without a space before them these tokens start the reply and nothing else (the grammar has
+# no line breaks, and every later sentence's first word follows a space).
+OPENER_TOKENS = ("Sure", "Hey", "Hello", "Hi", "Oh", "Okay", "Thank", "Thanks", "Wow", "Great", "Absolutely")
+
 
 # Phrases that make a reply sound like a leaflet, not like someone who listened. The prompt
 # asks for none; the gate leaves out a sentence that has one anyway.
@@ -328,6 +335,10 @@ def names_their_words(sentence: str, theirs: frozenset[str]) -> bool:
 _CLAUSE_BREAK = re.compile(r"[,;:—–]\s*$")  # where the splitter cuts a long sentence for the voice
 
 
+def _ends_sentence(piece: str) -> bool:
+    return piece.rstrip(" \"'”’)]").endswith((".", "!", "?", "…"))
+
+
 class ReplyGate:
     """Decides, sentence by sentence, what of a streaming reply is spoken."""
 
@@ -341,13 +352,29 @@ class ReplyGate:
         self.reflected = False  # a sentence that names their words was spoken
         self.unreflected = 0  # openers left out for naming nothing of theirs
         self._held = ""  # the opening clause of a sentence, until the rest says whether it names them
+        self._skipping = False  # a piece of a sentence was left out: so is the rest of that sentence
 
     def admit(self, sentence: str) -> bool:
         """Whether ``sentence`` is spoken (perhaps turned, see :meth:`spoken`)."""
         return self.spoken(sentence) is not None
 
     def spoken(self, sentence: str) -> str | None:
-        """What is spoken of ``sentence``: itself, their first person turned to "you", or None."""
+        """What is spoken of ``sentence``: itself, their first person turned to "you", or None.
+
+        The splitter may hand over a long sentence in pieces (for the voice's
+        sake); once one piece is left out, so is the rest of its sentence, so
+        that no fragment ("honestly.") is spoken on its own.
+        """
+        if self._skipping:
+            self._skipping = not _ends_sentence(sentence)
+            self.trimmed = True
+            return None
+        said = self._judged(sentence)
+        if said is None and not self._held:
+            self._skipping = not _ends_sentence(sentence)
+        return said
+
+    def _judged(self, sentence: str) -> str | None:
         if self.done:
             self.trimmed = True
             return None
@@ -402,8 +429,13 @@ class ReplyGate:
 
     @property
     def needs_asking_again(self) -> bool:
-        """Nothing was spoken because nothing named what they said: worth one more try, led in."""
-        return not self.kept and (self.unreflected > 0 or bool(self._held))
+        """Nothing was spoken, and there is something of theirs to say back: worth one more try, led in.
+
+        Whatever left the reply empty (openers that name nothing of theirs, a
+        reply all advice), a reply that begins with their words is better
+        than a fixed line.
+        """
+        return not self.kept and bool(self.rules.theirs)
 
 
 def check(text: str, rules: ReplyRules) -> list[str]:

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..audio import pcm
 from ..audio.playback import AudioSink
-from ..companion.checker import FIRST_PERSON_TOKENS, ReplyGate, ReplyRules, reply_grammar
+from ..companion.checker import FIRST_PERSON_TOKENS, OPENER_TOKENS, ReplyGate, ReplyRules, reply_grammar
 from ..companion.conversation import Plan
 from ..config import Settings
 from ..errors import LLMError
@@ -69,7 +69,7 @@ class SpokenReply:
 def reply_options(settings: Settings, rules: ReplyRules | None = None) -> GenerationOptions:
     """How a companion's reply is generated: its length, its shape and its "you" held while it is written."""
     return GenerationOptions(max_tokens=max(8, settings.reply_tokens), grammar=reply_grammar(rules or ReplyRules()),
-                             avoid=FIRST_PERSON_TOKENS)
+                             avoid=FIRST_PERSON_TOKENS + OPENER_TOKENS)
 
 
 def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
