@@ -267,8 +267,7 @@ def _rules(mode: modes.Mode, step: modes.StepTurn | None, text: str, language: s
     if rules.max_questions == 0 and not step.then and _asks(text):
         rules = ReplyRules(rules.max_words, 1, rules.advice)  # they asked something: an answer may ask back
     if language == "en":
-        theirs = frozenset().union(*(their_words(t, least=1) for t in (text, *before)))
-        rules = dataclasses.replace(rules, theirs=theirs if len(theirs) >= 2 else frozenset())
+        rules = dataclasses.replace(rules, theirs=their_words(" ".join((text, *before))))
     return rules
 
 
