@@ -25,7 +25,10 @@ by their words, where nothing it first wrote named what they said). The rules:
   question asked the turn before;
 * no advice unless asked, no stock phrase, no list or markdown;
 * speaks to them: their "I" and "my" said back as "you" and "your", not
-  as if the companion had their mother-in-law (``checker.speaks_as_them``).
+  as if the companion had their mother-in-law (``checker.speaks_as_them``);
+  and to them, not of them: not "The person said..." or "They just
+  mentioned..." where "they" can only mean the person (``checker.speaks_of_them``;
+  added 2026-12-04).
 
 Multi-turn conversations (three turns each) are scored for not repeating
 a question or an opening, and for bringing back, in the third reply,
@@ -165,7 +168,7 @@ def report(console: Console, results: list[dict], talks: list[dict], model: str,
     table = Table(title=f"companion replies vs. the reply rules · {model} · {split} split · {machine()}", caption=(
         f"{len(results)} replies · raw: as the model wrote them (grammar included), before the gate · "
         "all rules: reflects something specific, length, questions (and not last turn's again), no unasked "
-        "advice, no stock phrase, no list, their words not in the first person · spoken: after the gate, and "
+        "advice, no stock phrase, no list, their words not in the first person, spoken to them · spoken: after the gate, and "
         "asked again, led in by their words, where nothing it wrote named them · "
         f"data sha256 {digest()[:12]} · seed {SEED[0]} · load {load_s:.1f} s · RSS {rss_mb:,.0f} MB"))
     for col in ("mode", "replies", "raw: all rules", "raw: reflects", "common problems (raw)", "spoken: all rules",

@@ -160,6 +160,43 @@ def test_only_english_turns_carry_their_words():
     assert conv.turn("mi hermana no vino en navidad").rules.theirs == frozenset()
 
 
+# A reply speaks to the person, not of them. ``others``: the third persons their turn spoke of.
+@pytest.mark.parametrize("sentence, others, of_them", [
+    ("The user is describing a rough week at the warehouse.", None, True),
+    ("This person clearly misses the old apartment.", frozenset(), True),
+    ("She just mentioned the funeral is on Tuesday.", frozenset(), True),
+    ("They opened up about the divorce and the kids.", frozenset({"he"}), True),
+    ("It made them cry when the dog finally came home.", frozenset(), True),
+    ("He has been describing the night shift since it started.", frozenset({"she"}), True),
+    # someone they spoke of, or said to them as "you": not of them
+    ("She told you she was proud of you.", frozenset({"she"}), False),
+    ("Your brothers said they'd visit, and they never came.", frozenset(), False),
+    ("The person who hurt you never said sorry.", frozenset(), False),
+    ("They cancelled the concert after you'd waited months.", frozenset({"they"}), False),
+    ("They went ahead without asking anyone.", frozenset({"they"}), False),
+    ("You said \"they never listen\" twice.", frozenset(), False),
+    ("They kept the shop open late.", None, False),  # whom they spoke of is not known: no guess
+])
+def test_a_reply_that_speaks_of_them_is_told_apart(sentence, others, of_them):
+    from voice_journal.companion.checker import speaks_of_them
+
+    assert speaks_of_them(sentence, others) is of_them
+
+
+def test_the_gate_leaves_out_a_sentence_that_speaks_of_them():
+    from voice_journal.companion.checker import third_persons
+
+    assert third_persons("my sister said she'd call but she didn't and they never do") == {"she", "they"}
+    assert third_persons("i finally got the promotion") == frozenset()
+    conv = Conversation("gratitude")
+    rules = conv.turn("my grandson called me on sunday just to chat").rules
+    assert rules.others == frozenset()
+    gate = ReplyGate(rules)
+    assert gate.spoken("They just mentioned a call from their grandson.") is None and gate.trimmed
+    assert gate.spoken("Your grandson called on Sunday just to chat.") == "Your grandson called on Sunday just to chat."
+    assert check("They shared how the grandson called.", rules) == ["speaks of them, not to them"]
+
+
 def test_check_and_trim_agree():
     rules = ReplyRules(max_words=20, max_questions=1)
     two = "That sounds hard. What happened? And how do you feel now?"
@@ -218,8 +255,8 @@ def test_a_letter_holds_until_it_is_finished():
                                "I never said thank you for the summers.", "That's the letter.",
                                "It felt sad but good."])
     assert [p.answers[0][0] for p in plans] == ["to", "letter", "letter", "letter", "reflection"]
-    assert "middle of their letter" in plans[1].messages[-1].content
-    assert "finished their letter" in plans[3].messages[-1].content
+    assert "middle of my letter" in plans[1].messages[-1].content
+    assert "finished my letter" in plans[3].messages[-1].content
     assert plans[4].rules.max_questions == 1
 
 
@@ -298,7 +335,7 @@ def test_memory_is_offered_to_the_model_and_kept_with_the_plan():
     conv = Conversation("free", recall=lambda text: [past], now=lambda: dt.datetime(2026, 11, 24, 21, 0))
     plan = conv.turn("My brother called again and it turned into another argument.")
     note = plan.messages[-1].content
-    assert plan.recalled == (past,) and "Last Tuesday they said" in note and "fight with my brother" in note
+    assert plan.recalled == (past,) and "Last Tuesday I said" in note and "fight with my brother" in note
     assert conv.dialog.turns[-1].content == "My brother called again and it turned into another argument."
     assert not Conversation("free", recall=None).turn("My brother called.").recalled
 
@@ -634,6 +671,23 @@ def test_the_model_cannot_open_with_a_canned_word_but_may_use_it_later(small_llm
     assert said("Sure, that sounds hard.").startswith("Sure"), "the test asks for nothing the model would write anyway"
     assert not said("Sure, that sounds hard.", OPENER_TOKENS).lstrip().startswith(OPENER_TOKENS)
     assert "sure" in said("You are not sure about it.", OPENER_TOKENS)  # " sure", after a space, is another token
+
+
+def test_the_model_cannot_open_by_naming_them_as_a_third_party(small_llm):
+    from voice_journal.companion.checker import NOT_OPENINGS, REPLY_GRAMMAR, reply_grammar
+    from voice_journal.llm.base import GenerationOptions, Message
+
+    def said(text, grammar):
+        ask = [Message("user", f"Repeat exactly, word for word: {text}")]
+        return small_llm.stream(ask, GenerationOptions(max_tokens=30, temperature=0.0, seed=1, grammar=grammar)).text()
+
+    free = "root ::= [^\\n]{1,120}"
+    for text in ("The person is angry about the boss.", "The user is tired tonight."):
+        assert said(text, free).startswith(NOT_OPENINGS), "the test asks for nothing the model would write anyway"
+        assert not said(text, REPLY_GRAMMAR).startswith(NOT_OPENINGS)
+        assert not said(text, reply_grammar(ReplyRules(35, 0))).startswith(NOT_OPENINGS)
+    assert said("The personal trainer quit.", REPLY_GRAMMAR).startswith("The")  # only those openings are held back
+    assert said("Then it rained.", REPLY_GRAMMAR).startswith("Then it rained")
 
 
 def test_the_model_cannot_say_their_first_person_back(small_llm):

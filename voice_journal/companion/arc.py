@@ -13,9 +13,9 @@ GREETING = "Hi, I'm here and listening. What would you like to explore today?"
 
 # Appended, for the model only, to the person's last message of a session.
 CLOSING_NOTE = ("(The session is ending now. Reply with a brief, warm goodbye of one or two sentences "
-                "that reflects one thing they shared. Ask no question.)")
+                "that says back one thing I shared. Ask no question.)")
 
-WRAP_UP_NOTE = ("(The session's time is nearly up. Reply briefly and warmly, reflect one thing they "
+WRAP_UP_NOTE = ("(The session's time is nearly up. Reply briefly and warmly, say back one thing I "
                 "shared, and gently close the session. Ask no question.)")
 
 CLOSING_INTERRUPTED = "Thank you for talking with me today. Take good care of yourself."

@@ -47,6 +47,8 @@ class ReplyRules:
     ``said``: the companion's earlier replies in this session, not to be said again word for word.
     ``theirs``: the stems of the turn's own words (:func:`their_words`); where there are any, the
     reply's first spoken sentence must name one of them (:func:`names_their_words`).
+    ``others``: the third persons their turns spoke of (:func:`third_persons`), so that a "they"
+    with no one else to mean is heard as the person spoken of (:func:`speaks_of_them`).
     """
 
     max_words: int = 60
@@ -55,6 +57,7 @@ class ReplyRules:
     last_question: str | None = None
     said: tuple[str, ...] = ()
     theirs: frozenset[str] = frozenset()  # what they said, as word stems (see their_words): the reply names one first
+    others: frozenset[str] | None = None  # "he", "she", "they": whom they spoke of (third_persons); None: not known
 
     @property
     def sentences(self) -> int:
@@ -92,20 +95,47 @@ def reply_grammar(rules: ReplyRules, *, led: bool = False) -> str:
     """
     most = rules.sentences
     more = ' (" " s)?' * (most - 2) if most > 1 else ""
-    one = "l" if led else "s"
+    one = "l" if led else "o"
     if rules.max_questions:
         root = f'{one}{more} (" " (s | q))?' if most > 1 else one
         if not led:
-            root += " | q"  # a question may be the whole reply, but a reply asked again leads with their words
+            root += " | oq"  # a question may be the whole reply, but a reply asked again leads with their words
     else:
         root = f'{one}{more} (" " s)?' if most > 1 else one
     lead = " | ".join(f'"{x}"' for x in LEADS)
     return (f"root ::= {root}\n"
-            + (f'l ::= ({lead}) body [.!] ["\'”’)]?\n' if led else "")
+            + (f'l ::= ({lead}) body [.!] ["\'”’)]?\n' if led else
+               f'o ::= open body [.!] ["\'”’)]?\n'
+               f'oq ::= open body "?" ["\'”’)]?\n'
+               f"open ::= {_not_beginning(NOT_OPENINGS)}\n")
             + f's ::= first body [.!] ["\'”’)]?\n'
             f'q ::= first body "?" ["\'”’)]?\n'
             f"first ::= {_FIRST}\n"
             f"body ::= {_BODY[:-1]}{{0,{SENTENCE_CHARS}}}\n")
+
+
+def _not_beginning(phrases: tuple[str, ...]) -> str:
+    """A grammar expression for a reply's first characters that never spell out one of ``phrases``.
+
+    A trie, written out: at each character on the way to a phrase, either
+    any other character (and the reply goes its own way), or that one and on.
+    The last character of a phrase has no way on.
+    """
+    def node(prefixes: list[str], first: bool) -> str:
+        nexts = sorted({p[0] for p in prefixes if p})
+        cls = "[^" + "".join(nexts) + (_FIRST if first else _BODY[:-1])[2:]  # letters and spaces: no escapes
+        ways = [cls]
+        for c in nexts:
+            rest = [p[1:] for p in prefixes if p[:1] == c]
+            if "" not in rest:  # not yet the whole phrase
+                ways.append(f'"{c}" ({node(rest, False)})')
+        return " | ".join(ways)
+    return node(list(phrases), True)
+
+
+# Names only a third party would use for the person, not at a reply's start: "The person is
+# expressing anger about their boss." is said about them, to someone else (see speaks_of_them).
+NOT_OPENINGS = ("The person", "This person", "The user", "The speaker")
 
 
 REPLY_GRAMMAR = reply_grammar(ReplyRules())  # the default rules' (60 words, one question)
@@ -167,6 +197,48 @@ _QUOTED = re.compile(r'"[^"]*"|\u201c[^\u201d]*\u201d')  # their words in quotat
 def speaks_as_them(sentence: str) -> bool:
     """Whether a sentence of the companion's is the person's own first person said back unturned."""
     return bool(_MIRRORED.search(_QUOTED.sub("", sentence).replace("’", "'")))
+
+
+# The person spoken of instead of to: "The person said that if they say no to their sister...",
+# "They just mentioned how long they have been sober." A small model that reads the app's notes
+# about them ("they named something...") takes the person for someone else in the room, and the
+# person hears themselves discussed. Three plain signs, none a guess at meaning: a name for
+# them that only a third party would use ("the person", "the user"); a third person reporting
+# what was just said ("they mentioned", "she told you") where they spoke of no one by that
+# pronoun; and a sentence that says "they" and never "you" where they spoke of no "they" at all.
+_OF_THE_PERSON = re.compile(r"\b(?:the|this)\s+(?:person|user|speaker|writer|journaler|individual)(?:'s)?\b"
+                            r"(?!\s+(?:who|whom|that|you|i)\b)", re.IGNORECASE)
+_FAMILIES = {"they": ("they", "them", "their", "theirs", "themselves", "themself"),
+             "he": ("he", "him", "his", "himself"), "she": ("she", "her", "hers", "herself")}
+_FAMILY = {w: head for head, family in _FAMILIES.items() for w in family}
+_REPORTS = re.compile(
+    r"\b(they|he|she)(?:'s|'re|'ve)?(?:\s+(?:has|have|had|are|is|was|were|been)){0,2}\s+(?:just\s+|also\s+|already\s+)?"
+    r"(?:mention(?:ed|s|ing)?|shar(?:ed|es|ing)|(?:told|tells?|telling)\s+(?:you|me|us)|talk(?:ed|s|ing)\s+about|"
+    r"describ(?:ed|es|ing)|express(?:ed|es|ing)|(?:said|says|saying)\s+that|opened\s+up|journal(?:ed|led|ing))\b",
+    re.IGNORECASE)
+
+
+def third_persons(text: str) -> frozenset[str]:
+    """The third persons ``text`` speaks of, by pronoun: some of "he", "she", "they"."""
+    said = (w.lower().replace("’", "'").split("'")[0] for w in _WORD.findall(text))
+    return frozenset(_FAMILY[w] for w in said if w in _FAMILY)
+
+
+def speaks_of_them(sentence: str, others: frozenset[str] | None = None) -> bool:
+    """Whether a sentence speaks of the person in the third person instead of to them.
+
+    ``others``: the third persons they spoke of themselves (:func:`third_persons`);
+    None where that is not known, and then only "the person" and its like count.
+    """
+    plain = _QUOTED.sub("", sentence).replace("’", "'")
+    if _OF_THE_PERSON.search(plain):
+        return True
+    if others is None:
+        return False
+    if any(_FAMILY[m.group(1).lower()] not in others for m in _REPORTS.finditer(plain)):
+        return True
+    said = {w.lower().split("'")[0] for w in _WORD.findall(plain)}
+    return "they" not in others and any(_FAMILY.get(w) == "they" for w in said) and not _SECOND_PERSON.search(plain)
 
 
 _FIRST_PERSON = re.compile(r"\b(?:i(?:'m|'ve|'d|'ll)?|my)\b", re.IGNORECASE)
@@ -394,6 +466,9 @@ class ReplyGate:
         if said_before(sentence, self.rules.said):
             self.trimmed = True  # a small model may answer with an earlier reply again, word for word
             return None
+        if speaks_of_them(sentence, self.rules.others):
+            self.trimmed = True  # "The person said...": they would hear themselves discussed
+            return None
         if self.rules.theirs and not self.reflected:
             whole, self._held = f"{self._held} {sentence}".strip(), ""
             if not names_their_words(whole, self.rules.theirs):
@@ -464,6 +539,8 @@ def check(text: str, rules: ReplyRules) -> list[str]:
         problems.append("said before in this session")
     if any(speaks_as_them(s) for s in sentences):
         problems.append("their words in the first person")
+    if any(speaks_of_them(s, rules.others) for s in sentences):
+        problems.append("speaks of them, not to them")
     if _ASIDE.search(text):
         problems.append("a bracketed note")
     if _MARKUP.search(text):

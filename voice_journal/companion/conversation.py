@@ -29,7 +29,7 @@ from typing import Callable
 
 from ..llm.base import Message
 from . import arc, modes, safety
-from .checker import ReplyRules, their_words
+from .checker import ReplyRules, their_words, third_persons
 from .dialog import Dialog
 from .language import LanguageChoice, prompt_note
 from .mood import parse_mood
@@ -225,8 +225,9 @@ class Conversation:
     # -- memory ---------------------------------------------------------------
 
     def _memory_note(self, recalled: tuple[Recalled, ...]) -> str:
-        said = " ".join(f'{_when(r.at, self._now())} they said: "{_clip(r.text)}"' for r in recalled)
-        return (f"From their earlier journal entries: {said} If it truly relates, you may mention it "
+        # In the person's voice, as the turn's other notes are (see _with_notes).
+        said = " ".join(f'{_when(r.at, self._now())} I said: "{_clip(r.text)}"' for r in recalled)
+        return (f"From my earlier journal entries: {said} If it truly relates, you may mention it "
                 "naturally and briefly, for example \"last Tuesday you mentioned...\"; if not, ignore it.")
 
 
@@ -258,6 +259,8 @@ def _rules(mode: modes.Mode, step: modes.StepTurn | None, text: str, language: s
     the test of it knows English words only): in this turn or in their turns
     just ``before`` it, so that "i don't know" is answered from what they said
     before, and bringing back what they said two turns ago counts as listening.
+    And it speaks to them, not of them: the third persons those turns spoke of
+    (``others``) tell a "they" that means someone else from one that means them.
     """
     if step is None:  # a closing: a warm goodbye asks nothing
         return ReplyRules(mode.max_words, 0)
@@ -267,7 +270,8 @@ def _rules(mode: modes.Mode, step: modes.StepTurn | None, text: str, language: s
     if rules.max_questions == 0 and not step.then and _asks(text):
         rules = ReplyRules(rules.max_words, 1, rules.advice)  # they asked something: an answer may ask back
     if language == "en":
-        rules = dataclasses.replace(rules, theirs=their_words(" ".join((text, *before))))
+        said = " ".join((text, *before))
+        rules = dataclasses.replace(rules, theirs=their_words(said), others=third_persons(said))
     return rules
 
 
@@ -313,7 +317,7 @@ def _shape(rules: ReplyRules) -> str:
 # notes before their words and nothing after, fewer replies said back what was said (37 of 50
 # tuning turns against 43 with the notes after). Short, so that it costs little to read once
 # the turn is over.
-REPLY_CUE = "Begin by saying back the specific thing they just said."
+REPLY_CUE = "Begin by saying back to me the specific thing I just said."
 
 
 def _with_notes(text: str, notes: list[str], memory: str | None = None) -> str:
@@ -325,6 +329,13 @@ def _with_notes(text: str, notes: list[str], memory: str | None = None) -> str:
     words since the last pause are read when the turn ends (notes after the
     words were read again each time, some 50 tokens, about 0.8 s on two
     cores). Memory is searched only in a pause, so it comes last.
+
+    The notes are written in the person's voice ("Say back to me the good
+    thing I named"), as the rest of their message is. Notes that spoke of
+    them as "they" made a small model answer someone else about them ("They
+    just mentioned how long they have been sober."): 7 of 50 tuning replies.
+    In their voice, with "The person..." held back by the grammar
+    (``checker.NOT_OPENINGS``), 1 of 50.
     """
     said = " ".join(f"({n.strip('()')})" for n in notes)
     cue = f"({REPLY_CUE})" if notes and text else ""
