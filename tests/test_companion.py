@@ -163,10 +163,11 @@ def test_only_english_turns_carry_their_words():
 # A reply speaks to the person, not of them. ``others``: the third persons their turn spoke of.
 @pytest.mark.parametrize("sentence, others, of_them", [
     ("The user is describing a rough week at the warehouse.", None, True),
+    ("The person said her brother would stop calling.", frozenset({"he", "she", "they"}), True),
     ("This person clearly misses the old apartment.", frozenset(), True),
     ("She just mentioned the funeral is on Tuesday.", frozenset(), True),
     ("They opened up about the divorce and the kids.", frozenset({"he"}), True),
-    ("It made them cry when the dog finally came home.", frozenset(), True),
+    ("They wanted the dog home more than anything.", frozenset(), True),
     ("He has been describing the night shift since it started.", frozenset({"she"}), True),
     # someone they spoke of, or said to them as "you": not of them
     ("She told you she was proud of you.", frozenset({"she"}), False),
@@ -176,6 +177,11 @@ def test_only_english_turns_carry_their_words():
     ("They went ahead without asking anyone.", frozenset({"they"}), False),
     ("You said \"they never listen\" twice.", frozenset(), False),
     ("They kept the shop open late.", None, False),  # whom they spoke of is not known: no guess
+    ("Being the person everyone leans on is exhausting.", frozenset(), False),
+    ("Your mom was the person in your corner.", frozenset(), False),
+    ("Small wins count, even when they feel tiny.", frozenset(), False),
+    ("Some days are harder than they look.", frozenset(), False),
+    ("She mentioned the funeral is on Tuesday.", frozenset({"he", "she", "they"}), False),  # "my aunt said..."
 ])
 def test_a_reply_that_speaks_of_them_is_told_apart(sentence, others, of_them):
     from voice_journal.companion.checker import speaks_of_them
@@ -186,15 +192,22 @@ def test_a_reply_that_speaks_of_them_is_told_apart(sentence, others, of_them):
 def test_the_gate_leaves_out_a_sentence_that_speaks_of_them():
     from voice_journal.companion.checker import third_persons
 
-    assert third_persons("my sister said she'd call but she didn't and they never do") == {"she", "they"}
+    assert third_persons("my sister was sure she'd visit but she didn't and they never do") == {"she", "they"}
     assert third_persons("i finally got the promotion") == frozenset()
+    assert third_persons("theyre back tomorrow") == {"they"}  # as Whisper may write it
+    assert third_persons("my parents are finally coming to visit") == {"they"}  # a group "they" may mean
+    assert third_persons("my aunt told me the funeral is tuesday") == {"he", "she", "they"}  # she reported words
     conv = Conversation("gratitude")
-    rules = conv.turn("my grandson called me on sunday just to chat").rules
+    rules = conv.turn("my grandson visited on sunday just to hang out").rules
     assert rules.others == frozenset()
     gate = ReplyGate(rules)
     assert gate.spoken("They just mentioned a call from their grandson.") is None and gate.trimmed
-    assert gate.spoken("Your grandson called on Sunday just to chat.") == "Your grandson called on Sunday just to chat."
-    assert check("They shared how the grandson called.", rules) == ["speaks of them, not to them"]
+    assert gate.spoken("Your grandson visited on Sunday just to hang out.") == (
+        "Your grandson visited on Sunday just to hang out.")
+    assert check("They shared how the grandson visited.", rules) == ["speaks of them, not to them"]
+    closing = Conversation("free")
+    closing.turn("my grandson visited on sunday")
+    assert closing.turn("okay goodbye", closing=True).rules.others == frozenset()  # a goodbye is said to them too
 
 
 def test_check_and_trim_agree():
@@ -686,7 +699,7 @@ def test_the_model_cannot_open_by_naming_them_as_a_third_party(small_llm):
         assert said(text, free).startswith(NOT_OPENINGS), "the test asks for nothing the model would write anyway"
         assert not said(text, REPLY_GRAMMAR).startswith(NOT_OPENINGS)
         assert not said(text, reply_grammar(ReplyRules(35, 0))).startswith(NOT_OPENINGS)
-    assert said("The personal trainer quit.", REPLY_GRAMMAR).startswith("The")  # only those openings are held back
+    assert said("The party was loud.", REPLY_GRAMMAR).startswith("The party")  # other words after "The " go on
     assert said("Then it rained.", REPLY_GRAMMAR).startswith("Then it rained")
 
 

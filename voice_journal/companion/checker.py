@@ -119,7 +119,9 @@ def _not_beginning(phrases: tuple[str, ...]) -> str:
 
     A trie, written out: at each character on the way to a phrase, either
     any other character (and the reply goes its own way), or that one and on.
-    The last character of a phrase has no way on.
+    A whole phrase has no way on, not even into a longer word: let "The
+    personal" through and the model writes "The personis angry", so a reply
+    cannot begin "The personal" either.
     """
     def node(prefixes: list[str], first: bool) -> str:
         nexts = sorted({p[0] for p in prefixes if p})
@@ -202,32 +204,53 @@ def speaks_as_them(sentence: str) -> bool:
 # The person spoken of instead of to: "The person said that if they say no to their sister...",
 # "They just mentioned how long they have been sober." A small model that reads the app's notes
 # about them ("they named something...") takes the person for someone else in the room, and the
-# person hears themselves discussed. Three plain signs, none a guess at meaning: a name for
-# them that only a third party would use ("the person", "the user"); a third person reporting
-# what was just said ("they mentioned", "she told you") where they spoke of no one by that
-# pronoun; and a sentence that says "they" and never "you" where they spoke of no "they" at all.
-_OF_THE_PERSON = re.compile(r"\b(?:the|this)\s+(?:person|user|speaker|writer|journaler|individual)(?:'s)?\b"
-                            r"(?!\s+(?:who|whom|that|you|i)\b)", re.IGNORECASE)
-_FAMILIES = {"they": ("they", "them", "their", "theirs", "themselves", "themself"),
-             "he": ("he", "him", "his", "himself"), "she": ("she", "her", "hers", "herself")}
+# person hears themselves discussed. Three plain signs, each held back where it could mean
+# someone in their story, since a good reflection wrongly left out costs more than a miss:
+# - a name only a third party would use, as the subject: "the person is...", "the user's";
+# - a third person reporting what was just said ("they mentioned", "she shared") where their
+#   turns neither used that pronoun nor reported anyone's words ("mom told me...");
+# - a sentence that begins "They" and never says "you", where their turns had no "they" and no
+#   group ("my parents", "everyone at work") for it to mean.
+_OF_THE_PERSON = re.compile(
+    r"\b(?:the|this)\s+(?:person|user|speaker|writer|journaler|individual)(?:'s\b|\s+(?:\w+ly\s+)?"
+    r"(?:is|was|has|had|can|could|will|would|might|may|must|should|does|did|said|told|felt|thought|knew|went|"
+    r"got|made|took|kept|spent|lost|left|found|came|saw|heard|began|\w+ed|\w+s)\b)", re.IGNORECASE)
+_FAMILIES = {"they": ("they", "them", "their", "theirs", "themselves", "themself", "theyre", "theyve", "theyd",
+                      "theyll"),
+             "he": ("he", "him", "his", "himself", "hes", "hed", "hell"),
+             "she": ("she", "her", "hers", "herself", "shes", "shed", "shell")}
 _FAMILY = {w: head for head, family in _FAMILIES.items() for w in family}
 _REPORTS = re.compile(
     r"\b(they|he|she)(?:'s|'re|'ve)?(?:\s+(?:has|have|had|are|is|was|were|been)){0,2}\s+(?:just\s+|also\s+|already\s+)?"
     r"(?:mention(?:ed|s|ing)?|shar(?:ed|es|ing)|(?:told|tells?|telling)\s+(?:you|me|us)|talk(?:ed|s|ing)\s+about|"
     r"describ(?:ed|es|ing)|express(?:ed|es|ing)|(?:said|says|saying)\s+that|opened\s+up|journal(?:ed|led|ing))\b",
     re.IGNORECASE)
+_SPOKE = re.compile(r"\b(?:said|says|say|told|tells|asked|asks|mentioned|mentions|texted|called|wrote|shared|yelled|"
+                    r"goes|went\s+like)\b", re.IGNORECASE)  # someone in their story said something
+_GROUP = re.compile(r"\b(?:(?:my|our|the|these|those|all|both|two|three|some|his|her|their|your)\s+(?:\w+\s+)?\w{3,}s|"
+                    r"everyone|everybody|people|folks|family|team|kids|guys|parents|friends)\b", re.IGNORECASE)
+_BEGINS_THEY = re.compile(r"^\W*(?:they|their|them)\b", re.IGNORECASE)
 
 
 def third_persons(text: str) -> frozenset[str]:
-    """The third persons ``text`` speaks of, by pronoun: some of "he", "she", "they"."""
-    said = (w.lower().replace("’", "'").split("'")[0] for w in _WORD.findall(text))
-    return frozenset(_FAMILY[w] for w in said if w in _FAMILY)
+    """Whom ``text`` may mean by "he", "she" or "they": some of the three.
+
+    A pronoun they used; "they" for a group they named ("my parents"); all
+    three where they reported someone's words ("my aunt said...").
+    """
+    said = (w.lower().replace("’", "'").replace("'", "") for w in _WORD.findall(text))
+    found = {_FAMILY[w] for w in said if w in _FAMILY}
+    if _GROUP.search(text):
+        found.add("they")
+    if _SPOKE.search(text):
+        found |= set(_FAMILIES)
+    return frozenset(found)
 
 
 def speaks_of_them(sentence: str, others: frozenset[str] | None = None) -> bool:
     """Whether a sentence speaks of the person in the third person instead of to them.
 
-    ``others``: the third persons they spoke of themselves (:func:`third_persons`);
+    ``others``: whom their own turns may mean by a third person (:func:`third_persons`);
     None where that is not known, and then only "the person" and its like count.
     """
     plain = _QUOTED.sub("", sentence).replace("’", "'")
@@ -237,8 +260,7 @@ def speaks_of_them(sentence: str, others: frozenset[str] | None = None) -> bool:
         return False
     if any(_FAMILY[m.group(1).lower()] not in others for m in _REPORTS.finditer(plain)):
         return True
-    said = {w.lower().split("'")[0] for w in _WORD.findall(plain)}
-    return "they" not in others and any(_FAMILY.get(w) == "they" for w in said) and not _SECOND_PERSON.search(plain)
+    return "they" not in others and bool(_BEGINS_THEY.search(plain)) and not _SECOND_PERSON.search(plain)
 
 
 _FIRST_PERSON = re.compile(r"\b(?:i(?:'m|'ve|'d|'ll)?|my)\b", re.IGNORECASE)

@@ -263,7 +263,8 @@ def _rules(mode: modes.Mode, step: modes.StepTurn | None, text: str, language: s
     (``others``) tell a "they" that means someone else from one that means them.
     """
     if step is None:  # a closing: a warm goodbye asks nothing
-        return ReplyRules(mode.max_words, 0)
+        return ReplyRules(mode.max_words, 0,
+                          others=third_persons(" ".join((text, *before))) if language == "en" else None)
     rules = step.rules
     if asks_for_advice(text):
         rules = ReplyRules(rules.max_words, rules.max_questions, advice=True)

@@ -13,7 +13,7 @@ prompt::
 
     [[steps]]                             # one per turn of the person's, in order
     field = "feeling"                     # their answer is kept under this name
-    guide = "Reflect how they feel in one short sentence. Ask no question."
+    guide = "Say back to me how I feel, in one short sentence. Ask no question."  # in their voice
     then = "What's one thing that happened today that affected you?"
     questions = 0                         # this turn's reply may ask none (``then`` asks)
     +++
