@@ -47,8 +47,8 @@ class ReplyRules:
     ``said``: the companion's earlier replies in this session, not to be said again word for word.
     ``theirs``: the stems of the turn's own words (:func:`their_words`); where there are any, the
     reply's first spoken sentence must name one of them (:func:`names_their_words`).
-    ``others``: the third persons their turns spoke of (:func:`third_persons`), so that a "they"
-    with no one else to mean is heard as the person spoken of (:func:`speaks_of_them`).
+    ``others``: whom their turns may mean by "he", "she" or "they" (:func:`third_persons`), so that
+    a pronoun with no one else to mean is heard as the person spoken of (:func:`speaks_of_them`).
     """
 
     max_words: int = 60
@@ -57,7 +57,7 @@ class ReplyRules:
     last_question: str | None = None
     said: tuple[str, ...] = ()
     theirs: frozenset[str] = frozenset()  # what they said, as word stems (see their_words): the reply names one first
-    others: frozenset[str] | None = None  # "he", "she", "they": whom they spoke of (third_persons); None: not known
+    others: frozenset[str] | None = None  # of "he", "she", "they": those their turns may mean; None: not known
 
     @property
     def sentences(self) -> int:
@@ -107,7 +107,7 @@ def reply_grammar(rules: ReplyRules, *, led: bool = False) -> str:
             + (f'l ::= ({lead}) body [.!] ["\'”’)]?\n' if led else
                f'o ::= open body [.!] ["\'”’)]?\n'
                f'oq ::= open body "?" ["\'”’)]?\n'
-               f"open ::= {_not_beginning(NOT_OPENINGS)}\n")
+               f"open ::= {_OPEN}\n")
             + f's ::= first body [.!] ["\'”’)]?\n'
             f'q ::= first body "?" ["\'”’)]?\n'
             f"first ::= {_FIRST}\n"
@@ -138,6 +138,7 @@ def _not_beginning(phrases: tuple[str, ...]) -> str:
 # Names only a third party would use for the person, not at a reply's start: "The person is
 # expressing anger about their boss." is said about them, to someone else (see speaks_of_them).
 NOT_OPENINGS = ("The person", "This person", "The user", "The speaker")
+_OPEN = _not_beginning(NOT_OPENINGS)  # the same for every reply: written out once
 
 
 REPLY_GRAMMAR = reply_grammar(ReplyRules())  # the default rules' (60 words, one question)

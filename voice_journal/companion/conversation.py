@@ -262,16 +262,15 @@ def _rules(mode: modes.Mode, step: modes.StepTurn | None, text: str, language: s
     And it speaks to them, not of them: the third persons those turns spoke of
     (``others``) tell a "they" that means someone else from one that means them.
     """
+    said = " ".join((text, *before))
     if step is None:  # a closing: a warm goodbye asks nothing
-        return ReplyRules(mode.max_words, 0,
-                          others=third_persons(" ".join((text, *before))) if language == "en" else None)
+        return ReplyRules(mode.max_words, 0, others=third_persons(said) if language == "en" else None)
     rules = step.rules
     if asks_for_advice(text):
         rules = ReplyRules(rules.max_words, rules.max_questions, advice=True)
     if rules.max_questions == 0 and not step.then and _asks(text):
         rules = ReplyRules(rules.max_words, 1, rules.advice)  # they asked something: an answer may ask back
     if language == "en":
-        said = " ".join((text, *before))
         rules = dataclasses.replace(rules, theirs=their_words(said), others=third_persons(said))
     return rules
 
@@ -334,9 +333,9 @@ def _with_notes(text: str, notes: list[str], memory: str | None = None) -> str:
     The notes are written in the person's voice ("Say back to me the good
     thing I named"), as the rest of their message is. Notes that spoke of
     them as "they" made a small model answer someone else about them ("They
-    just mentioned how long they have been sober."): 7 of 50 tuning replies.
-    In their voice, with "The person..." held back by the grammar
-    (``checker.NOT_OPENINGS``), 1 of 50.
+    just mentioned how long they have been sober."): 5 of 50 tuning replies,
+    by ``checker.speaks_of_them``. In their voice, with "The person..." held
+    back by the grammar (``checker.NOT_OPENINGS``), none.
     """
     said = " ".join(f"({n.strip('()')})" for n in notes)
     cue = f"({REPLY_CUE})" if notes and text else ""
