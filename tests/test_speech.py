@@ -181,6 +181,19 @@ def test_sentences_are_released_as_soon_as_they_end():
     assert s.flush() == ["What helps?"]
 
 
+def test_the_first_sentence_is_cut_at_its_first_clause_break_and_later_ones_are_not():
+    def streamed(text: str) -> list[str]:
+        s = SentenceSplitter()
+        return [x for word in text.split(" ") for x in s.feed(word + " ")] + s.flush()
+
+    assert streamed("Your sister called, and it stung. Later, she said sorry, which helped.") == [
+        "Your sister called,", "and it stung.", "Later, she said sorry, which helped."]
+    # Not before a few words: a lone "Oh," is no piece to speak.
+    assert streamed("Oh, the exam is over.") == ["Oh, the exam is over."]
+    # A sentence already whole is spoken whole.
+    assert SentenceSplitter().feed("Your sister called, and it stung. ") == ["Your sister called, and it stung."]
+
+
 def test_abbreviations_and_numbers_do_not_end_sentences():
     s = SentenceSplitter()
     assert s.feed("Dr. Lee said 3.5 hours of sleep is e.g. too little. ") == [

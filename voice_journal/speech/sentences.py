@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+FIRST_CHARS = 16  # the first piece is cut at a clause break past this (see SentenceSplitter)
 _ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "vs", "etc", "e.g", "i.e", "jr", "sr", "prof", "no"}
 _END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s)")
 _SOFT_BREAK = re.compile(r"[,;:—–](?=\s)")
@@ -58,17 +59,22 @@ def speakable(text: str) -> str:
 class SentenceSplitter:
     """Feed text as it streams; get back sentences as soon as they are over.
 
-    The first piece is what the person waits for, so a long first sentence
-    is cut at its first clause break past ``first_chars`` characters:
+    The first piece is what the person waits for, so the first sentence is
+    cut at its first clause break past ``first_chars`` characters: the voice
+    starts on "The argument left you unheard," while the model writes on.
+    (RealtimeTTS's fast first fragment does the same.) Each character the
+    model must write first costs about 25 ms on two cores, and Piper's time
+    to first audio grows with the piece too; a cut before ``first_chars``
+    would speak a lone "Oh," or "You,".
 
     >>> s = SentenceSplitter()
-    >>> s.feed("It sounds like the argument left you feeling unheard, and that hurts ")
-    ['It sounds like the argument left you feeling unheard,']
+    >>> s.feed("The argument left you unheard, and that hurts ")
+    ['The argument left you unheard,']
     """
 
-    def __init__(self, max_chars: int = 120, first_chars: int = 48):
+    def __init__(self, max_chars: int = 120, first_chars: int | None = None):
         self.max_chars = max_chars
-        self.first_chars = first_chars
+        self.first_chars = FIRST_CHARS if first_chars is None else first_chars
         self._buf = ""
         self._emitted = False
 
