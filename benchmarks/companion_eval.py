@@ -30,6 +30,10 @@ by their words, where nothing it first wrote named what they said). The rules:
   mentioned..." where "they" can only mean the person (``checker.speaks_of_them``;
   added 2026-12-04).
 
+A question about the companion itself ("are you a real person?") is
+answered first in fixed, true words, as in a session (``companion.itself``):
+the spoken reply holds them, the raw one is the model's alone.
+
 Multi-turn conversations (three turns each) are scored for not repeating
 a question or an opening, and for bringing back, in the third reply,
 what the person said in the first.
@@ -58,7 +62,7 @@ from rich.table import Table  # noqa: E402
 
 from pipeline import machine  # noqa: E402
 from voice_journal import config  # noqa: E402
-from voice_journal.companion import modes  # noqa: E402
+from voice_journal.companion import itself, modes  # noqa: E402
 from voice_journal.companion.checker import check, is_question, same_question, words  # noqa: E402
 from voice_journal.companion.conversation import Conversation  # noqa: E402
 from voice_journal.llm.base import ReplyStream  # noqa: E402
@@ -68,17 +72,19 @@ from voice_journal.speech.sentences import SentenceSplitter, has_words  # noqa: 
 
 DATA = ROOT / "benchmarks" / "companion_eval_data.toml"
 SEED = [1]  # set from --seed
+DATA_FILE = [DATA]  # set from --data
+ANSWERS: list = [None]  # the true answers to questions about the companion, as a session has them
 _KIND = re.compile(r"^\d+ (words|questions)")
 
 
-def load(split: str) -> tuple[list[dict], list[dict]]:
-    data = tomllib.loads(DATA.read_text(encoding="utf-8"))
+def load(split: str, path: Path = DATA) -> tuple[list[dict], list[dict]]:
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
     keep = (lambda x: True) if split == "all" else (lambda x: x["split"] == split)
     return [x for x in data["exchange"] if keep(x)], [c for c in data.get("conversation", []) if keep(c)]
 
 
 def digest() -> str:
-    return hashlib.sha256(DATA.read_bytes()).hexdigest()
+    return hashlib.sha256(DATA_FILE[0].read_bytes()).hexdigest()
 
 
 def reflects(reply: str, groups: list[str]) -> bool:
@@ -118,7 +124,7 @@ def reply(llm, conv: Conversation, text: str, settings) -> dict | None:
     # Then what the session would say of it: the same deltas through speak_reply, unvoiced (its
     # gate, and the model asked again, led in, where nothing it wrote named what they said).
     replay = ReplyStream(iter(deltas), lambda cancelled, first, total: u)
-    said = speak_reply(llm, None, plan.messages, None, 0.0, options, rules=plan.rules, stream=replay)
+    said = speak_reply(llm, None, plan.messages, None, 0.0, options, rules=plan.rules, lead=plan.lead, stream=replay)
     spoken, t = said.spoken_text, said.timings
     conv.replied(" ".join(s for s in (spoken, plan.then) if s))  # what the session would have said
     return {"raw": raw, "spoken": spoken, "rules": plan.rules, "fallback": t.fallback, "asked_again": t.asked_again,
@@ -128,7 +134,7 @@ def reply(llm, conv: Conversation, text: str, settings) -> dict | None:
 
 def run_exchanges(llm, settings, exchanges: list[dict], console: Console, results: list[dict]) -> None:
     for ex in exchanges:
-        conv = Conversation(ex["mode"], locale=settings.locale)
+        conv = Conversation(ex["mode"], locale=settings.locale, answers=ANSWERS[0])
         conv.replied(conv.opening())  # the session speaks the opening first; the model sees it
         for i, turn in enumerate(ex["turn"]):
             r = reply(llm, conv, turn["text"], settings)
@@ -149,7 +155,7 @@ def run_exchanges(llm, settings, exchanges: list[dict], console: Console, result
 
 def run_conversations(llm, settings, conversations: list[dict], console: Console, results: list[dict]) -> None:
     for c in conversations:
-        conv = Conversation(c["mode"], locale=settings.locale)
+        conv = Conversation(c["mode"], locale=settings.locale, answers=ANSWERS[0])
         conv.replied(conv.opening())
         said = [r for text in c["turns"] if (r := reply(llm, conv, text, settings)) is not None]
         spoken = [r["spoken"] for r in said]
@@ -220,12 +226,14 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="only the first N exchanges (0: all)")
     ap.add_argument("--conversations", action="store_true", help="only the three-turn conversations")
     ap.add_argument("--json", type=Path, metavar="FILE", help="save every reply")
+    ap.add_argument("--data", type=Path, default=DATA, help="the turns (default: the eval's own, with its splits)")
     ap.add_argument("--seed", type=int, default=1, help="the sampling seed (replies differ from run to run without one)")
     args = ap.parse_args()
     SEED[0] = args.seed
     settings = config.load(profile="fast" if args.fast else "quality")
     model = args.model or settings.llm_model
-    exchanges, conversations = load(args.split)
+    DATA_FILE[0] = args.data
+    exchanges, conversations = load(args.split, args.data)
     if args.limit:
         exchanges, conversations = exchanges[: args.limit], conversations[: max(1, args.limit // 10)]
     if args.conversations:
@@ -235,6 +243,11 @@ def main() -> None:
     llm = open_llm("embedded", ollama_model=settings.ollama_model, ollama_host=settings.ollama_host,
                    embedded_model=model, threads=settings.threads or None)
     load_s = time.perf_counter() - t
+    from voice_journal.store.embedding import Embedder
+
+    # As a session with the embedded model and no memory: nothing leaves the device.
+    ANSWERS[0] = itself.Answers(itself.Detector.load(Embedder.load().embed),
+                                itself.facts(backend="embedded", memory=False))
     results: list[dict] = []
     talks: list[dict] = []
     try:

@@ -13,7 +13,7 @@ import datetime as dt
 
 import pytest
 
-from conftest import RecordingLLM, quick_talk, their_words
+from conftest import THREADS, RecordingLLM, quick_talk, their_words
 from voice_journal.companion import arc, modes, safety
 from voice_journal.companion.checker import ReplyGate, ReplyRules, check, speaks_as_them, trim, words
 from voice_journal.companion.conversation import MOOD_AFTER, MOOD_BEFORE, Conversation, Recalled
@@ -861,6 +861,39 @@ def test_without_grammars_a_reply_is_never_asked_again(voice):
     llm = AskedTwice("That sounds lovely. What do you enjoy most?", "unused", grammars=False)  # as Ollama
     reply = speak_reply(llm, voice, [], None, 0.0, reply_options(config.load(), rules), rules=rules)
     assert len(llm.options) == 1 and reply.text == llm.texts[0]  # it could not be led in: nothing is cut for it
+
+
+@pytest.mark.slow  # loads a model of its own
+def test_an_english_reply_is_written_in_latin_letters_only():
+    """Qwen now and then wrote a Chinese word into an English reply ("your日常"); Piper reads it as noise."""
+    import re
+
+    from voice_journal import models
+    from voice_journal.companion.checker import reply_grammar
+    from voice_journal.llm.base import GenerationOptions, Message
+    from voice_journal.llm.embedded import EmbeddedLLM
+
+    asked = [Message("system", "You repeat what you are given, character for character."),
+             Message("user", "Repeat: 你好你好你好 日常 其他")]
+    # A model of its own, fresh: the shared one's cache, left by other tests, changes its numbers
+    # and so what a seed samples. Fresh, at this seed, SmolLM writes Chinese (1 or 2 threads).
+    llm = EmbeddedLLM(models.resolve("smollm2-135m", kind="llm"), n_ctx=1024, threads=THREADS)
+
+    def written(latin: bool) -> str:
+        llm.warm(asked[:1])  # the same cache before each: the system prompt only
+        return llm.stream(asked, GenerationOptions(max_tokens=30, seed=1,
+                                                   grammar=reply_grammar(ReplyRules(latin=latin)))).text()
+
+    try:
+        assert re.search(r"[\u4e00-\u9fff]", written(False))  # the model would
+        english = written(True)
+    finally:
+        llm.close()
+    assert english and not re.search(r"[^\x00-\u024f\u2000-\u206f]", english), english
+    conv = Conversation("free")
+    assert conv.turn("my sister skipped christmas again").rules.latin
+    conv.language.code = "de"
+    assert not conv.turn("meine schwester kam nicht").rules.latin
 
 
 def test_a_led_grammar_makes_the_real_model_begin_with_their_words(small_llm):

@@ -49,6 +49,7 @@ class ReplyRules:
     reply's first spoken sentence must name one of them (:func:`names_their_words`).
     ``others``: whom their turns may mean by "he", "she" or "they" (:func:`third_persons`), so that
     a pronoun with no one else to mean is heard as the person spoken of (:func:`speaks_of_them`).
+    ``latin``: the reply is in English, so in Latin letters only (see :func:`reply_grammar`).
     """
 
     max_words: int = 60
@@ -58,6 +59,7 @@ class ReplyRules:
     said: tuple[str, ...] = ()
     theirs: frozenset[str] = frozenset()  # what they said, as word stems (see their_words): the reply names one first
     others: frozenset[str] | None = None  # of "he", "she", "they": those their turns may mean; None: not known
+    latin: bool = False  # English: no letters of other scripts
 
     @property
     def sentences(self) -> int:
@@ -72,6 +74,15 @@ class ReplyRules:
 # The gate below still keeps the length and the rest; for an Ollama model it is all there is.
 _FIRST = r"[^?.!\n\r*#_`\[\]()<>{}|~0-9•\" -]"
 _BODY = r"[^?.!\n\r*#_`\[\]()<>{}|~•]*"
+# Beyond Latin letters and general punctuation: what an English reply has no use for. Qwen, a
+# model trained on much Chinese, now and then wrote a word of it into an English reply ("facing
+# in your日常", "each其他", a full-width "？"), about 1 reply in 100, and Piper read it out as noise.
+_NOT_LATIN = r"\u0250-\u1fff\u2070-\uffff\U00010000-\U0010ffff"
+
+
+def _latin(*classes: str) -> tuple[str, ...]:
+    """Negated character classes ("[^...]") that also leave out every letter beyond Latin."""
+    return tuple("[^" + _NOT_LATIN + c[2:] for c in classes)
 
 
 SENTENCE_CHARS = 160  # about 27 spoken words: a safety bound; the length note in the prompt asks for less
@@ -103,18 +114,19 @@ def reply_grammar(rules: ReplyRules, *, led: bool = False) -> str:
     else:
         root = f'{one}{more} (" " s)?' if most > 1 else one
     lead = " | ".join(f'"{x}"' for x in LEADS)
+    first, body = _latin(_FIRST, _BODY[:-1]) if rules.latin else (_FIRST, _BODY[:-1])
     return (f"root ::= {root}\n"
             + (f'l ::= ({lead}) body [.!] ["\'”’)]?\n' if led else
                f'o ::= open body [.!] ["\'”’)]?\n'
                f'oq ::= open body "?" ["\'”’)]?\n'
-               f"open ::= {_OPEN}\n")
+               f"open ::= {_OPEN_LATIN if rules.latin else _OPEN}\n")
             + f's ::= first body [.!] ["\'”’)]?\n'
             f'q ::= first body "?" ["\'”’)]?\n'
-            f"first ::= {_FIRST}\n"
-            f"body ::= {_BODY[:-1]}{{0,{SENTENCE_CHARS}}}\n")
+            f"first ::= {first}\n"
+            f"body ::= {body}{{0,{SENTENCE_CHARS}}}\n")
 
 
-def _not_beginning(phrases: tuple[str, ...]) -> str:
+def _not_beginning(phrases: tuple[str, ...], first_class: str = _FIRST, body_class: str = _BODY[:-1]) -> str:
     """A grammar expression for a reply's first characters that never spell out one of ``phrases``.
 
     A trie, written out: at each character on the way to a phrase, either
@@ -125,7 +137,7 @@ def _not_beginning(phrases: tuple[str, ...]) -> str:
     """
     def node(prefixes: list[str], first: bool) -> str:
         nexts = sorted({p[0] for p in prefixes if p})
-        cls = "[^" + "".join(nexts) + (_FIRST if first else _BODY[:-1])[2:]  # letters and spaces: no escapes
+        cls = "[^" + "".join(nexts) + (first_class if first else body_class)[2:]  # letters and spaces: no escapes
         ways = [cls]
         for c in nexts:
             rest = [p[1:] for p in prefixes if p[:1] == c]
@@ -139,6 +151,7 @@ def _not_beginning(phrases: tuple[str, ...]) -> str:
 # expressing anger about their boss." is said about them, to someone else (see speaks_of_them).
 NOT_OPENINGS = ("The person", "This person", "The user", "The speaker")
 _OPEN = _not_beginning(NOT_OPENINGS)  # the same for every reply: written out once
+_OPEN_LATIN = _not_beginning(NOT_OPENINGS, *_latin(_FIRST, _BODY[:-1]))
 
 
 REPLY_GRAMMAR = reply_grammar(ReplyRules())  # the default rules' (60 words, one question)

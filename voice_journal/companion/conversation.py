@@ -12,8 +12,10 @@ order of what matters:
    sees the words before the model does, with the session's earlier turns);
 2. the mood rating the session opened or is closing with;
 3. a spoken request for another mode ("let's do a check-in");
-4. the mode's step: its guide for the model, the field the answer fills;
-5. memory: past turns that relate, offered to the model to mention.
+4. a question about the companion itself ("are you a real person?"):
+   the true answer in fixed words, said first (:mod:`.itself`);
+5. the mode's step: its guide for the model, the field the answer fills;
+6. memory: past turns that relate, offered to the model to mention.
 
 Nothing here touches audio, models or the archive: the session wires those.
 """
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..llm.base import Message
-from . import arc, modes, safety
+from . import arc, itself, modes, safety
 from .checker import ReplyRules, their_words, third_persons
 from .dialog import Dialog
 from .language import LanguageChoice, prompt_note
@@ -63,6 +65,7 @@ class Plan:
     messages: tuple[Message, ...] = ()  # for the model; empty when the words are fixed
     fixed: str | None = None  # spoken as it is, instead of a model reply
     then: str | None = None  # fixed words spoken after the model's reply
+    lead: str | None = None  # fixed words spoken before it: the true answer to a question about the companion
     rules: ReplyRules = ReplyRules()
     answers: tuple[tuple[str, str, float | None], ...] = ()  # (field, their words, a rating) in ``mode``
     mode: str = modes.DEFAULT_MODE  # the mode the answers belong to
@@ -80,11 +83,12 @@ class Conversation:
 
     def __init__(self, mode: str = modes.DEFAULT_MODE, *, locale: str | None = None, ask_mood: bool = False,
                  recall: Callable[[str], list[Recalled]] | None = None, now: Callable[[], dt.datetime] | None = None,
-                 net: safety.SafetyNet | None = None):
+                 net: safety.SafetyNet | None = None, answers: itself.Answers | None = None):
         self.run = modes.ModeRun(modes.load(mode))
         self.dialog = Dialog(self.run.mode.prompt)
         self.guard = safety.SessionGuard(net, locale)  # without a net: the word list alone
         self.recall = recall
+        self.answers = answers  # questions about the companion itself; None: the model answers them
         self._now = now or (lambda: dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
         self._awaiting: str | None = "before" if ask_mood else None  # the mood rating we asked for
         self._ask_after = ask_mood
@@ -140,27 +144,36 @@ class Conversation:
             self.dialog.add_user(text)
             return Plan(check, fixed=wanted.opening, mode=wanted.name, switched=True)
 
-        mode = self.mode
+        mode, before = self.mode, _last_said(self.dialog.messages())
+        answered = _answered(self.answers, text, closing, self.language.code)
+        if answered is not None and not answered.rest and not before:
+            self.dialog.add_user(text)  # a first turn that only asks: the answer is the reply
+            return Plan(check, fixed=answered.words, mode=mode.name)
+        # The model never sees a question it must not answer (asked whether anything is uploaded,
+        # it said yes): only what else they said, or, where the question was all of it, their turn before.
+        alone = answered is not None and not answered.rest  # the question was all of the turn
+        said = text if answered is None else answered.rest or before[0]
         if closing:
             step, guide = None, arc.WRAP_UP_NOTE if wrap_up else arc.CLOSING_NOTE
         else:
-            step = self.run.turn(text)
+            step = (copy.copy(self.run) if alone else self.run).turn(text)  # a question alone answers no step
             guide = step.guide
-        rules = _rules(mode, step, text, self.language.code, _last_said(self.dialog.messages()))
+        rules = _rules(mode, step, said, self.language.code, before)
         rules = dataclasses.replace(rules, last_question=self.dialog.last_question(), said=self.dialog.replies())
-        notes = _notes(self.guard, check, guide, rules)
+        notes = _notes(self.guard, check, guide, rules, answered is not None)
         recalled = tuple(self.recall(text)) if self.recall is not None and not closing else ()
         memory = self._memory_note(recalled) if recalled else None
         messages = self.dialog.add_user(text)
         # For the model only: the dialog keeps their words as they said them.
-        messages = [*messages[:-1], Message("user", _with_notes(text, notes, memory))]
+        messages = [*messages[:-1], Message("user", _with_notes(said, notes, memory))]
         then = step.then if step is not None else None
         ends = closing
         if closing and self._ask_after:
             then, ends = MOOD_AFTER, False
             self._awaiting, self._ask_after = "after", False
-        answers = ((step.field, text, None),) if step is not None and step.field else ()
-        return Plan(check, tuple(messages), then=then, rules=rules, answers=answers, mode=mode.name,
+        answers = ((step.field, text, None),) if step is not None and step.field and not alone else ()
+        lead = answered.words if answered is not None else None
+        return Plan(check, tuple(messages), then=then, lead=lead, rules=rules, answers=answers, mode=mode.name,
                     recalled=recalled, ends=ends)
 
     def previewer(self, *, closing: bool = False,
@@ -179,7 +192,7 @@ class Conversation:
         """
         messages = self.dialog.messages()
         run, guard, awaiting = copy.copy(self.run), copy.copy(self.guard), self._awaiting
-        language = self.language.code
+        language, answers = self.language.code, self.answers
 
         def preview(text: str, memory: bool = False) -> list[Message] | None:
             check = guard.peek(text)  # an uncertain turn starts the judge now, for turn() to find
@@ -187,19 +200,24 @@ class Conversation:
                 return None
             closes = closing or arc.is_goodbye(text)
             step = None
+            if not closes and modes.requested(text, run.mode.name) is not None:
+                return None
+            before = _last_said(messages)
+            answered = _answered(answers, text, closes, language)
+            if answered is not None and not answered.rest and not before:
+                return None  # fixed words will answer
+            said = text if answered is None else answered.rest or before[0]
             if closes:
                 guide = arc.WRAP_UP_NOTE if wrap_up else arc.CLOSING_NOTE
-            elif modes.requested(text, run.mode.name) is not None:
-                return None
             else:
                 step = copy.copy(run).turn(text)
                 guide = step.guide
-            rules = _rules(run.mode, step, text, language, _last_said(messages))
-            notes = _notes(guard, check, guide, rules)
-            said = None
+            rules = _rules(run.mode, step, said, language, before)
+            notes = _notes(guard, check, guide, rules, answered is not None)
+            recalled_note = None
             if memory and not closes and self.recall is not None and (recalled := tuple(self.recall(text))):
-                said = self._memory_note(recalled)
-            return Preview([*messages, Message("user", _with_notes(text, notes, said))], rules)
+                recalled_note = self._memory_note(recalled)
+            return Preview([*messages, Message("user", _with_notes(said, notes, recalled_note))], rules)
 
         return preview
 
@@ -264,14 +282,15 @@ def _rules(mode: modes.Mode, step: modes.StepTurn | None, text: str, language: s
     """
     said = " ".join((text, *before))
     if step is None:  # a closing: a warm goodbye asks nothing
-        return ReplyRules(mode.max_words, 0, others=third_persons(said) if language == "en" else None)
+        english = language == "en"
+        return ReplyRules(mode.max_words, 0, others=third_persons(said) if english else None, latin=english)
     rules = step.rules
     if asks_for_advice(text):
         rules = ReplyRules(rules.max_words, rules.max_questions, advice=True)
     if rules.max_questions == 0 and not step.then and _asks(text):
         rules = ReplyRules(rules.max_words, 1, rules.advice)  # they asked something: an answer may ask back
     if language == "en":
-        rules = dataclasses.replace(rules, theirs=their_words(said), others=third_persons(said))
+        rules = dataclasses.replace(rules, theirs=their_words(said), others=third_persons(said), latin=True)
     return rules
 
 
@@ -295,14 +314,32 @@ def _clip(text: str, limit: int = 220) -> str:
     return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + "…"
 
 
+def _answered(answers: itself.Answers | None, text: str, closing: bool, language: str) -> itself.Answer | None:
+    """The fixed, true answer said first, where the turn asks about the companion.
+
+    In English only: the detector and the answers know no other language.
+    """
+    if answers is None or closing or language != "en":
+        return None
+    return answers.to(text)
+
+
 def _notes(guard: safety.SessionGuard, check: safety.Assessment, guide: str | None,
-           rules: ReplyRules) -> list[str]:
+           rules: ReplyRules, answered: bool = False) -> list[str]:
     """The app's notes to the model for a turn: safety first, then the step's guide, then the reply's shape."""
     notes = [guide] if guide else []
     if note := guard.model_note(check):
         notes.insert(0, note)
+    if answered:
+        notes.append(ANSWERED_NOTE)
     notes.append(_shape(rules))
     return notes
+
+
+# After the fixed answer, the model says back what the person said. It is shown neither the
+# question nor the answer: quoted the answer, it said it over again; shown the question, it
+# answered it too, and falsely ("this has been uploaded to a platform").
+ANSWERED_NOTE = "I asked about you, and that is answered. Say back, in new words, what I told you before:"
 
 
 def _shape(rules: ReplyRules) -> str:

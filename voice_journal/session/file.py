@@ -119,7 +119,8 @@ class FileSession:
             return
 
         reply = speak_reply(engines.llm, engines.voice, plan.messages, self.sink, turn_end,
-                            reply_options(self.settings, plan.rules), rules=plan.rules, then=plan.then)
+                            reply_options(self.settings, plan.rules), rules=plan.rules, then=plan.then,
+                            lead=plan.lead)
         if reply.error is not None and not reply.text:
             raise reply.error
         # The reply's clock starts at the end of the person's turn, so it includes their STT.

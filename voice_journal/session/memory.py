@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
+from ..companion import itself
 from ..companion.conversation import Conversation, Recalled
 from ..config import Settings
 from ..errors import VoiceJournalError
@@ -61,7 +62,16 @@ def conversation(mode: str, settings: Settings, archive: Archive, engines, curre
     if recall is not None and remember_last:
         recall = _LastAnswer(recall)
     return Conversation(mode, locale=settings.locale, ask_mood=settings.mood_check, recall=recall,
-                        net=engines.safety_net())
+                        net=engines.safety_net(), answers=_answers(settings, engines))
+
+
+def _answers(settings: Settings, engines) -> itself.Answers | None:
+    """The true answers to questions about the companion, as this journal is set up (None without embeddings)."""
+    if engines.embedder is None or engines.llm is None:
+        return None
+    return itself.Answers(itself.Detector.load(engines.embedder.embed), itself.facts(
+        backend=engines.llm.backend, ollama_host=settings.ollama_host, ollama_proxy=settings.ollama_proxy,
+        stt=settings.stt, tts=settings.tts, memory=settings.memory))
 
 
 class _LastAnswer:

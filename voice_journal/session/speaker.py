@@ -13,7 +13,7 @@ import numpy as np
 
 from ..audio import pcm
 from ..audio.playback import AudioSink
-from ..companion.checker import FIRST_PERSON_TOKENS, OPENER_TOKENS, ReplyGate, ReplyRules, reply_grammar
+from ..companion.checker import FIRST_PERSON_TOKENS, OPENER_TOKENS, ReplyGate, ReplyRules, reply_grammar, words
 from ..companion.conversation import Plan
 from ..config import Settings
 from ..errors import LLMError
@@ -75,7 +75,8 @@ def reply_options(settings: Settings, rules: ReplyRules | None = None) -> Genera
 def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
                 turn_end: float, options: GenerationOptions = GenerationOptions(),
                 cancel: threading.Event | None = None, *, rules: ReplyRules | None = None,
-                then: str | None = None, stream: ReplyStream | SpeculativeStream | None = None) -> SpokenReply:
+                then: str | None = None, lead: str | None = None,
+                stream: ReplyStream | SpeculativeStream | None = None) -> SpokenReply:
     """Stream a reply from the LLM and speak it sentence by sentence.
 
     ``turn_end`` is the ``perf_counter`` time at which the person's turn was
@@ -84,8 +85,10 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
     next sentence; the caller silences the sink itself. ``rules`` hold the
     reply to a length and a number of questions as it streams (what breaks
     them is not spoken, and the model is stopped); ``then`` is fixed words
-    spoken after the model's (a check-in's next question). ``stream``: the
-    reply to ``messages``, already begun (:class:`SpeculativeStream`).
+    spoken after the model's (a check-in's next question); ``lead``, fixed
+    words spoken before them, at once (the true answer to a question about
+    the companion), within the rules' length. ``stream``: the reply to
+    ``messages``, already begun (:class:`SpeculativeStream`).
     """
     leads = getattr(llm, "grammars", False) and options.grammar is not None
     if rules is not None and rules.theirs and not leads:
@@ -93,6 +96,8 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
     reply = _Reply(ReplyGate(rules) if rules is not None else None, cancel or threading.Event())
     voicing = _Voicing(voice, sink, reply.cancel)
     reply.marks["request"] = time.perf_counter()
+    if lead:
+        reply.begin_with(lead, voicing)
     early = len(stream.written.split()) if isinstance(stream, SpeculativeStream) else None
     stream = stream if stream is not None else llm.stream(messages, options)
     try:
@@ -183,10 +188,24 @@ class _Reply:
         self.error: LLMError | None = None
         self.marks: dict[str, float] = {}
         self.draft: str | None = None  # what the model wrote first, where it was asked again
+        self.lead = ""  # fixed words said before the model's
 
     @property
     def text(self) -> str:
+        return f"{self.lead} {self._body}".strip()
+
+    @property
+    def _body(self) -> str:
+        """The model's part of the reply."""
         return (self.kept if self.kept is not None else "".join(self.written)).strip()
+
+    def begin_with(self, lead: str, voicing: _Voicing) -> None:
+        """Say ``lead`` before anything the model writes; the model's words then fit in what is left."""
+        self.lead = lead
+        self.marks.setdefault("first_sentence", time.perf_counter())
+        voicing.say(lead)
+        if self.gate is not None:
+            self.gate.words += words(lead)
 
     def read(self, stream, voicing: _Voicing) -> None:
         """Write ``stream`` out (see :meth:`write`), and leave the model stopped and joined."""
@@ -225,6 +244,7 @@ class _Reply:
         """Start over for a reply asked again, keeping the first as the draft; it is a reflection from its lead."""
         self.draft = "".join(self.written).strip()
         self.gate = ReplyGate(dataclasses.replace(rules, theirs=frozenset()))
+        self.gate.words = words(self.lead)  # the lead was said: what is left of the length is the same
         self.splitter = SentenceSplitter()
         self.written, self.wordless, self.kept = [], False, None
 
@@ -252,7 +272,7 @@ class _Reply:
         if self.wordless or (self.gate is not None and self.gate.trimmed):
             self.kept = " ".join(self.sent)  # what is spoken is what is kept
         going_on = not self.cancel.is_set() and self.error is None
-        self.fell_back = going_on and not then and not self.sent
+        self.fell_back = going_on and not then and not self.sent and not self.lead
         if self.fell_back:
             # The model said nothing, or nothing the rules let through ("…", all advice in
             # hold-space): a gentle fixed line rather than silence after someone opened up.
@@ -260,7 +280,7 @@ class _Reply:
         if then and going_on:
             # Said even if the gate kept nothing of the model's: the check-in goes on.
             rest = [*rest, then]
-            self.kept = (self.text + " " + then).strip()
+            self.kept = (self._body + " " + then).strip()
         if rest:
             self.marks.setdefault("first_sentence", time.perf_counter())
         for s in rest:

@@ -1,0 +1,158 @@
+"""Questions about the companion itself: recognised by meaning, answered with the truth in fixed words."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voice_journal.companion import itself
+from voice_journal.companion.checker import ReplyRules, names_their_words, words
+from voice_journal.companion.conversation import ANSWERED_NOTE, Conversation
+
+FROZEN = Path(__file__).with_name("itself") / "frozen.tsv"
+
+
+@pytest.fixture(scope="module")
+def detector(embedder):
+    return itself.Detector.load(embedder.embed)
+
+
+def test_the_frozen_split_is_apart_from_the_training_data():
+    train = {text for _, _, text in itself.read(itself.TRAINING_FILE)}
+    frozen = itself.read(FROZEN)
+    assert len(frozen) == 90 and not train & {text for _, _, text in frozen}
+
+
+def test_questions_about_the_companion_are_found_on_phrases_it_never_saw(detector):
+    """The frozen split: written before the training data, never tuned on (figures in the README)."""
+    rows = itself.read(FROZEN)
+    found = [(kind, detector.asks(text)) for _, kind, text in rows]
+    asking = [a for kind, a in found if kind != "none"]
+    hits = [a for a in asking if a is not None]
+    alarms = [a for kind, a in found if kind == "none" and a is not None]
+    right = [a.kind == kind for kind, a in found if kind != "none" and a is not None]
+    # Measured once, after fitting: found 93 % (42/45), of the right kind 41 of 42, false alarms
+    # 1 of 45 ("my therapist is a real person and she actually listens").
+    assert len(hits) / len(asking) >= 0.85, len(hits)
+    assert sum(right) / len(right) >= 0.9
+    assert len(alarms) <= 2, [a.window for a in alarms]
+
+
+def test_a_long_turn_is_read_for_the_question_at_its_end(detector):
+    story = ("so the night shifts have been brutal this month and i barely see my partner we eat dinner at "
+             "different times and i come home when she leaves and it has been like that since october "
+             "and honestly wait is this even a real person i'm talking to")
+    asked = detector.asks(story)
+    assert asked is not None and asked.kind == "nature"
+    assert detector.asks(story.rsplit(" and honestly", 1)[0]) is None
+
+
+def test_the_shipped_model_must_match_its_training_data(embedder, tmp_path):
+    with np.load(itself.MODEL_FILE) as m:
+        stale = {k: m[k] for k in m.files}
+    stale["digest"] = np.array("0" * 16)
+    np.savez(tmp_path / "stale.npz", **stale)
+    from voice_journal.errors import ModelError
+
+    with pytest.raises(ModelError, match="other training data"):
+        itself.Detector.load(embedder.embed, tmp_path / "stale.npz")
+
+
+def test_the_answers_say_where_the_words_go_as_the_journal_is_set_up():
+    local = itself.facts(backend="embedded", ollama_host="http://10.0.0.5:11434")  # not used: not named
+    assert local.elsewhere == () and "nothing is sent anywhere" in itself.answer("private", local)
+    loopback = itself.facts(backend="ollama", ollama_host="http://127.0.0.1:11434", tts="wyoming://localhost:10200")
+    assert loopback.elsewhere == ()
+    away = itself.facts(backend="ollama", ollama_host="http://gpu-box.lan:11434", stt="wyoming://10.0.0.9:10300")
+    said = itself.answer("private", away)
+    assert away.elsewhere == ("10.0.0.9", "gpu-box.lan") and "gpu-box.lan" in said and "10.0.0.9" in said
+    assert "come back up" in itself.answer("remembers", itself.Facts(memory=True))
+    assert "come back up" not in itself.answer("remembers", itself.Facts(memory=False))
+    assert "not a person" in itself.answer("nature", local)
+
+
+def test_the_fixed_answers_keep_the_reply_rules():
+    from voice_journal.companion.checker import check
+
+    for kind in itself.KINDS[1:]:
+        for facts in (itself.Facts(), itself.Facts(("gpu-box.lan",), True)):
+            said = itself.answer(kind, facts)
+            assert check(said, ReplyRules(max_words=60, max_questions=0)) == [], said
+
+
+def test_a_question_about_the_companion_is_answered_first_then_the_model_says_back_the_rest(detector):
+    truth = itself.answer("nature", itself.Facts())
+    conv = Conversation("free", answers=itself.Answers(detector, itself.Facts()))
+    conv.replied(conv.opening())
+    # A first turn that only asks: the true answer is the whole reply.
+    assert conv.turn("wait are you a bot").fixed == truth
+    conv.replied(truth)
+    plan = conv.turn("the night shifts are wrecking my sleep and i barely see my partner")
+    assert plan.lead is None and plan.fixed is None
+    conv.replied("Four night shifts, and you barely see your partner.")
+    plan = conv.turn("do you even understand this or are you just a program")
+    assert plan.lead == truth and plan.fixed is None
+    # The model sees neither the question (it would answer it, and not truly) nor the answer
+    # (it would say it again): it is asked to say back what they said before.
+    told = plan.messages[-1].content
+    assert ANSWERED_NOTE in told and "program" not in told and truth not in told
+    assert "the night shifts are wrecking my sleep" in told  # their turn before, to say back
+    assert names_their_words("The night shifts are wrecking your sleep.", plan.rules.theirs)
+    assert plan.messages[-3].content.startswith("the night shifts")  # the dialog keeps what they said
+    # A long turn: its story is said back, without the question at its end.
+    plan = conv.turn("my partner and i finally had dinner together on sunday and it felt like us again "
+                     "we laughed about the dog and made plans for the spring and honestly wait is this even "
+                     "a real person i'm talking to")
+    told = plan.messages[-1].content
+    assert plan.lead == truth and "dinner together on sunday" in told and "real person" not in told
+    # The reply begun in a pause is asked for the same: the preview knows the answer too.
+    conv.replied("Dinner together on Sunday felt like the two of you again.")
+    assert conv.previewer()("are you a bot")[-1].content == conv.turn("are you a bot").messages[-1].content
+    # A goodbye is not answered so, nor a turn in another language.
+    assert conv.turn("are you a real person anyway bye", closing=True).lead is None
+    conv.language.code = "es"
+    assert conv.turn("are you a real person").lead is None
+
+
+def test_the_answer_is_spoken_first_and_counts_in_the_reply(voice):
+    from test_companion import ScriptedWords
+    from voice_journal.session import speak_reply
+
+    lead = itself.answer("nature", itself.Facts())
+    reply = speak_reply(ScriptedWords("You told me about four night shifts in a row."), voice, [], None, 0.0,
+                        rules=ReplyRules(max_words=30, max_questions=1), lead=lead)
+    assert reply.parts[0][0] == lead and reply.text == f"{lead} You told me about four night shifts in a row."
+    # The model's words fit in what the answer left of the length.
+    long = speak_reply(ScriptedWords("Four night shifts in a row. You barely see your partner at all these days."),
+                       voice, [], None, 0.0, rules=ReplyRules(max_words=words(lead) + 8, max_questions=1), lead=lead)
+    assert long.text == f"{lead} Four night shifts in a row."
+    # A model that says nothing the rules let through leaves the answer, not the fallback line.
+    quiet = speak_reply(ScriptedWords("…"), voice, [], None, 0.0, rules=ReplyRules(40, 1), lead=lead)
+    assert quiet.text == lead and not quiet.timings.fallback
+
+
+def test_a_session_heard_asking_what_it_is_answers_with_the_truth_first(tiny_stt, small_llm, voice, embedder,
+                                                                        tmp_path):
+    """Through the real parts: speech, Whisper, the session's own wiring (memory.conversation), the archive."""
+    from voice_journal import config
+    from voice_journal.audio import pcm
+    from voice_journal.audio.playback import WavSink
+    from voice_journal.session import Engines, FileSession
+    from voice_journal.store.archive import Archive
+
+    from conftest import spoken
+
+    rec = tmp_path / "asks.wav"
+    pcm.write_wav(rec, spoken(voice, ["The night shifts are wearing me down.", "Wait, are you a real person?"]))
+    s = config.load(profile="fast", db=tmp_path / "j.duckdb", reply_tokens=48, memory=False)
+    with Archive.open(s.db) as a:
+        sid = FileSession(Engines(tiny_stt, voice, small_llm, embedder), a, s,
+                          sink=WavSink(tmp_path / "r.wav")).run(rec).session_id
+        turns = a.turns(sid)
+    heard = [t.text for t in turns if t.role == "user"]
+    replies = [t.text for t in turns if t.role == "assistant"]
+    truth = itself.answer("nature", itself.Facts())  # the embedded model, nothing leaves the device
+    assert not replies[-2].startswith(truth), heard
+    assert replies[-1].startswith(truth), (heard, replies[-1])

@@ -1,0 +1,224 @@
+"""Questions about the companion itself, answered with the truth in fixed words.
+
+"are you a real person", "is anyone else listening to this", "will you
+remember this": whoever asks deserves a plain, true answer, not whatever a
+small model makes up. (Asked "are you just like a program that repeats stuff
+back?", the default model once answered "Yes, you really understand.") So:
+
+* such a question is recognised by what it means, not by its words: the
+  turn is embedded with the MiniLM model the journal uses for search, and a
+  small regression, trained on ``data/train.tsv`` (hard negatives included:
+  "my boss is basically a robot", "my grandma doesn't remember me"), says
+  which kind of question it is, if any (:class:`Detector`);
+* the answer is fixed words, true of this journal as it is set up
+  (:func:`answer`, from :class:`Facts`): where the model runs, whether
+  anything leaves the device, what is kept; the session speaks it first,
+  and the model then says back what the person said.
+
+Figures on ``tests/itself/frozen.tsv``, a split written before the training
+data and never tuned on, are in the README ("The companion, asked what it is").
+
+>>> facts = Facts(elsewhere=(), memory=True)
+>>> answer("private", facts)  # doctest: +ELLIPSIS
+'Everything you say stays on this device...'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from ...errors import ModelError
+from ..safety.semantic import prepare, softmax
+
+Embed = Callable[[list[str]], np.ndarray]  # texts -> unit vectors, one row each
+
+KINDS = ("none", "nature", "private", "remembers")  # the regression's classes, in its column order
+DATA_DIR = Path(__file__).with_name("data")
+TRAINING_FILE = DATA_DIR / "train.tsv"
+MODEL_FILE = DATA_DIR / "model.npz"
+LAST_WORDS = 20  # a long turn is also read for its last words: where such a question usually is
+WHOLE_WORDS = 30
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What is true of this journal as set up, for the answers to say."""
+
+    elsewhere: tuple[str, ...] = ()  # hosts off this device that the person's words or voice go to
+    memory: bool = False  # past turns may be brought back in a session
+
+
+def facts(*, backend: str, ollama_host: str = "", ollama_proxy: str = "", stt: str = "", tts: str = "",
+          memory: bool = False) -> Facts:
+    """The :class:`Facts` of a journal whose model runs on ``backend`` ("embedded" or "ollama")."""
+    used = [stt, tts]
+    if backend == "ollama":
+        used += [ollama_host, ollama_proxy]
+    hosts = tuple(dict.fromkeys(h for u in used if u and (h := _host(u)) and not _on_this_device(h)))
+    return Facts(elsewhere=hosts, memory=memory)
+
+
+def answer(kind: str, facts: Facts) -> str:
+    """The fixed, true answer to a question of ``kind`` (see :data:`KINDS`)."""
+    # No "I": the companion's replies never claim a first person (see checker.FIRST_PERSON_TOKENS),
+    # and what is said of it is said plainly in the third.
+    if kind == "nature":
+        return ("You're talking with a computer program, not a person, so it can't feel what you feel. "
+                "But every word you say is heard, and kept for you.")
+    if kind == "private":
+        if not facts.elsewhere:
+            return ("Everything you say stays on this device. It's kept in your journal here, which only "
+                    "your user account can open, and nothing is sent anywhere else.")
+        return ("Your journal is kept on this device, and only your user account can open it. To answer "
+                f"you, your words also go to {_listed(facts.elsewhere)}, as this journal is set up, and "
+                "nowhere else.")
+    if kind == "remembers":
+        kept = ("Yes, what you say and its recording are saved in your journal on this device, to search "
+                "and play back later, or to delete.")
+        return kept + (" And when something you said before relates, it may come back up in a later session."
+                       if facts.memory else "")
+    raise ValueError(f"no answer for {kind!r}")
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A question about the companion: its kind, how sure the detector is, and the words it was read in."""
+
+    kind: str
+    probability: float
+    window: str
+
+
+class Detector:
+    """Which question about the companion a turn asks, if any (:meth:`asks`).
+
+    Two readings of the turn's embedding, as in the crisis net: a
+    regression over the four kinds, and how much closer the turn comes to
+    its nearest training questions than to its nearest other phrases (a
+    wording unlike any the regression's boundary was drawn from can still
+    sit right beside one that says the same). Each is standardised on
+    phrases the model had not seen, then added; the threshold is on that sum.
+    """
+
+    def __init__(self, embed: Embed, weights: np.ndarray, bias: np.ndarray, asking: np.ndarray,
+                 other: np.ndarray, mix: np.ndarray, threshold: float):
+        self.embed, self.weights, self.bias = embed, weights, bias
+        self.asking, self.other = asking, other  # the training phrases' vectors: questions, and the rest
+        self.mix, self.threshold = mix, threshold  # (mean, sd) of each reading, then the sum's threshold
+
+    @classmethod
+    def load(cls, embed: Embed, model: str | Path = MODEL_FILE) -> "Detector":
+        with np.load(model) as m:
+            if str(m["digest"]) != digest():
+                raise ModelError(f"{model} was fitted on other training data: "
+                                 "python -m voice_journal.companion.itself.train")
+            return cls(embed, m["weights"], m["bias"], m["asking"], m["other"], m["mix"], float(m["threshold"]))
+
+    def scores(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each vector's class probabilities (:data:`KINDS` order) and its score against the threshold."""
+        p = softmax(vectors @ self.weights + self.bias)
+        near = nearness(vectors @ self.asking.T, vectors @ self.other.T)
+        return p, combined(p, near, self.mix)
+
+    def asks(self, text: str) -> Asked | None:
+        """The question about the companion ``text`` asks, or None."""
+        parts = windows(text)
+        if not parts:
+            return None
+        p, score = self.scores(self.embed([prepare(t) for t in parts]))
+        best = int(np.argmax(score))
+        if score[best] < self.threshold:
+            return None
+        return Asked(KINDS[1 + int(np.argmax(p[best, 1:]))], float(score[best]), parts[best])
+
+
+K_NEAREST = 5
+
+
+def nearness(to_asking: np.ndarray, to_other: np.ndarray, k: int = K_NEAREST) -> np.ndarray:
+    """How much closer each row comes to its ``k`` nearest questions than to its ``k`` nearest other phrases."""
+    def top(sim: np.ndarray) -> np.ndarray:
+        return np.sort(sim, axis=1)[:, -k:].mean(axis=1)
+    return top(to_asking) - top(to_other)
+
+
+def combined(p: np.ndarray, near: np.ndarray, mix: np.ndarray) -> np.ndarray:
+    """The regression's belief in some question (as a logit) and the nearness, each standardised, added."""
+    q = np.clip(p[:, 1:].sum(axis=1), 1e-6, 1 - 1e-6)
+    return (np.log(q / (1 - q)) - mix[0]) / mix[1] + (near - mix[2]) / mix[3]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The fixed, true answer to a turn's question about the companion, and what else the turn said."""
+
+    words: str
+    rest: str  # the turn without the question ("" where the question was all of it)
+
+
+@dataclass(frozen=True)
+class Answers:
+    """The companion's true answers to questions about itself: which one a turn asks for, if any."""
+
+    detector: Detector
+    facts: Facts
+
+    def to(self, text: str) -> Answer | None:
+        """The answer to the question about the companion ``text`` asks; None if it asks none."""
+        asked = self.detector.asks(text)
+        if asked is None:
+            return None
+        said = " ".join(text.split())
+        rest = said[: -len(asked.window)] if asked.window != said and said.endswith(asked.window) else ""
+        return Answer(answer(asked.kind, self.facts), rest.rstrip(" ,;:-–—"))
+
+
+def windows(text: str) -> list[str]:
+    """The turn, and for a long one its last sentence and its last words too (20, and 10 where unpunctuated)."""
+    words = text.split()
+    if not words:
+        return []
+    if len(words) <= WHOLE_WORDS:
+        return [text]
+    last = re.split(r"(?<=[.!?])\s+", text.strip())[-1]
+    parts = [" ".join(words[-WHOLE_WORDS * 4:]), " ".join(words[-LAST_WORDS:]), " ".join(words[-LAST_WORDS // 2:])]
+    if len(last.split()) >= 3:
+        parts.append(last)
+    return list(dict.fromkeys(parts))
+
+
+def digest() -> str:
+    return hashlib.sha256(TRAINING_FILE.read_bytes()).hexdigest()[:16]
+
+
+def read(path: str | Path) -> list[tuple[str, str, str]]:
+    """(id, kind, text) rows of a labelled file (``data/train.tsv``, ``tests/itself/frozen.tsv``)."""
+    rows = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines()[1:]:
+        if line.strip():
+            ident, kind, text = line.split("\t")
+            if kind not in KINDS:
+                raise ValueError(f"{path}: {ident} has no kind {kind!r}")
+            rows.append((ident, kind, text))
+    return rows
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url if "://" in url else f"//{url}")
+    return parts.hostname or ""
+
+
+def _on_this_device(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def _listed(hosts: tuple[str, ...]) -> str:
+    named = [f"the server at {h}" for h in hosts]
+    return named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
