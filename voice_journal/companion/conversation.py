@@ -31,7 +31,7 @@ from typing import Callable
 
 from ..llm.base import Message
 from . import arc, itself, modes, safety
-from .checker import ReplyRules, their_words, third_persons
+from .checker import ReplyRules, their_words, third_persons, words
 from .dialog import Dialog
 from .language import LanguageChoice, prompt_note
 from .mood import parse_mood
@@ -89,6 +89,7 @@ class Conversation:
         self.guard = safety.SessionGuard(net, locale)  # without a net: the word list alone
         self.recall = recall
         self.answers = answers  # questions about the companion itself; None: the model answers them
+        self._told: str | None = None  # their last words the model said back (see _said_back)
         self._now = now or (lambda: dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
         self._awaiting: str | None = "before" if ask_mood else None  # the mood rating we asked for
         self._ask_after = ask_mood
@@ -129,6 +130,7 @@ class Conversation:
         check = self.guard.check(text, english)  # before anything else sees their words
         if check.crisis:
             self._awaiting = self._ask_after = None  # no rating questions after that
+            self._told = None  # nothing before a crisis message is said back after it
             self.dialog.add_user(text)
             return Plan(check, fixed=self.crisis_message(), mode=self.mode.name, ends=closing)
 
@@ -146,13 +148,11 @@ class Conversation:
 
         mode, before = self.mode, _last_said(self.dialog.messages())
         answered = _answered(self.answers, text, closing, self.language.code)
-        if answered is not None and not answered.rest and not before:
-            self.dialog.add_user(text)  # a first turn that only asks: the answer is the reply
+        said = _said_back(text, answered, self._told)
+        if said is None:
+            self.dialog.add_user(text)  # only a question, and nothing told before it: the answer is the reply
             return Plan(check, fixed=answered.words, mode=mode.name)
-        # The model never sees a question it must not answer (asked whether anything is uploaded,
-        # it said yes): only what else they said, or, where the question was all of it, their turn before.
         alone = answered is not None and not answered.rest  # the question was all of the turn
-        said = text if answered is None else answered.rest or before[0]
         if closing:
             step, guide = None, arc.WRAP_UP_NOTE if wrap_up else arc.CLOSING_NOTE
         else:
@@ -160,18 +160,19 @@ class Conversation:
             guide = step.guide
         rules = _rules(mode, step, said, self.language.code, before)
         rules = dataclasses.replace(rules, last_question=self.dialog.last_question(), said=self.dialog.replies())
-        notes = _notes(self.guard, check, guide, rules, answered is not None)
-        recalled = tuple(self.recall(text)) if self.recall is not None and not closing else ()
+        notes = _notes(self.guard, check, guide, rules, answered)
+        recalled = tuple(self.recall(said)) if self.recall is not None and not closing and not alone else ()
         memory = self._memory_note(recalled) if recalled else None
         messages = self.dialog.add_user(text)
         # For the model only: the dialog keeps their words as they said them.
         messages = [*messages[:-1], Message("user", _with_notes(said, notes, memory))]
-        then = step.then if step is not None else None
+        then = step.then if step is not None and not alone else None  # a question alone moves no step on
+        self._told = said
         ends = closing
         if closing and self._ask_after:
             then, ends = MOOD_AFTER, False
             self._awaiting, self._ask_after = "after", False
-        answers = ((step.field, text, None),) if step is not None and step.field and not alone else ()
+        answers = ((step.field, said, None),) if step is not None and step.field and not alone else ()
         lead = answered.words if answered is not None else None
         return Plan(check, tuple(messages), then=then, lead=lead, rules=rules, answers=answers, mode=mode.name,
                     recalled=recalled, ends=ends)
@@ -192,7 +193,7 @@ class Conversation:
         """
         messages = self.dialog.messages()
         run, guard, awaiting = copy.copy(self.run), copy.copy(self.guard), self._awaiting
-        language, answers = self.language.code, self.answers
+        language, answers, told = self.language.code, self.answers, self._told
 
         def preview(text: str, memory: bool = False) -> list[Message] | None:
             check = guard.peek(text)  # an uncertain turn starts the judge now, for turn() to find
@@ -204,18 +205,19 @@ class Conversation:
                 return None
             before = _last_said(messages)
             answered = _answered(answers, text, closes, language)
-            if answered is not None and not answered.rest and not before:
+            said = _said_back(text, answered, told)
+            if said is None:
                 return None  # fixed words will answer
-            said = text if answered is None else answered.rest or before[0]
             if closes:
                 guide = arc.WRAP_UP_NOTE if wrap_up else arc.CLOSING_NOTE
             else:
                 step = copy.copy(run).turn(text)
                 guide = step.guide
             rules = _rules(run.mode, step, said, language, before)
-            notes = _notes(guard, check, guide, rules, answered is not None)
+            notes = _notes(guard, check, guide, rules, answered)
             recalled_note = None
-            if memory and not closes and self.recall is not None and (recalled := tuple(self.recall(text))):
+            alone = answered is not None and not answered.rest
+            if memory and not closes and not alone and self.recall is not None and (recalled := tuple(self.recall(said))):
                 recalled_note = self._memory_note(recalled)
             return Preview([*messages, Message("user", _with_notes(said, notes, recalled_note))], rules)
 
@@ -324,30 +326,51 @@ def _answered(answers: itself.Answers | None, text: str, closing: bool, language
     return answers.to(text)
 
 
+def _said_back(text: str, answered: itself.Answer | None, told: str | None) -> str | None:
+    """What the model is given to say back: the turn, or, where it asked about the companion, the rest of it.
+
+    The model never sees such a question: shown one, even after the app's
+    true answer, it answered it too, and falsely ("this has been uploaded to
+    a platform"). Where the question was all of the turn, the model says
+    back ``told``, their words it was last given; None where there are none
+    (the fixed answer is then the whole reply).
+    """
+    if answered is None:
+        return text
+    return answered.rest or told
+
+
 def _notes(guard: safety.SessionGuard, check: safety.Assessment, guide: str | None,
-           rules: ReplyRules, answered: bool = False) -> list[str]:
+           rules: ReplyRules, answered: itself.Answer | None = None) -> list[str]:
     """The app's notes to the model for a turn: safety first, then the step's guide, then the reply's shape."""
     notes = [guide] if guide else []
     if note := guard.model_note(check):
         notes.insert(0, note)
-    if answered:
+    if answered is not None:
         notes.append(ANSWERED_NOTE)
-    notes.append(_shape(rules))
+    notes.append(_shape(rules, words(answered.words) if answered is not None else 0))
     return notes
 
 
 # After the fixed answer, the model says back what the person said. It is shown neither the
 # question nor the answer: quoted the answer, it said it over again; shown the question, it
 # answered it too, and falsely ("this has been uploaded to a platform").
-ANSWERED_NOTE = "I asked about you, and that is answered. Say back, in new words, what I told you before:"
+ANSWERED_NOTE = "I asked about you, and that is answered. Say back, in new words, what I told you."
 
 
-def _shape(rules: ReplyRules) -> str:
-    """The length the reply may have, said plainly: a small model keeps to a number it was just given."""
-    most = rules.sentences
+def _shape(rules: ReplyRules, said: int = 0) -> str:
+    """The length the reply may have, said plainly: a small model keeps to a number it was just given.
+
+    ``said``: words the app says before the model's (a fixed answer); the model has what is left.
+    """
+    left = max(MIN_LEFT, rules.max_words - said)
+    most = max(1, left // 17)
     sentences = "one short sentence" if most == 1 else f"{most} short sentences at most"
-    return f"Reply in {sentences}, under {rules.max_words} words" + ("; ask no question" if not rules.max_questions
-                                                                       else "") + "."
+    return f"Reply in {sentences}, under {left} words" + ("; ask no question" if not rules.max_questions
+                                                           else "") + "."
+
+
+MIN_LEFT = 10  # words a model's reply after fixed words is told it has, at least
 
 
 # A few words after theirs, because a small model heeds the last words it read most: with the

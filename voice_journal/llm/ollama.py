@@ -33,6 +33,7 @@ import ollama
 from ollama._client import _parse_host  # how the client itself reads a host (pinned: ollama==0.6.3)
 
 from ..errors import LLMError, LLMModelNotFound, LLMUnavailable
+from ..hosts import is_this_machine
 from .base import GenerationOptions, Message, ReplyStream, Usage
 
 log = logging.getLogger(__name__)
@@ -195,9 +196,9 @@ def remote_host_note(host: str | None, *, proxy: str = "") -> str | None:
     except ValueError:  # "::1" unbracketed, a bad port: the client cannot use it either; never raise for a note
         where = f"[{host}]" if _is_ip(host) and ":" in host else host
     parts = []
-    if not _is_this_machine(where):
+    if not is_this_machine(where):
         parts.append(_host_port(where))
-    if proxy and not _is_this_machine(proxy):
+    if proxy and not is_this_machine(proxy):
         parts.append(f"the proxy {_host_port(proxy)}")
     if not parts:
         return None
@@ -212,23 +213,6 @@ def _host_port(url: str) -> str:
         return f"{name}:{split.port}" if split.port else name
     except ValueError:
         return url
-
-
-def _is_this_machine(url: str) -> bool:
-    try:
-        name = urlsplit(url if "://" in url else f"http://{url}").hostname or ""
-    except ValueError:
-        return False
-    name = name.lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        ip = ipaddress.ip_address(name.split("%")[0])  # fe80::1%eth0: the zone is not part of the address
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_loopback or ip.is_unspecified
 
 
 def _is_ip(text: str | None) -> bool:

@@ -69,7 +69,12 @@ def _answers(settings: Settings, engines) -> itself.Answers | None:
     """The true answers to questions about the companion, as this journal is set up (None without embeddings)."""
     if engines.embedder is None or engines.llm is None:
         return None
-    return itself.Answers(itself.Detector.load(engines.embedder.embed), itself.facts(
+    try:
+        detector = itself.Detector.load(engines.embedder.embed)
+    except (VoiceJournalError, OSError) as e:  # a broken install: the model answers such questions, as before
+        log.warning("questions about the companion will not be recognised: %s", e)
+        return None
+    return itself.Answers(detector, itself.facts(
         backend=engines.llm.backend, ollama_host=settings.ollama_host, ollama_proxy=settings.ollama_proxy,
         stt=settings.stt, tts=settings.tts, memory=settings.memory))
 

@@ -87,7 +87,7 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
     them is not spoken, and the model is stopped); ``then`` is fixed words
     spoken after the model's (a check-in's next question); ``lead``, fixed
     words spoken before them, at once (the true answer to a question about
-    the companion), within the rules' length. ``stream``: the reply to
+    the companion): the model's words fit in what it leaves of the length. ``stream``: the reply to
     ``messages``, already begun (:class:`SpeculativeStream`).
     """
     leads = getattr(llm, "grammars", False) and options.grammar is not None
@@ -104,7 +104,7 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
         reply.read(stream, voicing)
         if reply.needs_asking_again():
             # Nothing it wrote named what they said: once more, begun with their words.
-            log.info("the reply named nothing they said (%r): asking again, led in", reply.text[:80])
+            log.info("the reply named nothing they said (%r): asking again, led in", "".join(reply.written)[:80])
             reply.again(rules)
             stream = llm.stream(messages, dataclasses.replace(options, grammar=reply_grammar(rules, led=True)))
             reply.read(stream, voicing)
@@ -200,12 +200,24 @@ class _Reply:
         return (self.kept if self.kept is not None else "".join(self.written)).strip()
 
     def begin_with(self, lead: str, voicing: _Voicing) -> None:
-        """Say ``lead`` before anything the model writes; the model's words then fit in what is left."""
+        """Say ``lead`` before anything the model writes; the model's words then fit in what is left.
+
+        The lead counts as the reply's first sentence for the gate: a model
+        sentence that does not fit after it is left out, and an empty
+        model reply is no reason to ask again (the lead said something).
+        """
         self.lead = lead
-        self.marks.setdefault("first_sentence", time.perf_counter())
-        voicing.say(lead)
-        if self.gate is not None:
-            self.gate.words += words(lead)
+        splitter = SentenceSplitter(first_chars=len(lead))  # whole sentences: short ones, for Piper's sake
+        for sentence in splitter.feed(lead + " ") + splitter.flush():
+            voicing.say(sentence)
+        # The voice has begun: the model's first sentence need not be cut at a comma to start it
+        # sooner, and a clause said early could be left dangling by the length the lead used up.
+        self.splitter = SentenceSplitter(first_chars=SentenceSplitter().max_chars)
+        self._count_lead()
+
+    def _count_lead(self) -> None:
+        if self.gate is not None and self.lead:
+            self.gate.words, self.gate.kept = words(self.lead), 1
 
     def read(self, stream, voicing: _Voicing) -> None:
         """Write ``stream`` out (see :meth:`write`), and leave the model stopped and joined."""
@@ -244,7 +256,7 @@ class _Reply:
         """Start over for a reply asked again, keeping the first as the draft; it is a reflection from its lead."""
         self.draft = "".join(self.written).strip()
         self.gate = ReplyGate(dataclasses.replace(rules, theirs=frozenset()))
-        self.gate.words = words(self.lead)  # the lead was said: what is left of the length is the same
+        self._count_lead()
         self.splitter = SentenceSplitter()
         self.written, self.wordless, self.kept = [], False, None
 

@@ -16,7 +16,7 @@ back?", the default model once answered "Yes, you really understand.") So:
   and the model then says back what the person said.
 
 Figures on ``tests/itself/frozen.tsv``, a split written before the training
-data and never tuned on, are in the README ("The companion, asked what it is").
+data and never tuned on, are in the README ("Asked what it is").
 
 >>> facts = Facts(elsewhere=(), memory=True)
 >>> answer("private", facts)  # doctest: +ELLIPSIS
@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ...errors import ModelError
+from ...hosts import is_this_machine
 from ..safety.semantic import prepare, softmax
 
 Embed = Callable[[list[str]], np.ndarray]  # texts -> unit vectors, one row each
@@ -61,29 +62,25 @@ def facts(*, backend: str, ollama_host: str = "", ollama_proxy: str = "", stt: s
     used = [stt, tts]
     if backend == "ollama":
         used += [ollama_host, ollama_proxy]
-    hosts = tuple(dict.fromkeys(h for u in used if u and (h := _host(u)) and not _on_this_device(h)))
+    hosts = tuple(dict.fromkeys(_host(u) for u in used if u and not is_this_machine(u)))
     return Facts(elsewhere=hosts, memory=memory)
 
 
 def answer(kind: str, facts: Facts) -> str:
     """The fixed, true answer to a question of ``kind`` (see :data:`KINDS`)."""
     # No "I": the companion's replies never claim a first person (see checker.FIRST_PERSON_TOKENS),
-    # and what is said of it is said plainly in the third.
+    # and what is said of it is said plainly in the third. Short: the model's reply after it must
+    # fit in what is left of the mode's length (35 words in hold-space).
     if kind == "nature":
-        return ("You're talking with a computer program, not a person, so it can't feel what you feel. "
-                "But every word you say is heard, and kept for you.")
+        return "This is a computer program, not a person: it can't feel what you feel, but it hears every word."
     if kind == "private":
         if not facts.elsewhere:
-            return ("Everything you say stays on this device. It's kept in your journal here, which only "
-                    "your user account can open, and nothing is sent anywhere else.")
-        return ("Your journal is kept on this device, and only your user account can open it. To answer "
-                f"you, your words also go to {_listed(facts.elsewhere)}, as this journal is set up, and "
-                "nowhere else.")
+            return "Everything you say stays in your journal on this device, which only you can open. Nothing is sent anywhere."
+        return (f"Your journal stays on this device. To answer you, your words also go to {_listed(facts.elsewhere)},"
+                " and nowhere else.")
     if kind == "remembers":
-        kept = ("Yes, what you say and its recording are saved in your journal on this device, to search "
-                "and play back later, or to delete.")
-        return kept + (" And when something you said before relates, it may come back up in a later session."
-                       if facts.memory else "")
+        kept = "What you say and its recording are saved in your journal on this device, to replay or delete."
+        return kept + (" Later sessions may bring it back." if facts.memory else "")
     raise ValueError(f"no answer for {kind!r}")
 
 
@@ -128,7 +125,12 @@ class Detector:
         return p, combined(p, near, self.mix)
 
     def asks(self, text: str) -> Asked | None:
-        """The question about the companion ``text`` asks, or None."""
+        """The question about the companion ``text`` asks, or None.
+
+        Its kind is read where the question is clearest (the best window);
+        its ``window`` is the shortest end of the turn that still asks it,
+        so that what comes before is the rest of what they said.
+        """
         parts = windows(text)
         if not parts:
             return None
@@ -136,7 +138,8 @@ class Detector:
         best = int(np.argmax(score))
         if score[best] < self.threshold:
             return None
-        return Asked(KINDS[1 + int(np.argmax(p[best, 1:]))], float(score[best]), parts[best])
+        shortest = min((i for i in range(len(parts)) if score[i] >= self.threshold), key=lambda i: len(parts[i]))
+        return Asked(KINDS[1 + int(np.argmax(p[best, 1:]))], float(score[best]), parts[shortest])
 
 
 K_NEAREST = 5
@@ -163,15 +166,20 @@ class Answer:
     rest: str  # the turn without the question ("" where the question was all of it)
 
 
-@dataclass(frozen=True)
 class Answers:
     """The companion's true answers to questions about itself: which one a turn asks for, if any."""
 
-    detector: Detector
-    facts: Facts
+    def __init__(self, detector: Detector, facts: Facts):
+        self.detector, self.facts = detector, facts
+        self._last: tuple[str, Answer | None] | None = None  # a turn is read in each pause, then once more
 
     def to(self, text: str) -> Answer | None:
         """The answer to the question about the companion ``text`` asks; None if it asks none."""
+        if self._last is None or self._last[0] != text:
+            self._last = (text, self._read(text))
+        return self._last[1]
+
+    def _read(self, text: str) -> Answer | None:
         asked = self.detector.asks(text)
         if asked is None:
             return None
@@ -181,16 +189,22 @@ class Answers:
 
 
 def windows(text: str) -> list[str]:
-    """The turn, and for a long one its last sentence and its last words too (20, and 10 where unpunctuated)."""
+    """Where in a turn such a question is read: all of it, its last sentence, and for a long one its last words.
+
+    Each window is an end of the turn, its words joined by single spaces:
+    the turn's last 120 words; its last sentence, where it has more than one;
+    and past 30 words, its last 20 and its last 10 words too, for a turn that
+    Whisper wrote without a full stop.
+    """
     words = text.split()
     if not words:
         return []
-    if len(words) <= WHOLE_WORDS:
-        return [text]
-    last = re.split(r"(?<=[.!?])\s+", text.strip())[-1]
-    parts = [" ".join(words[-WHOLE_WORDS * 4:]), " ".join(words[-LAST_WORDS:]), " ".join(words[-LAST_WORDS // 2:])]
-    if len(last.split()) >= 3:
-        parts.append(last)
+    parts = [" ".join(words[-WHOLE_WORDS * 4:])]
+    sentences = re.split(r"(?<=[.!?])\s+", " ".join(words))
+    if len(sentences) > 1 and len(sentences[-1].split()) >= 3:
+        parts.append(sentences[-1])
+    if len(words) > WHOLE_WORDS:
+        parts += [" ".join(words[-LAST_WORDS:]), " ".join(words[-LAST_WORDS // 2:])]
     return list(dict.fromkeys(parts))
 
 
@@ -205,18 +219,17 @@ def read(path: str | Path) -> list[tuple[str, str, str]]:
         if line.strip():
             ident, kind, text = line.split("\t")
             if kind not in KINDS:
-                raise ValueError(f"{path}: {ident} has no kind {kind!r}")
+                raise ModelError(f"{path}: {ident} has no kind {kind!r}")
             rows.append((ident, kind, text))
     return rows
 
 
 def _host(url: str) -> str:
-    parts = urlsplit(url if "://" in url else f"//{url}")
-    return parts.hostname or ""
-
-
-def _on_this_device(host: str) -> bool:
-    return host in ("localhost", "::1") or host.startswith("127.")
+    """The host a URL names, as a person would read it (the URL itself where it cannot be read)."""
+    try:
+        return urlsplit(url if "://" in url else f"//{url}").hostname or url
+    except ValueError:
+        return url
 
 
 def _listed(hosts: tuple[str, ...]) -> str:
