@@ -20,7 +20,7 @@ data and never tuned on, are in the README ("Asked what it is").
 
 >>> facts = Facts(elsewhere=(), memory=True)
 >>> answer("private", facts)  # doctest: +ELLIPSIS
-'Everything you say stays on this device...'
+'Everything you say stays in your journal on this device...'
 """
 
 from __future__ import annotations
