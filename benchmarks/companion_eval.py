@@ -23,7 +23,8 @@ by their words, where nothing it first wrote named what they said). The rules:
 * length: no more words than the mode allows;
 * questions: no more than the turn allows (none in hold-space), and not the
   question asked the turn before;
-* no advice unless asked, no stock phrase, no list or markdown;
+* no advice unless asked, no stock phrase, no list or markdown, no
+  letters of another script in an English reply;
 * speaks to them: their "I" and "my" said back as "you" and "your", not
   as if the companion had their mother-in-law (``checker.speaks_as_them``);
   and to them, not of them: not "The person said..." or "They just

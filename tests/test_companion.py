@@ -863,6 +863,19 @@ def test_without_grammars_a_reply_is_never_asked_again(voice):
     assert len(llm.options) == 1 and reply.text == llm.texts[0]  # it could not be led in: nothing is cut for it
 
 
+def test_without_a_grammar_the_gate_leaves_out_a_sentence_in_another_script():
+    """An Ollama model has no grammar: the gate is what keeps "your日常" from Piper."""
+    from voice_journal.companion.checker import check
+
+    english = ReplyRules(60, 1, latin=True)
+    gate = ReplyGate(english)
+    said = [gate.spoken(s) for s in ["Your sister skipped Christmas again.", "That stings in your日常.",
+                                     "Café plans fell through too."]]
+    assert said == ["Your sister skipped Christmas again.", None, "Café plans fell through too."]
+    assert "letters of another script" in check("That stings in your日常.", english)
+    assert check("That stings in your日常.", ReplyRules(60, 1)) == []  # another language's reply: its own script
+
+
 @pytest.mark.slow  # loads a model of its own
 def test_an_english_reply_is_written_in_latin_letters_only():
     """Qwen now and then wrote a Chinese word into an English reply ("your日常"); Piper reads it as noise."""

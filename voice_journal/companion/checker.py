@@ -31,6 +31,7 @@ True
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 _WORD = re.compile(r"[\w'’-]+")
@@ -185,6 +186,11 @@ STOCK_PHRASES = (
     "as an ai", "as a language model", "i'm just an ai", "i'm sorry to hear that",
 )
 _STOCK = re.compile("|".join(re.escape(p).replace("'", "['’]?") for p in STOCK_PHRASES), re.IGNORECASE)
+
+
+def other_script(sentence: str) -> bool:
+    """Whether ``sentence`` has a letter beyond Latin ("your日常"): in an English reply, a slip of the model's."""
+    return any(ord(c) >= 0x250 and unicodedata.category(c).startswith("L") for c in sentence)
 
 
 def stock_phrase(sentence: str) -> str | None:
@@ -499,6 +505,9 @@ class ReplyGate:
         if stock_phrase(sentence):
             self.trimmed = True  # a leaflet's line: left out, the rest may stand
             return None
+        if self.rules.latin and other_script(sentence):
+            self.trimmed = True  # an Ollama model has no grammar to keep an English reply in one script
+            return None
         if said_before(sentence, self.rules.said):
             self.trimmed = True  # a small model may answer with an earlier reply again, word for word
             return None
@@ -569,6 +578,8 @@ def check(text: str, rules: ReplyRules) -> list[str]:
     stock = [p for s in sentences if (p := stock_phrase(s))]
     if stock:
         problems.append(f"a stock phrase ({stock[0].lower()})")
+    if rules.latin and other_script(text):
+        problems.append("letters of another script")
     if any(is_question(s) and same_question(s, rules.last_question) for s in sentences):
         problems.append("the question of the last turn again")
     if any(said_before(s, rules.said) for s in sentences):
