@@ -10,8 +10,8 @@ follows the shapes Ollama itself serves (see shared/DESIGN.md):
 * ``POST /api/chat``: NDJSON over chunked transfer encoding, ``message`` on
   every line, ``done: true`` with ``done_reason`` and the timing fields
   (nanoseconds) on the last; ``"stream": false`` answers one JSON object;
-* an ``{"error": ...}`` line mid-stream when ``fail_after`` tokens were sent,
-  as Ollama does when its runner dies.
+* an ``{"error": ...}`` line mid-stream when ``fail_after`` tokens were sent
+  (or at the end of a shorter reply), as Ollama does when its runner dies.
 
 Replies come from a real GGUF model through :class:`EmbeddedLLM`.
 """
@@ -97,6 +97,7 @@ class OllamaAPIServer:
                     temperature=float(opts.get("temperature", 0.8)),
                     top_p=float(opts.get("top_p", 0.9)),
                     repeat_penalty=float(opts.get("repeat_penalty", 1.1)),
+                    seed=int(opts["seed"]) if "seed" in opts else None,
                     # Ollama's "format": "json" or a JSON schema, enforced by a grammar as Ollama does.
                     json_schema=({"type": "object"} if body.get("format") == "json" else body.get("format") or None),
                 )
@@ -124,9 +125,12 @@ class OllamaAPIServer:
                                      "message": {"role": "assistant", "content": delta}, "done": False})
                         sent += 1
                     else:
-                        self._chunk({"model": model, "created_at": _now(),
-                                     "message": {"role": "assistant", "content": ""}, "done": True,
-                                     **outer._final(reply.usage, t0)})
+                        if outer.fail_after is not None:  # a reply shorter than fail_after: the runner dies at its end
+                            self._chunk({"error": "an error was encountered while running the model: unexpected EOF"})
+                        else:
+                            self._chunk({"model": model, "created_at": _now(),
+                                         "message": {"role": "assistant", "content": ""}, "done": True,
+                                         **outer._final(reply.usage, t0)})
                     self.wfile.write(b"0\r\n\r\n")
                     self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
