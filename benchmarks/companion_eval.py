@@ -78,8 +78,8 @@ ANSWERS: list = [None]  # the true answers to questions about the companion, as 
 _KIND = re.compile(r"^\d+ (words|questions)")
 
 
-def load(split: str, path: Path = DATA) -> tuple[list[dict], list[dict]]:
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
+def load(split: str) -> tuple[list[dict], list[dict]]:
+    data = tomllib.loads(DATA_FILE[0].read_text(encoding="utf-8"))
     keep = (lambda x: True) if split == "all" else (lambda x: x["split"] == split)
     return [x for x in data["exchange"] if keep(x)], [c for c in data.get("conversation", []) if keep(c)]
 
@@ -234,7 +234,7 @@ def main() -> None:
     settings = config.load(profile="fast" if args.fast else "quality")
     model = args.model or settings.llm_model
     DATA_FILE[0] = args.data
-    exchanges, conversations = load(args.split, args.data)
+    exchanges, conversations = load(args.split)
     if args.limit:
         exchanges, conversations = exchanges[: args.limit], conversations[: max(1, args.limit // 10)]
     if args.conversations:

@@ -79,11 +79,9 @@ _BODY = r"[^?.!\n\r*#_`\[\]()<>{}|~•]*"
 # model trained on much Chinese, now and then wrote a word of it into an English reply ("facing
 # in your日常", "each其他", a full-width "？"), about 1 reply in 100, and Piper read it out as noise.
 _NOT_LATIN = r"\u0250-\u1fff\u2070-\uffff\U00010000-\U0010ffff"
-
-
-def _latin(*classes: str) -> tuple[str, ...]:
-    """Negated character classes ("[^...]") that also leave out every letter beyond Latin."""
-    return tuple("[^" + _NOT_LATIN + c[2:] for c in classes)
+# The same classes for an English reply; the escapes go right after "[^": after _FIRST's
+# trailing "-" they would make a range.
+_FIRST_LATIN, _BODY_LATIN = ("[^" + _NOT_LATIN + c[2:] for c in (_FIRST, _BODY[:-1]))
 
 
 SENTENCE_CHARS = 160  # about 27 spoken words: a safety bound; the length note in the prompt asks for less
@@ -115,7 +113,7 @@ def reply_grammar(rules: ReplyRules, *, led: bool = False) -> str:
     else:
         root = f'{one}{more} (" " s)?' if most > 1 else one
     lead = " | ".join(f'"{x}"' for x in LEADS)
-    first, body = _latin(_FIRST, _BODY[:-1]) if rules.latin else (_FIRST, _BODY[:-1])
+    first, body = (_FIRST_LATIN, _BODY_LATIN) if rules.latin else (_FIRST, _BODY[:-1])
     return (f"root ::= {root}\n"
             + (f'l ::= ({lead}) body [.!] ["\'”’)]?\n' if led else
                f'o ::= open body [.!] ["\'”’)]?\n'
@@ -152,7 +150,7 @@ def _not_beginning(phrases: tuple[str, ...], first_class: str = _FIRST, body_cla
 # expressing anger about their boss." is said about them, to someone else (see speaks_of_them).
 NOT_OPENINGS = ("The person", "This person", "The user", "The speaker")
 _OPEN = _not_beginning(NOT_OPENINGS)  # the same for every reply: written out once
-_OPEN_LATIN = _not_beginning(NOT_OPENINGS, *_latin(_FIRST, _BODY[:-1]))
+_OPEN_LATIN = _not_beginning(NOT_OPENINGS, _FIRST_LATIN, _BODY_LATIN)
 
 
 REPLY_GRAMMAR = reply_grammar(ReplyRules())  # the default rules' (60 words, one question)

@@ -207,17 +207,15 @@ class _Reply:
         model reply is no reason to ask again (the lead said something).
         """
         self.lead = lead
-        splitter = SentenceSplitter(first_chars=len(lead))  # whole sentences: short ones, for Piper's sake
-        for sentence in splitter.feed(lead + " ") + splitter.flush():
+        # Its sentences one by one, for Piper's sake, none cut at a comma. The model's words then go
+        # through the same splitter, its first piece given: the voice has begun, so the model's
+        # first sentence is not cut early either (a clause said early could be left hanging by
+        # the length the lead used up).
+        self.splitter = SentenceSplitter(first_chars=len(lead))
+        for sentence in self.splitter.feed(lead + " ") + self.splitter.flush():
             voicing.say(sentence)
-        # The voice has begun: the model's first sentence need not be cut at a comma to start it
-        # sooner, and a clause said early could be left dangling by the length the lead used up.
-        self.splitter = SentenceSplitter(first_chars=SentenceSplitter().max_chars)
-        self._count_lead()
-
-    def _count_lead(self) -> None:
-        if self.gate is not None and self.lead:
-            self.gate.words, self.gate.kept = words(self.lead), 1
+        if self.gate is not None:
+            self.gate.words, self.gate.kept = words(lead), 1
 
     def read(self, stream, voicing: _Voicing) -> None:
         """Write ``stream`` out (see :meth:`write`), and leave the model stopped and joined."""
@@ -256,7 +254,6 @@ class _Reply:
         """Start over for a reply asked again, keeping the first as the draft; it is a reflection from its lead."""
         self.draft = "".join(self.written).strip()
         self.gate = ReplyGate(dataclasses.replace(rules, theirs=frozenset()))
-        self._count_lead()
         self.splitter = SentenceSplitter()
         self.written, self.wordless, self.kept = [], False, None
 

@@ -25,6 +25,7 @@ data and never tuned on, are in the README ("Asked what it is").
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ import numpy as np
 
 from ...errors import ModelError
 from ...hosts import is_this_machine
-from ..safety.semantic import prepare, softmax
+from ..safety.semantic import closeness, logit, prepare, softmax
 
 Embed = Callable[[list[str]], np.ndarray]  # texts -> unit vectors, one row each
 
@@ -86,10 +87,10 @@ def answer(kind: str, facts: Facts) -> str:
 
 @dataclass(frozen=True)
 class Asked:
-    """A question about the companion: its kind, how sure the detector is, and the words it was read in."""
+    """A question about the companion: its kind, the detector's score for it, and the words it was read in."""
 
     kind: str
-    probability: float
+    score: float
     window: str
 
 
@@ -121,7 +122,7 @@ class Detector:
     def scores(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each vector's class probabilities (:data:`KINDS` order) and its score against the threshold."""
         p = softmax(vectors @ self.weights + self.bias)
-        near = nearness(vectors @ self.asking.T, vectors @ self.other.T)
+        near = closeness(vectors @ self.asking.T, vectors @ self.other.T, K_NEAREST)
         return p, combined(p, near, self.mix)
 
     def asks(self, text: str) -> Asked | None:
@@ -142,20 +143,17 @@ class Detector:
         return Asked(KINDS[1 + int(np.argmax(p[best, 1:]))], float(score[best]), parts[shortest])
 
 
-K_NEAREST = 5
+K_NEAREST = 5  # training phrases on each side for the crisis net's closeness (safety.semantic)
 
 
-def nearness(to_asking: np.ndarray, to_other: np.ndarray, k: int = K_NEAREST) -> np.ndarray:
-    """How much closer each row comes to its ``k`` nearest questions than to its ``k`` nearest other phrases."""
-    def top(sim: np.ndarray) -> np.ndarray:
-        return np.sort(sim, axis=1)[:, -k:].mean(axis=1)
-    return top(to_asking) - top(to_other)
+def asking(p: np.ndarray) -> np.ndarray:
+    """The regression's belief that each row asks some question about the companion, as a logit."""
+    return logit(p[:, 1:].sum(axis=1))
 
 
 def combined(p: np.ndarray, near: np.ndarray, mix: np.ndarray) -> np.ndarray:
-    """The regression's belief in some question (as a logit) and the nearness, each standardised, added."""
-    q = np.clip(p[:, 1:].sum(axis=1), 1e-6, 1 - 1e-6)
-    return (np.log(q / (1 - q)) - mix[0]) / mix[1] + (near - mix[2]) / mix[3]
+    """The regression's belief and the closeness, each standardised by ``mix`` (means, spreads), added."""
+    return (asking(p) - mix[0]) / mix[1] + (near - mix[2]) / mix[3]
 
 
 @dataclass(frozen=True)
@@ -171,15 +169,10 @@ class Answers:
 
     def __init__(self, detector: Detector, facts: Facts):
         self.detector, self.facts = detector, facts
-        self._last: tuple[str, Answer | None] | None = None  # a turn is read in each pause, then once more
+        self.to = functools.lru_cache(maxsize=1)(self._to)  # a turn is read in each pause, then once more
 
-    def to(self, text: str) -> Answer | None:
+    def _to(self, text: str) -> Answer | None:
         """The answer to the question about the companion ``text`` asks; None if it asks none."""
-        if self._last is None or self._last[0] != text:
-            self._last = (text, self._read(text))
-        return self._last[1]
-
-    def _read(self, text: str) -> Answer | None:
         asked = self.detector.asks(text)
         if asked is None:
             return None

@@ -17,8 +17,8 @@ import argparse
 
 import numpy as np
 
-from ..safety.semantic import fit, softmax
-from . import KINDS, MODEL_FILE, TRAINING_FILE, combined, digest, nearness, read
+from ..safety.semantic import closeness, fit, softmax
+from . import K_NEAREST, KINDS, MODEL_FILE, TRAINING_FILE, asking, combined, digest, read
 
 FOLDS = 8
 L2 = 1e-3
@@ -31,22 +31,21 @@ def _fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def cross_validated(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each phrase's class probabilities and nearness, from a fold that never saw it."""
+    """Each phrase's class probabilities and closeness, from a fold that never saw it."""
     folds = np.arange(len(y)) % FOLDS
     p, near = np.zeros((len(y), len(KINDS))), np.zeros(len(y))
     for f in range(FOLDS):
         seen, unseen = folds != f, folds == f
         w, b = _fit(x[seen], y[seen])
         p[unseen] = softmax(x[unseen] @ w + b)
-        asking, other = x[seen & (y > 0)], x[seen & (y == 0)]
-        near[unseen] = nearness(x[unseen] @ asking.T, x[unseen] @ other.T)
+        questions, other = x[seen & (y > 0)], x[seen & (y == 0)]
+        near[unseen] = closeness(x[unseen] @ questions.T, x[unseen] @ other.T, K_NEAREST)
     return p, near
 
 
 def mix_of(p: np.ndarray, near: np.ndarray) -> np.ndarray:
     """The mean and spread of each reading on unseen phrases, to put them on one scale."""
-    q = np.clip(p[:, 1:].sum(axis=1), 1e-6, 1 - 1e-6)
-    z = np.log(q / (1 - q))
+    z = asking(p)
     return np.array([z.mean(), z.std(), near.mean(), near.std()], np.float32)
 
 
