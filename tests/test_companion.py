@@ -132,6 +132,70 @@ def test_a_long_sentence_cut_at_a_comma_is_judged_whole():
     assert all_advice.spoken("You should call your sister.") is None and all_advice.needs_asking_again
 
 
+def test_a_first_sentence_cut_before_a_phrase_is_judged_whole_and_a_piece_never_finished_is_left_out():
+    from voice_journal.companion.checker import their_words
+
+    # With no comma to cut at, the splitter cuts before a word that begins a phrase; the piece
+    # may name nothing of theirs while the sentence does, as a comma's clause may.
+    theirs = their_words("my sister skipped christmas again")
+    gate = ReplyGate(ReplyRules(60, 1, theirs=theirs))
+    assert gate.spoken("It is hard to think about the holidays") is None and not gate.trimmed
+    assert gate.spoken("when your sister skipped Christmas again.") == (
+        "It is hard to think about the holidays when your sister skipped Christmas again.")
+    # The reply ended (the model stopped, or was stopped) with the piece still held: never said.
+    gate = ReplyGate(ReplyRules(60, 1, theirs=theirs))
+    assert gate.spoken("It is hard to think about the holidays") is None
+    gate.finish()
+    assert gate.trimmed and gate.unreflected == 1 and gate.needs_asking_again
+    # A piece that names them is spoken at once: the point of cutting it early.
+    gate = ReplyGate(ReplyRules(60, 1, theirs=theirs))
+    assert gate.spoken("Your sister skipped Christmas again") == "Your sister skipped Christmas again"
+    assert gate.spoken("after she promised.") == "after she promised."
+
+
+def test_a_first_clause_held_back_leaves_the_next_piece_cut_early_too(voice):
+    from voice_journal import config
+    from voice_journal.session import reply_options, speak_reply
+
+    # "The moment you mentioned," names nothing of theirs, so the voice has not begun: the rest
+    # of the sentence is cut early as well, not waited for to its end.
+    reply = speak_reply(AskedTwice(
+        "The moment you mentioned, where you were helping at the food bank with two old guys arguing "
+        "about baseball, made you laugh.", ""), voice, [], None, 0.0,
+        reply_options(config.load(), _rules_for("i helped at the food bank sorting cans")),
+        rules=_rules_for("i helped at the food bank sorting cans"))
+    assert [p for p, _ in reply.parts] == [
+        "The moment you mentioned, where you were helping at the food bank",
+        "with two old guys arguing about baseball, made you laugh."]
+    assert reply.spoken_text == reply.text and not reply.timings.asked_again
+
+
+def test_a_held_first_piece_the_reply_never_finished_is_not_kept_as_said():
+    from voice_journal import config
+    from voice_journal.session import reply_options, speak_reply
+
+    # The model stopped inside the sentence: its first piece, held for a rest that never came,
+    # was never heard, so it is not the reply; it is asked again, as when nothing named them.
+    rules = _rules_for("my sister skipped christmas again")
+    llm = AskedTwice("It is hard to think about the holidays when", "Your sister skipped Christmas again.")
+    reply = speak_reply(llm, None, [], None, 0.0, reply_options(config.load(), rules), rules=rules)
+    assert reply.timings.asked_again and reply.text == reply.spoken_text == "Your sister skipped Christmas again."
+    assert reply.draft == "It is hard to think about the holidays when"
+
+
+def test_the_rest_of_a_sentence_begun_aloud_is_judged_with_its_beginning():
+    # Heard, the two pieces are one sentence: the rules judge that, not the rest alone.
+    gate = ReplyGate(ReplyRules(60, 1, said=("Your week at work sounds so heavy.",)))
+    assert gate.spoken("Your week at work") == "Your week at work"
+    assert gate.spoken("sounds so heavy.") is None and gate.trimmed  # said before, word for word, whole
+    assert gate.spoken("The dinner with your dad still stings.") == "The dinner with your dad still stings."
+    # The first sentence always goes, all of it once begun: no fragment for its length.
+    gate = ReplyGate(ReplyRules(8, 1))
+    assert gate.spoken("Your brother called about your mother's care") is not None
+    assert gate.spoken("after a long week of appointments and calls.") is not None and not gate.done
+    assert gate.spoken("That is a lot.") is None and gate.done  # a second sentence past the length
+
+
 def test_no_fragment_of_a_sentence_left_out_is_spoken():
     # A long sentence reaches the gate in pieces; its first piece is unasked advice.
     gate = ReplyGate(ReplyRules(60, 1))

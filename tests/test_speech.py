@@ -194,6 +194,29 @@ def test_the_first_sentence_is_cut_at_its_first_clause_break_and_later_ones_are_
     assert SentenceSplitter().feed("Your sister called, and it stung. ") == ["Your sister called, and it stung."]
 
 
+def test_a_first_sentence_without_a_clause_break_is_cut_before_a_phrase():
+    def streamed(text: str) -> list[str]:
+        s = SentenceSplitter()
+        return [x for word in text.split(" ") for x in s.feed(word + " ")] + s.flush()
+
+    # The person waits for the whole of a first sentence with no comma in it: 20 words are two
+    # seconds of a small model's writing on two cores. It is cut before a conjunction, a relative
+    # or question word, or a preposition that begins a phrase, past PHRASE_CHARS.
+    assert streamed("Your boss took credit for your project in all hands and that stung. Then what?") == [
+        "Your boss took credit for your project", "in all hands and that stung.", "Then what?"]
+    assert streamed("Mr. Dashwood had leisure to consider how much was in his power.") == [
+        "Mr. Dashwood had leisure to consider", "how much was in his power."]
+    # A clause break comes first where there is one; a short sentence is spoken whole.
+    assert streamed("Your sister called, and it stung.") == ["Your sister called,", "and it stung."]
+    assert streamed("Tired and kind of foggy.") == ["Tired and kind of foggy."]
+    # Not before "to" or "of", which bind to what comes before; whole words only ("android").
+    assert streamed("You have been meaning to ring your android friend.") == [
+        "You have been meaning to ring your android friend."]
+    # Only the first sentence: later ones are cut only where too long for the voice.
+    assert streamed("Yes. Your boss took credit for your project in all hands and that stung.") == [
+        "Yes.", "Your boss took credit for your project in all hands and that stung."]
+
+
 def test_abbreviations_and_numbers_do_not_end_sentences():
     s = SentenceSplitter()
     assert s.feed("Dr. Lee said 3.5 hours of sleep is e.g. too little. ") == [

@@ -444,9 +444,6 @@ def names_their_words(sentence: str, theirs: frozenset[str]) -> bool:
     return False
 
 
-_CLAUSE_BREAK = re.compile(r"[,;:—–]\s*$")  # where the splitter cuts a long sentence for the voice
-
-
 def _ends_sentence(piece: str) -> bool:
     return piece.rstrip(" \"'”’)]").endswith((".", "!", "?", "…"))
 
@@ -465,6 +462,8 @@ class ReplyGate:
         self.unreflected = 0  # openers left out for naming nothing of theirs
         self._held = ""  # the opening clause of a sentence, until the rest says whether it names them
         self._skipping = False  # a piece of a sentence was left out: so is the rest of that sentence
+        self._begun = ""  # the pieces of a sentence already spoken, until its end
+        self._ended = 0  # sentences spoken to their end
 
     def admit(self, sentence: str) -> bool:
         """Whether ``sentence`` is spoken (perhaps turned, see :meth:`spoken`)."""
@@ -477,13 +476,20 @@ class ReplyGate:
         sake); once one piece is left out, so is the rest of its sentence, so
         that no fragment ("honestly.") is spoken on its own.
         """
+        ends = _ends_sentence(sentence)
         if self._skipping:
-            self._skipping = not _ends_sentence(sentence)
+            self._skipping = not ends
+            self._begun = "" if ends else self._begun
             self.trimmed = True
             return None
         said = self._judged(sentence)
         if said is None and not self._held:
-            self._skipping = not _ends_sentence(sentence)
+            self._skipping = not ends
+        if said is not None:
+            self._begun = "" if ends else f"{self._begun} {said}".strip()
+            self._ended += ends
+        elif ends:
+            self._begun = ""
         return said
 
     def _judged(self, sentence: str) -> str | None:
@@ -497,26 +503,14 @@ class ReplyGate:
                 return None
             sentence = turned
         n = words(sentence)
-        if not self.rules.advice and is_advice(sentence):
-            self.trimmed = True  # unasked advice is left out; what else they said may stand
-            return None
-        if stock_phrase(sentence):
-            self.trimmed = True  # a leaflet's line: left out, the rest may stand
-            return None
-        if self.rules.latin and other_script(sentence):
-            self.trimmed = True  # an Ollama model has no grammar to keep an English reply in one script
-            return None
-        if said_before(sentence, self.rules.said):
-            self.trimmed = True  # a small model may answer with an earlier reply again, word for word
-            return None
-        if speaks_of_them(sentence, self.rules.others):
-            self.trimmed = True  # "The person said...": they would hear themselves discussed
+        if self._unfit(sentence):
+            self.trimmed = True  # left out; what else the reply says may stand
             return None
         if self.rules.theirs and not self.reflected:
             whole, self._held = f"{self._held} {sentence}".strip(), ""
             if not names_their_words(whole, self.rules.theirs):
-                if _CLAUSE_BREAK.search(sentence):
-                    self._held = whole  # a long sentence's first clause: its rest may name them
+                if not _ends_sentence(sentence):
+                    self._held = whole  # a long sentence's first piece: its rest may name them
                     return None
                 # A reply begins with what they said. An opener that names none of it is left
                 # out; after two, the reply is over, to be asked again (see needs_asking_again).
@@ -526,13 +520,14 @@ class ReplyGate:
                 return None
             self.reflected = True
             sentence, n = whole, words(whole)
-        if self.kept and self.words + n > self.rules.max_words:
-            # The first sentence always goes (a reply must say something); after it, the
-            # reply ends on the last whole sentence that fits.
+        if self.kept and not (self._begun and not self._ended) and self.words + n > self.rules.max_words:
+            # The first sentence always goes, all of it once begun (a reply must say something);
+            # after it, the reply ends on the last whole sentence that fits.
             self.trimmed = self.done = True
             return None
         if is_question(sentence):
-            if self.questions >= self.rules.max_questions or same_question(sentence, self.rules.last_question):
+            asked = f"{self._begun} {sentence}".strip()
+            if self.questions >= self.rules.max_questions or same_question(asked, self.rules.last_question):
                 self.trimmed = True
                 # With questions allowed, a second one ends the reply (it belongs at the end);
                 # where none are allowed, a statement may still follow.
@@ -544,6 +539,32 @@ class ReplyGate:
         self.words += n
         self.kept += 1
         return sentence
+
+    def _unfit(self, sentence: str) -> bool:
+        """Whether ``sentence`` says what no reply may, judged with its sentence so far, as it is heard.
+
+        "that you need to speak at her wedding" is advice alone, and need not
+        be after "So your sister mentioned"; "sounds so heavy." is said before
+        only after "Your week at work".
+        """
+        whole = " ".join(x for x in (self._begun, self._held, sentence) if x)
+        return ((not self.rules.advice and is_advice(whole))  # unasked advice
+                or stock_phrase(whole)  # a leaflet's line
+                or (self.rules.latin and other_script(sentence))  # Ollama has no grammar to keep English in one script
+                or said_before(whole, self.rules.said)  # a small model may say an earlier reply again, word for word
+                or speaks_of_them(whole, self.rules.others))  # "The person said...": they would hear themselves discussed
+
+    @property
+    def holding(self) -> bool:
+        """A first piece is held until the rest of its sentence says whether it names their words."""
+        return bool(self._held)
+
+    def finish(self) -> None:
+        """The model is done: a first piece still held never found a rest that named their words."""
+        if self._held:
+            self._held = ""
+            self.trimmed = True
+            self.unreflected += 1
 
     @property
     def needs_asking_again(self) -> bool:

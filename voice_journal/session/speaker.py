@@ -244,6 +244,8 @@ class _Reply:
         for s in rest:
             voicing.say(s)
             self.sent.append(s)
+        if self.gate is not None:
+            self.gate.finish()
 
     def needs_asking_again(self) -> bool:
         """Nothing was spoken, as nothing named what they said, and the model is free to try once more."""
@@ -322,6 +324,8 @@ class _Reply:
                 self.wordless = True
                 continue
             if self.gate is not None and (s := self.gate.spoken(s)) is None:
+                if self.gate.holding:
+                    self.splitter.unheard()
                 continue
             yield s
 

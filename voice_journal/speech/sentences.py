@@ -20,9 +20,18 @@ import re
 import unicodedata
 
 FIRST_CHARS = 16  # the first piece is cut at a clause break past this (see SentenceSplitter)
+PHRASE_CHARS = 24  # or, with no clause break by then, before a word that begins a phrase past this
 _ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "vs", "etc", "e.g", "i.e", "jr", "sr", "prof", "no"}
 _END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s)")
 _SOFT_BREAK = re.compile(r"[,;:—–](?=\s)")
+# Words that begin a phrase (conjunctions, relative and question words, prepositions that start a
+# phrase of their own). "to", "of" and "like" are not among them: "kind | of foggy", "having | to work"
+# and "your younger self is | like you" break what belongs together. Whole words only: the space
+# after one shows it is over.
+_PHRASE_START = re.compile(
+    r"\s(?=(?:and|but|or|so|because|since|though|although|while|when|whenever|where|if|unless|until|"
+    r"after|before|that|which|who|whom|whose|what|how|why|about|with|without|for|from|in|at)\s)",
+    re.IGNORECASE)
 _MARKDOWN = re.compile(r"(\*\*|__|\*|`|^#+\s*|^\s*[-•]\s+)", re.MULTILINE)
 
 
@@ -65,16 +74,22 @@ class SentenceSplitter:
     (RealtimeTTS's fast first fragment does the same.) Each character the
     model must write first costs about 25 ms on two cores, and Piper's time
     to first audio grows with the piece too; a cut before ``first_chars``
-    would speak a lone "Oh," or "You,".
+    would speak a lone "Oh," or "You,". A first sentence with no clause
+    break by ``phrase_chars`` is cut before the next word that begins a
+    phrase ("Your boss took credit for your project | in all hands"), where
+    a speaker may pause too.
 
     >>> s = SentenceSplitter()
     >>> s.feed("The argument left you unheard, and that hurts ")
     ['The argument left you unheard,']
+    >>> SentenceSplitter().feed("Your boss took credit for your project in all ")
+    ['Your boss took credit for your project']
     """
 
-    def __init__(self, max_chars: int = 120, first_chars: int | None = None):
+    def __init__(self, max_chars: int = 120, first_chars: int | None = None, phrase_chars: int | None = None):
         self.max_chars = max_chars
         self.first_chars = FIRST_CHARS if first_chars is None else first_chars
+        self.phrase_chars = max(self.first_chars, PHRASE_CHARS if phrase_chars is None else phrase_chars)
         self._buf = ""
         self._emitted = False
 
@@ -91,6 +106,15 @@ class SentenceSplitter:
                 out.append(sentence)
                 self._emitted = True
         return out
+
+    def unheard(self) -> None:
+        """The piece just given was held back, not spoken: the next is still the first the person hears.
+
+        So it too is cut early. A reply's first clause may name nothing the
+        person said ("The moment you mentioned,") and wait for the rest of its
+        sentence to; cut at the next break, the rest comes sooner.
+        """
+        self._emitted = False
 
     def flush(self) -> list[str]:
         rest, self._buf = self._buf, ""
@@ -115,6 +139,8 @@ class SentenceSplitter:
             for m in _SOFT_BREAK.finditer(buf):
                 if m.end() >= self.first_chars:
                     return m.end()
+            for m in _PHRASE_START.finditer(buf, self.phrase_chars):
+                return m.start()
         if len(buf) > self.max_chars:
             return self._long_cut(buf)
         return None
