@@ -196,6 +196,13 @@ def test_the_rest_of_a_sentence_begun_aloud_is_judged_with_its_beginning():
     assert gate.spoken("That is a lot.") is None and gate.done  # a second sentence past the length
 
 
+def test_a_piece_left_out_takes_the_held_start_of_its_sentence_with_it():
+    gate = ReplyGate(ReplyRules(60, 1, theirs=their_words("being kind with my kids")))
+    assert gate.spoken("You're welcome, thank you") is None and gate.holding
+    assert gate.spoken("for sharing that.") is None and not gate.holding  # a stock phrase, whole
+    assert gate.spoken("Your kids still matter to you.") == "Your kids still matter to you."
+
+
 def test_no_fragment_of_a_sentence_left_out_is_spoken():
     # A long sentence reaches the gate in pieces; its first piece is unasked advice.
     gate = ReplyGate(ReplyRules(60, 1))

@@ -463,6 +463,7 @@ class ReplyGate:
         self._held = ""  # the opening clause of a sentence, until the rest says whether it names them
         self._skipping = False  # a piece of a sentence was left out: so is the rest of that sentence
         self._begun = ""  # the pieces of a sentence already spoken, until its end
+        self._kept_back = False  # the piece just judged was held back, not left out
         self._ended = 0  # sentences spoken to their end
 
     def admit(self, sentence: str) -> bool:
@@ -482,8 +483,10 @@ class ReplyGate:
             self._begun = "" if ends else self._begun
             self.trimmed = True
             return None
+        self._kept_back = False
         said = self._judged(sentence)
-        if said is None and not self._held:
+        if said is None and not self._kept_back:
+            self._held = ""  # a piece left out takes the start of its sentence, held back, with it
             self._skipping = not ends
         if said is not None:
             self._begun = "" if ends else f"{self._begun} {said}".strip()
@@ -510,7 +513,7 @@ class ReplyGate:
             whole, self._held = f"{self._held} {sentence}".strip(), ""
             if not names_their_words(whole, self.rules.theirs):
                 if not _ends_sentence(sentence):
-                    self._held = whole  # a long sentence's first piece: its rest may name them
+                    self._held, self._kept_back = whole, True  # a first piece: its rest may name them
                     return None
                 # A reply begins with what they said. An opener that names none of it is left
                 # out; after two, the reply is over, to be asked again (see needs_asking_again).

@@ -65,6 +65,11 @@ def speakable(text: str) -> str:
     return re.sub(r"\s+([,.!?;:])", r"\1", text).strip()
 
 
+def _in_quote(text: str) -> bool:
+    """Whether ``text`` ends inside a quotation ("..." or “...”)."""
+    return text.count('"') % 2 == 1 or text.count("“") > text.count("”")
+
+
 class SentenceSplitter:
     """Feed text as it streams; get back sentences as soon as they are over.
 
@@ -136,11 +141,13 @@ class SentenceSplitter:
                 break
             return m.end()
         if not self._emitted and len(buf) > self.first_chars:
+            # Never inside a quotation: its words are theirs, and are judged whole.
             for m in _SOFT_BREAK.finditer(buf):
-                if m.end() >= self.first_chars:
+                if m.end() >= self.first_chars and not _in_quote(buf[: m.end()]):
                     return m.end()
             for m in _PHRASE_START.finditer(buf, self.phrase_chars):
-                return m.start()
+                if not _in_quote(buf[: m.start()]):
+                    return m.start()
         if len(buf) > self.max_chars:
             return self._long_cut(buf)
         return None
