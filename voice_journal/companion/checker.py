@@ -186,6 +186,17 @@ STOCK_PHRASES = (
 _STOCK = re.compile("|".join(re.escape(p).replace("'", "['’]?") for p in STOCK_PHRASES), re.IGNORECASE)
 
 
+# The first two words or more of each stock phrase, as a piece of a sentence may end on them.
+_STOCK_STARTS = re.compile(
+    r"\b(?:" + "|".join(re.escape(" ".join(p.split()[:k])).replace("'", "['’]?")
+                         for p in STOCK_PHRASES for k in range(2, len(p.split()))) + r")\W*$", re.IGNORECASE)
+
+
+def stock_start(piece: str) -> bool:
+    """Whether ``piece`` ends on the start of a stock phrase ("..., thank you"), which its rest may finish."""
+    return bool(_STOCK_STARTS.search(piece))
+
+
 def other_script(sentence: str) -> bool:
     """Whether ``sentence`` has a letter beyond Latin ("your日常"): in an English reply, a slip of the model's."""
     return any(ord(c) >= 0x250 and unicodedata.category(c).startswith("L") for c in sentence)
@@ -509,6 +520,10 @@ class ReplyGate:
         if self._unfit(sentence):
             self.trimmed = True  # left out; what else the reply says may stand
             return None
+        if not _ends_sentence(sentence) and stock_start(" ".join(x for x in (self._begun, self._held, sentence) if x)):
+            # "You're welcome, thank you" may go on "for sharing": held until its sentence says.
+            self._held, self._kept_back = f"{self._held} {sentence}".strip(), True
+            return None
         if self.rules.theirs and not self.reflected:
             whole, self._held = f"{self._held} {sentence}".strip(), ""
             if not names_their_words(whole, self.rules.theirs):
@@ -523,6 +538,9 @@ class ReplyGate:
                 return None
             self.reflected = True
             sentence, n = whole, words(whole)
+        elif self._held:
+            sentence, self._held = f"{self._held} {sentence}", ""
+            n = words(sentence)
         if self.kept and not (self._begun and not self._ended) and self.words + n > self.rules.max_words:
             # The first sentence always goes, all of it once begun (a reply must say something);
             # after it, the reply ends on the last whole sentence that fits.

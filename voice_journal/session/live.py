@@ -195,7 +195,8 @@ class LiveSession:
             try:
                 self.started = open_session(self.source, self.hearing, self.options,
                                             greet=lambda: self._say(self.conv.opening(), greeting=True))
-                self.speculative.warm(self.dialog.messages())
+                # The first turn's beginning, notes included, as after every reply (_person_spoke).
+                self.speculative.warm(self._previewer()("") or self.dialog.messages())
                 self._listen()
             except KeyboardInterrupt:
                 self._on_interrupt()
