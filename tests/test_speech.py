@@ -212,6 +212,9 @@ def test_a_first_sentence_without_a_clause_break_is_cut_before_a_phrase():
     # Not before "to" or "of", which bind to what comes before; whole words only ("android").
     assert streamed("You have been meaning to ring your android friend.") == [
         "You have been meaning to ring your android friend."]
+    # Not between a verb of saying and what was said: the reply's rules judge that together.
+    assert streamed("So your sister mentioned that you need to speak at her wedding.") == [
+        "So your sister mentioned that you need to speak", "at her wedding."]
     # Never inside a quotation: their own words are judged whole.
     assert streamed('You said "i just want to be pissed off for a minute" and that is fair.') == [
         'You said "i just want to be pissed off for a minute"', "and that is fair."]

@@ -32,6 +32,14 @@ _PHRASE_START = re.compile(
     r"\s(?=(?:and|but|or|so|because|since|though|although|while|when|whenever|where|if|unless|until|"
     r"after|before|that|which|who|whom|whose|what|how|why|about|with|without|for|from|in|at)\s)",
     re.IGNORECASE)
+# Nor between a verb of saying or thinking and what was said: "You mentioned | that you need to
+# speak at her wedding" splits the reflection from its content, which the reply's rules judge.
+_TELLING = frozenset(
+    "say says said saying mention mentions mentioned tell tells told share shared write wrote written explain "
+    "explained describe described admit admitted ask asked wonder wondered wondering think thought know knew "
+    "feel felt realize realized realise realised notice noticed hope hoped wish wished worry worried believe "
+    "believed remember remembered me".split())
+_LAST_WORD = re.compile(r"([\w'’]+)\W*$")
 _MARKDOWN = re.compile(r"(\*\*|__|\*|`|^#+\s*|^\s*[-•]\s+)", re.MULTILINE)
 
 
@@ -146,7 +154,9 @@ class SentenceSplitter:
                 if m.end() >= self.first_chars and not _in_quote(buf[: m.end()]):
                     return m.end()
             for m in _PHRASE_START.finditer(buf, self.phrase_chars):
-                if not _in_quote(buf[: m.start()]):
+                before = buf[: m.start()]
+                last = _LAST_WORD.search(before)
+                if not _in_quote(before) and not (last and last.group(1).lower() in _TELLING):
                     return m.start()
         if len(buf) > self.max_chars:
             return self._long_cut(buf)
