@@ -482,18 +482,6 @@ def test_what_is_warmed_after_a_reply_begins_what_the_next_turn_sends(mode):
         conv.replied("You slept better.")
 
 
-@pytest.mark.parametrize("mode", ["free", "hold-space", "reframe", "parts"])
-def test_what_is_warmed_once_greeted_begins_what_the_first_turn_sends(mode):
-    # Warmed with the dialogue alone, the first turn read the notes after it had ended
-    # (about 45 tokens, 0.7 s on two cores, in every live run).
-    conv = Conversation(mode)
-    conv.replied(conv.opening())
-    warmed = conv.previewer()("")
-    sent = conv.turn("I walked by the river after work.").messages
-    assert list(sent[:-1]) == warmed[:-1] and sent[-1].content.startswith(warmed[-1].content)
-    assert len(warmed[-1].content) > 20
-
-
 def test_memory_comes_after_what_was_warmed():
     past = Recalled(3, 2, dt.datetime(2026, 11, 17, 20, 0), "I had a fight with my brother about the house.", 0.71)
     conv = Conversation("free", recall=lambda text: [past], now=lambda: dt.datetime(2026, 11, 24, 21, 0))
