@@ -170,12 +170,25 @@ def test_a_first_clause_held_back_leaves_the_next_piece_cut_early_too(voice):
     assert reply.spoken_text == reply.text and not reply.timings.asked_again
 
 
+def test_a_piece_still_held_when_the_reply_ends_is_not_kept_as_said(voice):
+    from voice_journal import config
+    from voice_journal.session import reply_options, speak_reply
+
+    # "I'm here" may begin "I'm here for you": held, then the model stopped. It was never heard,
+    # so the reply archived is what was spoken.
+    rules = _rules_for("my sister skipped christmas again")
+    llm = AskedTwice("Your sister skipped Christmas again. I'm here", "")
+    reply = speak_reply(llm, voice, [], None, 0.0, reply_options(config.load(), rules), rules=rules)
+    assert reply.spoken_text == reply.text == "Your sister skipped Christmas again."
+    assert not reply.timings.asked_again
+
+
 def test_a_held_first_piece_the_reply_never_finished_is_not_kept_as_said():
     from voice_journal import config
     from voice_journal.session import reply_options, speak_reply
 
-    # The model stopped inside the sentence: its first piece, held for a rest that never came,
-    # was never heard, so it is not the reply; it is asked again, as when nothing named them.
+    # The model stopped inside its first sentence, which named nothing of theirs: never heard,
+    # it is not the reply; it is asked again, as when nothing named them.
     rules = _rules_for("my sister skipped christmas again")
     llm = AskedTwice("It is hard to think about the holidays when", "Your sister skipped Christmas again.")
     reply = speak_reply(llm, None, [], None, 0.0, reply_options(config.load(), rules), rules=rules)

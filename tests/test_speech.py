@@ -215,9 +215,18 @@ def test_a_first_sentence_without_a_clause_break_is_cut_before_a_phrase():
     # Not between a verb of saying and what was said: the reply's rules judge that together.
     assert streamed("So your sister mentioned that you need to speak at her wedding.") == [
         "So your sister mentioned that you need to speak", "at her wedding."]
+    assert streamed("Your mom kept telling you that you were too sensitive.") == [
+        "Your mom kept telling you that you were too sensitive."]
+    assert streamed('Your sister said, "you need to speak at my wedding" and it stuck.') == [
+        'Your sister said, "you need to speak at my wedding"', "and it stuck."]
+    # Nor after a word that needs what follows.
+    assert streamed("You keep carrying all of that weight for your family.") == [
+        "You keep carrying all of that weight", "for your family."]
     # Never inside a quotation: their own words are judged whole.
     assert streamed('You said "i just want to be pissed off for a minute" and that is fair.') == [
         'You said "i just want to be pissed off for a minute"', "and that is fair."]
+    assert streamed("You said ‘i can’t keep doing this and nobody notices’ and that hurt.") == [
+        "You said ‘i can’t keep doing this and nobody notices’", "and that hurt."]
     # Only the first sentence: later ones are cut only where too long for the voice.
     assert streamed("Yes. Your boss took credit for your project in all hands and that stung.") == [
         "Yes.", "Your boss took credit for your project in all hands and that stung."]

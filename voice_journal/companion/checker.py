@@ -186,10 +186,14 @@ STOCK_PHRASES = (
 _STOCK = re.compile("|".join(re.escape(p).replace("'", "['’]?") for p in STOCK_PHRASES), re.IGNORECASE)
 
 
-# The first two words or more of each stock phrase, as a piece of a sentence may end on them.
+# The start of a stock phrase, as a piece of a sentence may end on it: its first three words or
+# more, or two that begin nothing else a reflection says ("you are", "it is" and "your feelings"
+# begin many; holding each would give back what the early cut gains).
+_STOCK_PAIRS = ("thank you", "i'm here", "i'm sorry", "it's okay", "you're not", "as an", "i'm just")
 _STOCK_STARTS = re.compile(
-    r"\b(?:" + "|".join(re.escape(" ".join(p.split()[:k])).replace("'", "['’]?")
-                         for p in STOCK_PHRASES for k in range(2, len(p.split()))) + r")\W*$", re.IGNORECASE)
+    r"\b(?:" + "|".join(re.escape(start).replace("'", "['’]?") for start in {
+        *_STOCK_PAIRS, *(" ".join(p.split()[:k]) for p in STOCK_PHRASES for k in range(3, len(p.split())))})
+    + r")\W*$", re.IGNORECASE)
 
 
 def stock_start(piece: str) -> bool:
@@ -471,7 +475,7 @@ class ReplyGate:
         self.done = False  # nothing more will be admitted: stop the model
         self.reflected = False  # a sentence that names their words was spoken
         self.unreflected = 0  # openers left out for naming nothing of theirs
-        self._held = ""  # the opening clause of a sentence, until the rest says whether it names them
+        self._held = ""  # a sentence's first piece, until the rest says whether it names them (or is stock)
         self._skipping = False  # a piece of a sentence was left out: so is the rest of that sentence
         self._begun = ""  # the pieces of a sentence already spoken, until its end
         self._kept_back = False  # the piece just judged was held back, not left out
@@ -491,7 +495,9 @@ class ReplyGate:
         ends = _ends_sentence(sentence)
         if self._skipping:
             self._skipping = not ends
-            self._begun = "" if ends else self._begun
+            if ends:  # a sentence begun aloud and then cut short was still said
+                self._ended += bool(self._begun)
+                self._begun = ""
             self.trimmed = True
             return None
         self._kept_back = False
@@ -577,15 +583,19 @@ class ReplyGate:
 
     @property
     def holding(self) -> bool:
-        """A first piece is held until the rest of its sentence says whether it names their words."""
+        """A piece is held until the rest of its sentence says whether it names their words, or is stock."""
         return bool(self._held)
 
+    def said_first(self, text: str) -> None:
+        """``text`` was said before the model's words (a fixed answer): it is the reply's first sentence."""
+        self.words, self.kept, self._ended = words(text), 1, 1
+
     def finish(self) -> None:
-        """The model is done: a first piece still held never found a rest that named their words."""
+        """The model is done: a piece still held never found the rest of its sentence, and is not said."""
         if self._held:
             self._held = ""
             self.trimmed = True
-            self.unreflected += 1
+            self.unreflected += bool(self.rules.theirs) and not self.reflected
 
     @property
     def needs_asking_again(self) -> bool:

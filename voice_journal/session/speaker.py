@@ -13,7 +13,7 @@ import numpy as np
 
 from ..audio import pcm
 from ..audio.playback import AudioSink
-from ..companion.checker import FIRST_PERSON_TOKENS, OPENER_TOKENS, ReplyGate, ReplyRules, reply_grammar, words
+from ..companion.checker import FIRST_PERSON_TOKENS, OPENER_TOKENS, ReplyGate, ReplyRules, reply_grammar
 from ..companion.conversation import Plan
 from ..config import Settings
 from ..errors import LLMError
@@ -215,7 +215,7 @@ class _Reply:
         for sentence in self.splitter.feed(lead + " ") + self.splitter.flush():
             voicing.say(sentence)
         if self.gate is not None:
-            self.gate.words, self.gate.kept = words(lead), 1
+            self.gate.said_first(lead)
 
     def read(self, stream, voicing: _Voicing) -> None:
         """Write ``stream`` out (see :meth:`write`), and leave the model stopped and joined."""
@@ -324,8 +324,8 @@ class _Reply:
                 self.wordless = True
                 continue
             if self.gate is not None and (s := self.gate.spoken(s)) is None:
-                if self.gate.holding:
-                    self.splitter.unheard()
+                if self.gate.holding and not self.sent and not self.lead:
+                    self.splitter.unheard()  # nothing is heard yet: the next piece is still the first
                 continue
             yield s
 

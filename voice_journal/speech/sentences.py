@@ -25,21 +25,43 @@ _ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "vs", "etc", "e.g", "i.e", "jr"
 _END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s)")
 _SOFT_BREAK = re.compile(r"[,;:—–](?=\s)")
 # Words that begin a phrase (conjunctions, relative and question words, prepositions that start a
-# phrase of their own). "to", "of" and "like" are not among them: "kind | of foggy", "having | to work"
-# and "your younger self is | like you" break what belongs together. Whole words only: the space
-# after one shows it is over.
+# phrase of their own). "to", "of", "like" and "so" are not among them: "kind | of foggy",
+# "having | to work", "your younger self is | like you" and "has been | so draining" break what
+# belongs together. Whole words only: the space after one shows it is over.
 _PHRASE_START = re.compile(
-    r"\s(?=(?:and|but|or|so|because|since|though|although|while|when|whenever|where|if|unless|until|"
+    r"\s(?=(?:and|but|or|because|since|though|although|while|when|whenever|where|if|unless|until|"
     r"after|before|that|which|who|whom|whose|what|how|why|about|with|without|for|from|in|at)\s)",
     re.IGNORECASE)
+# Nor after a word that needs what follows ("all of | that weight", "you were | in the car").
+_BINDING = frozenset("of to like all be been being is are was were am very than a an the and but or so too "
+                     "more most some any this these those my your his her our their its".split())
 # Nor between a verb of saying or thinking and what was said: "You mentioned | that you need to
-# speak at her wedding" splits the reflection from its content, which the reply's rules judge.
+# speak at her wedding", "Your mom kept telling you | that" split the reflection from its content,
+# which the reply's rules judge. The verb is looked for among the last three words.
 _TELLING = frozenset(
-    "say says said saying mention mentions mentioned tell tells told share shared write wrote written explain "
-    "explained describe described admit admitted ask asked wonder wondered wondering think thought know knew "
-    "feel felt realize realized realise realised notice noticed hope hoped wish wished worry worried believe "
-    "believed remember remembered me".split())
-_LAST_WORD = re.compile(r"([\w'’]+)\W*$")
+    "say says said saying mention mentions mentioned mentioning tell tells told telling share shares shared "
+    "sharing write writes wrote written writing explain explained explaining describe described describing "
+    "admit admitted admitting ask asked asking wonder wondered wondering think thought thinking know knew "
+    "feel felt feeling realize realized realise realised notice noticed noticing hope hoped wish wished "
+    "worry worried believe believed remember remembered remind reminded hear heard hearing".split())
+_WORD = re.compile(r"[\w'’]+")
+
+
+def _held_together(before: str) -> bool:
+    """Whether text ending in ``before`` must not be cut from what follows (see above)."""
+    if _in_quote(before):
+        return True
+    last = [w.strip("'’").lower() for w in _WORD.findall(before[-60:])[-3:]]
+    return bool(last) and (last[-1] in _BINDING or any(w in _TELLING for w in last))
+
+
+def _in_quote(text: str) -> bool:
+    """Whether ``text`` ends inside a quotation: "...", “...”, ‘...’ or '...' (not an apostrophe)."""
+    opens = len(re.findall(r"(?:^|(?<=\s))['‘]", text)) + text.count("“")
+    closes = len(re.findall(r"(?<=[\w.,!?])['’](?!\w)", text)) + text.count("”")
+    return text.count('"') % 2 == 1 or opens > closes
+
+
 _MARKDOWN = re.compile(r"(\*\*|__|\*|`|^#+\s*|^\s*[-•]\s+)", re.MULTILINE)
 
 
@@ -71,11 +93,6 @@ def speakable(text: str) -> str:
         kept.append(ch)
     text = re.sub(r"\s+", " ", "".join(kept))
     return re.sub(r"\s+([,.!?;:])", r"\1", text).strip()
-
-
-def _in_quote(text: str) -> bool:
-    """Whether ``text`` ends inside a quotation ("..." or “...”)."""
-    return text.count('"') % 2 == 1 or text.count("“") > text.count("”")
 
 
 class SentenceSplitter:
@@ -149,14 +166,13 @@ class SentenceSplitter:
                 break
             return m.end()
         if not self._emitted and len(buf) > self.first_chars:
-            # Never inside a quotation: its words are theirs, and are judged whole.
+            # Never inside a quotation (its words are theirs, judged whole), nor where the words
+            # before need what follows.
             for m in _SOFT_BREAK.finditer(buf):
-                if m.end() >= self.first_chars and not _in_quote(buf[: m.end()]):
+                if m.end() >= self.first_chars and not _held_together(buf[: m.start()]):
                     return m.end()
             for m in _PHRASE_START.finditer(buf, self.phrase_chars):
-                before = buf[: m.start()]
-                last = _LAST_WORD.search(before)
-                if not _in_quote(before) and not (last and last.group(1).lower() in _TELLING):
+                if not _held_together(buf[: m.start()]):
                     return m.start()
         if len(buf) > self.max_chars:
             return self._long_cut(buf)

@@ -88,7 +88,7 @@ class Voice:
 def speak_sentences(sentence: Callable[[str], SpokenSentence], text: str,
                     cancel: threading.Event | None = None) -> Iterator[SpokenSentence]:
     """``text`` split into sentences, each voiced by ``sentence`` as it is needed (any voice's ``speak``)."""
-    splitter = SentenceSplitter()
+    splitter = SentenceSplitter(phrase_chars=10_000)  # no word is waited for: cut at clauses, as written
     for s in splitter.feed(speakable(text) + " ") + splitter.flush():
         if cancel is not None and cancel.is_set():
             return
