@@ -157,15 +157,15 @@ def test_a_first_clause_held_back_leaves_the_next_piece_cut_early_too(voice):
     from voice_journal import config
     from voice_journal.session import reply_options, speak_reply
 
-    # "The moment you mentioned," names nothing of theirs, so the voice has not begun: the rest
-    # of the sentence is cut early as well, not waited for to its end.
+    # "Looking back on your Saturday," names nothing of theirs, so the voice has not begun: the
+    # rest of the sentence is cut early as well, not waited for to its end.
     reply = speak_reply(AskedTwice(
-        "The moment you mentioned, where you were helping at the food bank with two old guys arguing "
+        "Looking back on your Saturday, where you sorted cans at the food bank with two old guys arguing "
         "about baseball, made you laugh.", ""), voice, [], None, 0.0,
         reply_options(config.load(), _rules_for("i helped at the food bank sorting cans")),
         rules=_rules_for("i helped at the food bank sorting cans"))
     assert [p for p, _ in reply.parts] == [
-        "The moment you mentioned, where you were helping at the food bank",
+        "Looking back on your Saturday, where you sorted cans at the food bank",
         "with two old guys arguing about baseball, made you laugh."]
     assert reply.spoken_text == reply.text and not reply.timings.asked_again
 

@@ -181,11 +181,13 @@ def test_sentences_are_released_as_soon_as_they_end():
     assert s.flush() == ["What helps?"]
 
 
-def test_the_first_sentence_is_cut_at_its_first_clause_break_and_later_ones_are_not():
-    def streamed(text: str) -> list[str]:
-        s = SentenceSplitter()
-        return [x for word in text.split(" ") for x in s.feed(word + " ")] + s.flush()
+def streamed(text: str) -> list[str]:
+    """``text`` fed to a splitter word by word, as a model writes it: the pieces the voice gets."""
+    s = SentenceSplitter()
+    return [x for word in text.split(" ") for x in s.feed(word + " ")] + s.flush()
 
+
+def test_the_first_sentence_is_cut_at_its_first_clause_break_and_later_ones_are_not():
     assert streamed("Your sister called, and it stung. Later, she said sorry, which helped.") == [
         "Your sister called,", "and it stung.", "Later, she said sorry, which helped."]
     # Not before a few words: a lone "Oh," is no piece to speak.
@@ -195,10 +197,6 @@ def test_the_first_sentence_is_cut_at_its_first_clause_break_and_later_ones_are_
 
 
 def test_a_first_sentence_without_a_clause_break_is_cut_before_a_phrase():
-    def streamed(text: str) -> list[str]:
-        s = SentenceSplitter()
-        return [x for word in text.split(" ") for x in s.feed(word + " ")] + s.flush()
-
     # The person waits for the whole of a first sentence with no comma in it: 20 words are two
     # seconds of a small model's writing on two cores. It is cut before a conjunction, a relative
     # or question word, or a preposition that begins a phrase, past PHRASE_CHARS.
