@@ -163,7 +163,8 @@ def run_conversations(llm, settings, conversations: list[dict], console: Console
         asked = [next((s for s in reversed(sentences(x)) if is_question(s)), None) for x in spoken]
         repeats = any(q and any(same_question(q, p) for p in asked[:i] if p) for i, q in enumerate(asked))
         openings = [" ".join(x.lower().split()[:4]) for x in spoken]
-        results.append({"id": c["id"], "replies": spoken, "raw": [r["raw"] for r in said], "repeats": repeats or len(set(openings)) < len(openings),
+        results.append({"id": c["id"], "replies": spoken, "raw": [r["raw"] for r in said],
+                        "repeats": repeats or len(set(openings)) < len(openings),
                         "remembers": len(spoken) == 3 and reflects(spoken[2], c["remember"])})
         r = results[-1]
         console.print(f"[dim]{c['id']:<14} repeats={r['repeats']} remembers={r['remembers']} "

@@ -14,8 +14,9 @@ piece is cut at a clause break past C characters (``sentences.FIRST_CHARS``)
 or, with none by then, before a word that begins a phrase past P
 (``sentences.PHRASE_CHARS``; ``off``: never). ``C:P:held``: as before
 ``SentenceSplitter.unheard``, a first piece the gate holds back (it names
-nothing of theirs) leaves the rest of its sentence uncut. Each turn takes the settings in a
-rotated order, so that none is always first. It prints, per setting, the
+nothing of theirs) leaves the rest of its sentence uncut. Each turn takes
+the settings in a rotated order, so that none is always first. It prints,
+per setting, the
 median and mean time from asking the model to the first audio, the first
 piece's length, how many replies were asked again, and how many replies the
 gate spoke differently from the first setting.

@@ -479,7 +479,7 @@ class ReplyGate:
         self._skipping = False  # a piece of a sentence was left out: so is the rest of that sentence
         self._begun = ""  # the pieces of a sentence already spoken, until its end
         self._kept_back = False  # the piece just judged was held back, not left out
-        self._ended = 0  # sentences spoken to their end
+        self._first_said = False  # the reply's first sentence was spoken to its end (or cut short, once begun)
 
     def admit(self, sentence: str) -> bool:
         """Whether ``sentence`` is spoken (perhaps turned, see :meth:`spoken`)."""
@@ -496,7 +496,7 @@ class ReplyGate:
         if self._skipping:
             self._skipping = not ends
             if ends:  # a sentence begun aloud and then cut short was still said
-                self._ended += bool(self._begun)
+                self._first_said = self._first_said or bool(self._begun)
                 self._begun = ""
             self.trimmed = True
             return None
@@ -507,7 +507,7 @@ class ReplyGate:
             self._skipping = not ends
         if said is not None:
             self._begun = "" if ends else f"{self._begun} {said}".strip()
-            self._ended += ends
+            self._first_said = self._first_said or ends
         elif ends:
             self._begun = ""
         return said
@@ -523,10 +523,12 @@ class ReplyGate:
                 return None
             sentence = turned
         n = words(sentence)
-        if self._unfit(sentence):
+        # A piece is judged with its sentence so far, as it is heard.
+        so_far = " ".join(x for x in (self._begun, self._held, sentence) if x)
+        if self._unfit(sentence, so_far):
             self.trimmed = True  # left out; what else the reply says may stand
             return None
-        if not _ends_sentence(sentence) and stock_start(" ".join(x for x in (self._begun, self._held, sentence) if x)):
+        if not _ends_sentence(sentence) and stock_start(so_far):
             # "You're welcome, thank you" may go on "for sharing": held until its sentence says.
             self._held, self._kept_back = f"{self._held} {sentence}".strip(), True
             return None
@@ -547,7 +549,7 @@ class ReplyGate:
         elif self._held:
             sentence, self._held = f"{self._held} {sentence}", ""
             n = words(sentence)
-        if self.kept and not (self._begun and not self._ended) and self.words + n > self.rules.max_words:
+        if self.kept and not (self._begun and not self._first_said) and self.words + n > self.rules.max_words:
             # The first sentence always goes, all of it once begun (a reply must say something);
             # after it, the reply ends on the last whole sentence that fits.
             self.trimmed = self.done = True
@@ -567,19 +569,18 @@ class ReplyGate:
         self.kept += 1
         return sentence
 
-    def _unfit(self, sentence: str) -> bool:
-        """Whether ``sentence`` says what no reply may, judged with its sentence so far, as it is heard.
+    def _unfit(self, piece: str, so_far: str) -> bool:
+        """Whether ``piece`` says what no reply may, judged by ``so_far``, its sentence up to it.
 
         "that you need to speak at her wedding" is advice alone, and need not
         be after "So your sister mentioned"; "sounds so heavy." is said before
         only after "Your week at work".
         """
-        whole = " ".join(x for x in (self._begun, self._held, sentence) if x)
-        return ((not self.rules.advice and is_advice(whole))  # unasked advice
-                or stock_phrase(whole)  # a leaflet's line
-                or (self.rules.latin and other_script(sentence))  # Ollama has no grammar to keep English in one script
-                or said_before(whole, self.rules.said)  # a small model may say an earlier reply again, word for word
-                or speaks_of_them(whole, self.rules.others))  # "The person said...": they would hear themselves discussed
+        return ((not self.rules.advice and is_advice(so_far))  # unasked advice
+                or stock_phrase(so_far)  # a leaflet's line
+                or (self.rules.latin and other_script(piece))  # Ollama has no grammar to keep one script
+                or said_before(so_far, self.rules.said)  # a small model may say an earlier reply again
+                or speaks_of_them(so_far, self.rules.others))  # "The person said...": discussed, not spoken to
 
     @property
     def holding(self) -> bool:
@@ -588,7 +589,7 @@ class ReplyGate:
 
     def said_first(self, text: str) -> None:
         """``text`` was said before the model's words (a fixed answer): it is the reply's first sentence."""
-        self.words, self.kept, self._ended = words(text), 1, 1
+        self.words, self.kept, self._first_said = words(text), 1, True
 
     def finish(self) -> None:
         """The model is done: a piece still held never found the rest of its sentence, and is not said."""

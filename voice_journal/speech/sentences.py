@@ -45,10 +45,18 @@ _TELLING = frozenset(
     "feel felt feeling realize realized realise realised notice noticed noticing hope hoped wish wished "
     "worry worried believe believed remember remembered remind reminded hear heard hearing".split())
 _WORD = re.compile(r"[\w'’]+")
+_MARKDOWN = re.compile(r"(\*\*|__|\*|`|^#+\s*|^\s*[-•]\s+)", re.MULTILINE)
+
+
+_BOLD = re.compile(r"(?:\*\*|__)(.+?)(?:\*\*|__)")
+_STAGE_DIRECTION = re.compile(r"\*[^*\n]{1,80}\*")
+# A bracketed aside of four words or more: a small model echoing the app's notes to it
+# ("(Step 3 of 4: they explore other interpretations.)"). A voice must not read those out.
+_ASIDE = re.compile(r"[(\[][^()\[\]]*?\S+(?:\s+\S+){3,}[^()\[\]]*?[)\]]")
 
 
 def _held_together(before: str) -> bool:
-    """Whether text ending in ``before`` must not be cut from what follows (see above)."""
+    """Whether text ending in ``before`` must not be cut from what follows (``_BINDING``, ``_TELLING``, quotes)."""
     if _in_quote(before):
         return True
     last = [w.strip("'’").lower() for w in _WORD.findall(before[-60:])[-3:]]
@@ -60,16 +68,6 @@ def _in_quote(text: str) -> bool:
     opens = len(re.findall(r"(?:^|(?<=\s))['‘]", text)) + text.count("“")
     closes = len(re.findall(r"(?<=[\w.,!?])['’](?!\w)", text)) + text.count("”")
     return text.count('"') % 2 == 1 or opens > closes
-
-
-_MARKDOWN = re.compile(r"(\*\*|__|\*|`|^#+\s*|^\s*[-•]\s+)", re.MULTILINE)
-
-
-_BOLD = re.compile(r"(?:\*\*|__)(.+?)(?:\*\*|__)")
-_STAGE_DIRECTION = re.compile(r"\*[^*\n]{1,80}\*")
-# A bracketed aside of four words or more: a small model echoing the app's notes to it
-# ("(Step 3 of 4: they explore other interpretations.)"). A voice must not read those out.
-_ASIDE = re.compile(r"[(\[][^()\[\]]*?\S+(?:\s+\S+){3,}[^()\[\]]*?[)\]]")
 
 
 def has_words(sentence: str) -> bool:
