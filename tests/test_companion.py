@@ -16,7 +16,8 @@ import pytest
 from conftest import THREADS, RecordingLLM, quick_talk, their_words
 from voice_journal.companion import arc, modes, safety
 from voice_journal.companion.checker import ReplyGate, ReplyRules, check, speaks_as_them, trim, words
-from voice_journal.companion.conversation import MOOD_AFTER, MOOD_BEFORE, Conversation, Recalled
+from voice_journal.companion.conversation import (CHECK_IN_CUE, MOOD_AFTER, MOOD_BEFORE, REPLY_CUE, Conversation,
+                                                  Recalled)
 from voice_journal.errors import InputError
 
 
@@ -440,6 +441,21 @@ def test_a_crisis_comes_before_the_mood_question_and_the_mode():
     later = conv.turn("Goodbye.", closing=True)
     assert later.ends and later.then is None  # no rating question after a crisis
     assert safety.CONCERN_NOTE.strip("()") in later.messages[-1].content
+
+
+def test_the_concern_note_comes_after_the_notes_read_ahead_of_the_turn():
+    # Once a reply is spoken, the next turn's notes are read into the model's cache before they
+    # talk (session.live); a concern raised by their words must not make all of it be read again.
+    conv = Conversation("free")
+    conv.replied(conv.opening())
+    ahead = conv.previewer()("")[-1].content
+    plan = conv.turn("I feel so hopeless about everything, like it will never get better.")
+    assert plan.check.concern and plan.messages[-1].content.startswith(ahead)
+    notes, words, cue = plan.messages[-1].content.split("\n\n")
+    assert notes.endswith(safety.CONCERN_NOTE) and words.startswith("I feel so hopeless")
+    # The check-in comes after the reflection, and is asked for where a small model heeds it most.
+    assert cue == f"({CHECK_IN_CUE})" and "safe" in cue
+    assert conv.turn("Work was fine, I mostly filed reports.").messages[-1].content.endswith(f"({REPLY_CUE})")
 
 
 def test_memory_is_offered_to_the_model_and_kept_with_the_plan():

@@ -342,13 +342,21 @@ def _said_back(text: str, answered: itself.Answer | None, told: str | None) -> s
 
 def _notes(guard: safety.SessionGuard, check: safety.Assessment, guide: str | None,
            rules: ReplyRules, answered: itself.Answer | None = None) -> list[str]:
-    """The app's notes to the model for a turn: safety first, then the step's guide, then the reply's shape."""
+    """The app's notes to the model for a turn: the step's guide, the reply's shape, then the crisis net's.
+
+    The net's note comes last, next to their words: the others are the same
+    for most turns and are read into the model's cache once the last reply
+    is spoken (see ``session.live``), and the net's note is only known once
+    the worrying words are said. When it came first, all of them were read
+    again after the turn (160 to 180 tokens instead of the words alone: the
+    slowest two turns of ten in a live run).
+    """
     notes = [guide] if guide else []
-    if note := guard.model_note(check):
-        notes.insert(0, note)
     if answered is not None:
         notes.append(ANSWERED_NOTE)
     notes.append(_shape(rules, words(answered.words) if answered is not None else 0))
+    if note := guard.model_note(check):
+        notes.append(note)
     return notes
 
 
@@ -378,6 +386,10 @@ MIN_LEFT = 10  # words a model's reply after fixed words is told it has, at leas
 # tuning turns against 43 with the notes after). Short, so that it costs little to read once
 # the turn is over.
 REPLY_CUE = "Begin by saying back to me the specific thing I just said."
+# The same on a turn the crisis net is concerned about: the check-in its note asks for, said
+# where the model heeds it most.
+CHECK_IN_CUE = ("Begin by saying back to me the specific thing I just said, "
+                "then gently ask how I am and if I feel safe.")
 
 
 def _with_notes(text: str, notes: list[str], memory: str | None = None) -> str:
@@ -398,7 +410,7 @@ def _with_notes(text: str, notes: list[str], memory: str | None = None) -> str:
     back by the grammar (``checker.NOT_OPENINGS``), none.
     """
     said = " ".join(f"({n.strip('()')})" for n in notes)
-    cue = f"({REPLY_CUE})" if notes and text else ""
+    cue = f"({CHECK_IN_CUE if safety.CONCERN_NOTE in notes else REPLY_CUE})" if notes and text else ""
     return "\n\n".join(part for part in (said, text, cue, f"({memory})" if memory else "") if part)
 
 

@@ -21,12 +21,15 @@ CRISIS_OPENING = ("I'm really glad you told me, and I can hear how much pain you
 CRISIS_CLOSING = "Would you be willing to reach out to one of them, or to someone you trust, now?"
 
 # Told to the model (never shown as the person's words) when a turn gives cause for concern,
-# and for the rest of a session in which a crisis message was spoken.
-CONCERN_NOTE = ("(Note for the companion, not from the person: what they said may mean they are struggling a lot. "
-                "Before anything else, gently check in on how they are doing and whether they feel safe. "
-                "Stay warm and brief; do not diagnose, do not lecture, and do not suggest they keep this to "
-                "themselves. If they mention wanting to die or hurt themselves, encourage them to contact a "
-                "crisis line or someone they trust now.)")
+# and for the rest of a session in which a crisis message was spoken. In the person's voice, as
+# the turn's other notes are (conversation._with_notes), and the reflection first, then the
+# check-in: the reply gate leaves out a first sentence that names nothing they said, and
+# "before anything else, gently check in" had the check-in cut or the reply asked again
+# (2 of 50 spoken replies checked in on the tune split of `companion_eval.py --concern`).
+CONCERN_NOTE = ("(Check in on me gently: say back what I said, then ask how I am doing and whether "
+                "I feel safe. Stay warm and brief: no diagnosis, no lecture, and never suggest I keep this to "
+                "myself. If I mention wanting to die or hurting myself, encourage me to contact a crisis line or "
+                "someone I trust now.)")
 
 
 # The same message in the languages the project has words for, spoken when the person speaks
