@@ -446,16 +446,34 @@ def test_a_crisis_comes_before_the_mood_question_and_the_mode():
 def test_the_concern_note_comes_after_the_notes_read_ahead_of_the_turn():
     # Once a reply is spoken, the next turn's notes are read into the model's cache before they
     # talk (session.live); a concern raised by their words must not make all of it be read again.
+    hopeless = "I feel so hopeless about everything, like it will never get better."
     conv = Conversation("free")
     conv.replied(conv.opening())
     ahead = conv.previewer()("")[-1].content
-    plan = conv.turn("I feel so hopeless about everything, like it will never get better.")
+    paused = conv.previewer()(hopeless)  # the reply begun in the pause asks exactly what the turn will
+    plan = conv.turn(hopeless)
     assert plan.check.concern and plan.messages[-1].content.startswith(ahead)
+    assert paused[-1].content == plan.messages[-1].content
     notes, words, cue = plan.messages[-1].content.split("\n\n")
-    assert notes.endswith(safety.CONCERN_NOTE) and words.startswith("I feel so hopeless")
+    assert notes.endswith(safety.CONCERN_NOTE) and words == hopeless
     # The check-in comes after the reflection, and is asked for where a small model heeds it most.
-    assert cue == f"({CHECK_IN_CUE})" and "safe" in cue
+    assert cue == f"({CHECK_IN_CUE})"
     assert conv.turn("Work was fine, I mostly filed reports.").messages[-1].content.endswith(f"({REPLY_CUE})")
+
+
+def test_a_concern_asks_no_question_where_none_may_be_asked():
+    # In hold-space the gate cuts every question, so the check-in is not asked for there.
+    plan = Conversation("hold-space").turn("I feel so hopeless about everything, like it will never get better.")
+    assert plan.check.concern and not plan.rules.max_questions
+    assert safety.CONCERN_NOTE in plan.messages[-1].content and plan.messages[-1].content.endswith(f"({REPLY_CUE})")
+
+
+def test_after_a_crisis_every_turn_and_the_read_ahead_carry_the_concern_note():
+    conv = Conversation("free")
+    conv.replied(conv.turn("I want to kill myself.").fixed)
+    assert safety.CONCERN_NOTE in conv.previewer()("")[-1].content  # what is read into the cache before they talk
+    plan = conv.turn("I had some tea and sat by the window.")
+    assert not plan.check.concern and plan.messages[-1].content.endswith(f"({CHECK_IN_CUE})")
 
 
 def test_memory_is_offered_to_the_model_and_kept_with_the_plan():

@@ -166,7 +166,9 @@ def test_a_session_heard_asking_what_it_is_answers_with_the_truth_first(tiny_stt
     from conftest import spoken
 
     rec = tmp_path / "asks.wav"
-    pcm.write_wav(rec, spoken(voice, ["The night shifts are wearing me down.", "Will you remember this tomorrow?"]))
+    # Not "The night shifts are wearing me down.": on an AMD EPYC, tiny.en heard "nightchits", the
+    # crisis net read that as a method (0.53), and the question after it as a goodbye in that light.
+    pcm.write_wav(rec, spoken(voice, ["Work was long today and I feel tired.", "Will you remember this tomorrow?"]))
     s = config.load(profile="fast", db=tmp_path / "j.duckdb", reply_tokens=48, memory=True)
     with Archive.open(s.db) as a:
         sid = FileSession(Engines(tiny_stt, voice, small_llm, embedder), a, s,

@@ -165,7 +165,7 @@ class Conversation:
         memory = self._memory_note(recalled) if recalled else None
         messages = self.dialog.add_user(text)
         # For the model only: the dialog keeps their words as they said them.
-        messages = [*messages[:-1], Message("user", _with_notes(said, notes, memory))]
+        messages = [*messages[:-1], Message("user", _with_notes(said, notes, memory, _cue(notes, rules)))]
         then = step.then if step is not None and not alone else None  # a question alone moves no step on
         self._told = said
         ends = closing
@@ -219,7 +219,8 @@ class Conversation:
             alone = answered is not None and not answered.rest
             if memory and not closes and not alone and self.recall is not None and (recalled := tuple(self.recall(said))):
                 recalled_note = self._memory_note(recalled)
-            return Preview([*messages, Message("user", _with_notes(said, notes, recalled_note))], rules)
+            return Preview([*messages, Message("user", _with_notes(said, notes, recalled_note, _cue(notes, rules)))],
+                           rules)
 
         return preview
 
@@ -392,7 +393,16 @@ CHECK_IN_CUE = ("Begin by saying back to me the specific thing I just said, "
                 "then gently ask how I am and if I feel safe.")
 
 
-def _with_notes(text: str, notes: list[str], memory: str | None = None) -> str:
+def _cue(notes: list[str], rules: ReplyRules) -> str:
+    """What is asked after their words: the check-in the concern note asks for, where a question may be asked.
+
+    Where none may (hold-space, a step whose next question is fixed), the
+    gate would cut it: the cue then asks for the reflection alone.
+    """
+    return CHECK_IN_CUE if safety.CONCERN_NOTE in notes and rules.max_questions else REPLY_CUE
+
+
+def _with_notes(text: str, notes: list[str], memory: str | None = None, cue: str = REPLY_CUE) -> str:
     """The app's notes to the model, then their words, then what memory recalled.
 
     The notes come first because they hardly change while the person talks,
@@ -410,8 +420,8 @@ def _with_notes(text: str, notes: list[str], memory: str | None = None) -> str:
     back by the grammar (``checker.NOT_OPENINGS``), none.
     """
     said = " ".join(f"({n.strip('()')})" for n in notes)
-    cue = f"({CHECK_IN_CUE if safety.CONCERN_NOTE in notes else REPLY_CUE})" if notes and text else ""
-    return "\n\n".join(part for part in (said, text, cue, f"({memory})" if memory else "") if part)
+    asked = f"({cue})" if notes and text else ""
+    return "\n\n".join(part for part in (said, text, asked, f"({memory})" if memory else "") if part)
 
 
 def _when(at: dt.datetime, now: dt.datetime) -> str:
