@@ -9,6 +9,7 @@ past entry.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -1068,3 +1069,14 @@ def test_a_reply_the_gate_keeps_nothing_of_is_a_gentle_line_not_silence(said, vo
     asked = speak_reply(ScriptedWords(said), voice, [], None, 0.0, rules=ReplyRules(40, 0),
                         then="What do I need in this moment?")
     assert asked.text == "What do I need in this moment?" and not asked.timings.fallback
+
+
+def test_the_gentle_line_is_not_said_again_while_another_is_unused():
+    from voice_journal.session import speak_reply
+    from voice_journal.session.speaker import FALLBACK_REPLIES
+
+    said: list[str] = []
+    for _ in range(len(FALLBACK_REPLIES) + 1):
+        rules = dataclasses.replace(modes.load("hold-space").rules(), said=tuple(said))
+        said.append(speak_reply(ScriptedWords("…"), None, [], None, 0.0, rules=rules).text)
+    assert said == [*FALLBACK_REPLIES, FALLBACK_REPLIES[0]]

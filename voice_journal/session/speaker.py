@@ -8,6 +8,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -26,7 +27,20 @@ from .timings import ReplyTimings
 
 log = logging.getLogger(__name__)
 
-FALLBACK_REPLY = "I'm here, and I'm listening. Take your time."
+# Said where the rules kept nothing of what the model wrote, even asked again. A small model
+# that copies its earlier replies can end there turn after turn: one line said three times in a
+# ten-turn live run sounded like a machine stuck, so a line is said again only once each is used.
+FALLBACK_REPLIES = (
+    "I'm here, and I'm listening. Take your time.",
+    "Go on, I'm listening.",
+    "Take all the time you need. I'm still listening.",
+)
+FALLBACK_REPLY = FALLBACK_REPLIES[0]
+
+
+def fallback_line(said: Sequence[str] = ()) -> str:
+    """The gentle fixed line: the one said least often in ``said`` (the session's replies), the first on a tie."""
+    return min(FALLBACK_REPLIES, key=list(said).count)
 
 
 # -- the reply of one turn ----------------------------------------------------
@@ -287,7 +301,8 @@ class _Reply:
         if self.fell_back:
             # The model said nothing, or nothing the rules let through ("…", all advice in
             # hold-space): a gentle fixed line rather than silence after someone opened up.
-            rest, self.kept = [FALLBACK_REPLY], FALLBACK_REPLY
+            line = fallback_line(self.gate.rules.said if self.gate is not None else ())
+            rest, self.kept = [line], line
         if then and going_on:
             # Said even if the gate kept nothing of the model's: the check-in goes on.
             rest = [*rest, then]
