@@ -1080,3 +1080,6 @@ def test_the_gentle_line_is_not_said_again_while_another_is_unused():
         rules = dataclasses.replace(modes.load("hold-space").rules(), said=tuple(said))
         said.append(speak_reply(ScriptedWords("…"), None, [], None, 0.0, rules=rules).text)
     assert said == [*FALLBACK_REPLIES, FALLBACK_REPLIES[0]]
+    # The session's last reply is a goodbye, even when the rules kept nothing of the model's.
+    goodbye = speak_reply(ScriptedWords("…"), None, [], None, 0.0, rules=ReplyRules(40, 0), closing=True)
+    assert goodbye.text == arc.CLOSING_INTERRUPTED and goodbye.timings.fallback

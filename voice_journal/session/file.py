@@ -120,7 +120,7 @@ class FileSession:
 
         reply = speak_reply(engines.llm, engines.voice, plan.messages, self.sink, turn_end,
                             reply_options(self.settings, plan.rules), rules=plan.rules, then=plan.then,
-                            lead=plan.lead)
+                            lead=plan.lead, closing=plan.ends)
         if reply.error is not None and not reply.text:
             raise reply.error
         # The reply's clock starts at the end of the person's turn, so it includes their STT.

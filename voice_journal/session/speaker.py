@@ -14,6 +14,7 @@ import numpy as np
 
 from ..audio import pcm
 from ..audio.playback import AudioSink
+from ..companion import arc
 from ..companion.checker import FIRST_PERSON_TOKENS, OPENER_TOKENS, ReplyGate, ReplyRules, reply_grammar
 from ..companion.conversation import Plan
 from ..config import Settings
@@ -38,8 +39,13 @@ FALLBACK_REPLIES = (
 FALLBACK_REPLY = FALLBACK_REPLIES[0]
 
 
-def fallback_line(said: Sequence[str] = ()) -> str:
-    """The gentle fixed line: the one said least often in ``said`` (the session's replies), the first on a tie."""
+def fallback_line(said: Sequence[str] = (), *, closing: bool = False) -> str:
+    """The gentle fixed line: the one said least often in ``said`` (the session's replies), the first on a tie.
+
+    ``closing``: the reply ends the session, so the line is a goodbye ("take your time" is not).
+    """
+    if closing:
+        return arc.CLOSING_INTERRUPTED
     return min(FALLBACK_REPLIES, key=list(said).count)
 
 
@@ -90,7 +96,7 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
                 turn_end: float, options: GenerationOptions = GenerationOptions(),
                 cancel: threading.Event | None = None, *, rules: ReplyRules | None = None,
                 then: str | None = None, lead: str | None = None,
-                stream: ReplyStream | SpeculativeStream | None = None) -> SpokenReply:
+                stream: ReplyStream | SpeculativeStream | None = None, closing: bool = False) -> SpokenReply:
     """Stream a reply from the LLM and speak it sentence by sentence.
 
     ``turn_end`` is the ``perf_counter`` time at which the person's turn was
@@ -102,7 +108,8 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
     spoken after the model's (a check-in's next question); ``lead``, fixed
     words spoken before them, at once (the true answer to a question about
     the companion): the model's words fit in what it leaves of the length. ``stream``: the reply to
-    ``messages``, already begun (:class:`SpeculativeStream`).
+    ``messages``, already begun (:class:`SpeculativeStream`). ``closing``: the reply ends the
+    session (where the rules keep nothing, a goodbye is said, see :func:`fallback_line`).
     """
     leads = getattr(llm, "grammars", False) and options.grammar is not None
     if rules is not None and rules.theirs and not leads:
@@ -123,7 +130,7 @@ def speak_reply(llm: LLM, voice: Voice | None, messages, sink: AudioSink | None,
             stream = llm.stream(messages, dataclasses.replace(options, grammar=reply_grammar(rules, led=True)))
             reply.read(stream, voicing)
     finally:
-        reply.end(then, voicing)
+        reply.end(then, voicing, closing)
         voicing.finish()
     voicing.check()
     return SpokenReply(reply.text, " ".join(voicing.spoken), voicing.samples(), voicing.rate,
@@ -291,7 +298,7 @@ class _Reply:
         except LLMError as e:
             self.error = e
 
-    def end(self, then: str | None, voicing: _Voicing) -> None:
+    def end(self, then: str | None, voicing: _Voicing, closing: bool = False) -> None:
         """The model is done: a fixed line where nothing was kept, and ``then``."""
         rest: list[str] = []
         if self.wordless or (self.gate is not None and self.gate.trimmed):
@@ -301,7 +308,7 @@ class _Reply:
         if self.fell_back:
             # The model said nothing, or nothing the rules let through ("…", all advice in
             # hold-space): a gentle fixed line rather than silence after someone opened up.
-            line = fallback_line(self.gate.rules.said if self.gate is not None else ())
+            line = fallback_line(self.gate.rules.said if self.gate is not None else (), closing=closing)
             rest, self.kept = [line], line
         if then and going_on:
             # Said even if the gate kept nothing of the model's: the check-in goes on.

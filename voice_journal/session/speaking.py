@@ -79,7 +79,7 @@ class Speaking:
             try:
                 result.append(speak_reply(engines.llm, engines.voice, plan.messages, self.sink, turn_end,
                                           reply_options(self.settings, plan.rules), cancel=cancel, rules=plan.rules,
-                                          then=plan.then, lead=plan.lead, stream=early))
+                                          then=plan.then, lead=plan.lead, stream=early, closing=plan.ends))
             except BaseException as e:  # handed to the session thread
                 result.append(e)
 
