@@ -46,7 +46,7 @@ def fallback_line(said: Sequence[str] = (), *, closing: bool = False) -> str:
     """
     if closing:
         return arc.CLOSING_INTERRUPTED
-    return min(FALLBACK_REPLIES, key=list(said).count)
+    return min(FALLBACK_REPLIES, key=said.count)
 
 
 # -- the reply of one turn ----------------------------------------------------

@@ -45,6 +45,8 @@ _TELLING = frozenset(
     "feel felt feeling realize realized realise realised notice noticed noticing hope hoped wish wished "
     "worry worried believe believed remember remembered remind reminded hear heard hearing".split())
 _WORD = re.compile(r"[\w'’]+")
+_OPEN_QUOTE = re.compile(r"(?:^|(?<=\s))['‘]")  # a single quote after a space opens; "can't" does not
+_CLOSE_QUOTE = re.compile(r"(?<=[\w.,!?])['’](?!\w)")
 _MARKDOWN = re.compile(r"(\*\*|__|\*|`|^#+\s*|^\s*[-•]\s+)", re.MULTILINE)
 
 
@@ -65,8 +67,8 @@ def _held_together(before: str) -> bool:
 
 def _in_quote(text: str) -> bool:
     """Whether ``text`` ends inside a quotation: "...", “...”, ‘...’ or '...' (not an apostrophe)."""
-    opens = len(re.findall(r"(?:^|(?<=\s))['‘]", text)) + text.count("“")
-    closes = len(re.findall(r"(?<=[\w.,!?])['’](?!\w)", text)) + text.count("”")
+    opens = len(_OPEN_QUOTE.findall(text)) + text.count("“")
+    closes = len(_CLOSE_QUOTE.findall(text)) + text.count("”")
     return text.count('"') % 2 == 1 or opens > closes
 
 
